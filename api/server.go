@@ -1,0 +1,222 @@
+package api
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/nudge/nudge"
+	"github.com/nudge/nudge/ingest"
+)
+
+// Config configures a Server. Store is required; the rest has defaults.
+type Config struct {
+	Store  nudge.Store
+	Clock  nudge.Clock  // default nudge.SystemClock
+	Logger *slog.Logger // default slog.Default()
+	// Contacts validates the well-known contact fields of PUT and PATCH
+	// bodies and of imports (default: no default phone region).
+	Contacts *ingest.ContactNormalizer
+	// Parser parses Segment calls (default: one using Contacts).
+	Parser *ingest.Parser
+	// Registry receives the server's metrics and is served on /metrics
+	// (default: a new registry).
+	Registry *prometheus.Registry
+	Version  string
+
+	// KeyCacheTTL is how long a verified API key is trusted without reading
+	// the database again; a key revoked on another node (or with the CLI)
+	// keeps working that long. Default 30 s; negative disables the cache.
+	KeyCacheTTL time.Duration
+	// MaxImportBytes caps a CSV import's body (default 4 GiB).
+	MaxImportBytes int64
+	// ImportMaxErrors is how many row errors an import reports before it
+	// stops (default 1000).
+	ImportMaxErrors int
+	// ReadyTimeout bounds the database ping of /readyz (default 2 s).
+	ReadyTimeout time.Duration
+}
+
+// Server is Nudge's JSON API.
+type Server struct {
+	store    nudge.Store
+	clock    nudge.Clock
+	logger   *slog.Logger
+	contacts *ingest.ContactNormalizer
+	parser   *ingest.Parser
+	registry *prometheus.Registry
+	version  string
+
+	keys            *keyCache
+	maxImportBytes  int64
+	importMaxErrors int
+	readyTimeout    time.Duration
+
+	metrics *metrics
+	handler http.Handler
+}
+
+// New returns a server for cfg.
+func New(cfg Config) (*Server, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("api: Config.Store is required")
+	}
+	s := &Server{
+		store:           cfg.Store,
+		clock:           cmp.Or[nudge.Clock](cfg.Clock, nudge.SystemClock{}),
+		logger:          cmp.Or(cfg.Logger, slog.Default()),
+		contacts:        cmp.Or(cfg.Contacts, &ingest.ContactNormalizer{}),
+		registry:        cmp.Or(cfg.Registry, prometheus.NewRegistry()),
+		version:         cmp.Or(cfg.Version, "dev"),
+		maxImportBytes:  cmp.Or(cfg.MaxImportBytes, 4<<30),
+		importMaxErrors: cmp.Or(cfg.ImportMaxErrors, 1000),
+		readyTimeout:    cmp.Or(cfg.ReadyTimeout, 2*time.Second),
+	}
+	s.parser = cmp.Or(cfg.Parser, &ingest.Parser{Contacts: s.contacts})
+	s.keys = newKeyCache(cmp.Or(cfg.KeyCacheTTL, 30*time.Second))
+	if s.maxImportBytes < 0 || s.importMaxErrors < 0 || s.readyTimeout < 0 {
+		return nil, errors.New("api: MaxImportBytes, ImportMaxErrors and ReadyTimeout cannot be negative")
+	}
+	m, err := newMetrics(s.registry)
+	if err != nil {
+		return nil, fmt.Errorf("api: metrics: %w", err)
+	}
+	s.metrics = m
+	s.handler = s.routes()
+	return s, nil
+}
+
+// Handler returns the server's HTTP handler.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+
+	mux.HandleFunc("GET /healthz", s.handleHealth)
+	mux.HandleFunc("GET /readyz", s.handleReady)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{
+		ErrorLog: slog.NewLogLogger(s.logger.Handler(), slog.LevelError),
+	}))
+
+	ingestRole := func(pattern string, h http.HandlerFunc) {
+		mux.HandleFunc(pattern, s.requireRole(nudge.RoleIngest, h))
+	}
+	ingestRole("POST /v1/identify", s.handleCall(nudge.EventIdentify))
+	ingestRole("POST /v1/track", s.handleCall(nudge.EventTrack))
+	ingestRole("POST /v1/page", s.handleCall("page"))
+	ingestRole("POST /v1/screen", s.handleCall("screen"))
+	ingestRole("POST /v1/batch", s.handleBatch)
+
+	read := func(pattern string, h http.HandlerFunc) {
+		mux.HandleFunc(pattern, s.requireRole(nudge.RoleRead, h))
+	}
+	admin := func(pattern string, h http.HandlerFunc) {
+		mux.HandleFunc(pattern, s.requireRole(nudge.RoleAdmin, h))
+	}
+	read("GET /v1/contacts", s.handleContactList)
+	read("GET /v1/contacts/{id}", s.handleContactGet)
+	admin("PUT /v1/contacts/{id}", s.handleContactPut)
+	admin("PATCH /v1/contacts/{id}", s.handleContactPatch)
+	admin("DELETE /v1/contacts/{id}", s.handleContactErase)
+	read("GET /v1/contacts/{id}/events", s.handleEventList)
+	read("GET /v1/contacts/{id}/consent", s.handleConsentGet)
+	admin("POST /v1/contacts/{id}/consent", s.handleConsentRecord)
+	read("GET /v1/consent/ledger.csv", s.handleLedgerCSV)
+	admin("POST /v1/contacts/import", s.handleImport)
+	admin("POST /v1/apikeys", s.handleAPIKeyCreate)
+	admin("GET /v1/apikeys", s.handleAPIKeyList)
+	admin("DELETE /v1/apikeys/{id}", s.handleAPIKeyRevoke)
+
+	// Everything else: under /v1 only with a key, so that no route there
+	// answers without one; 405 if the path exists with another method.
+	mux.HandleFunc("/v1/", s.requireRole("", s.notFound(mux)))
+	mux.HandleFunc("/", s.notFound(mux))
+
+	return s.metrics.instrument(s.recoverPanic(secureHeaders(mux)))
+}
+
+// notFound answers requests no route matched, in JSON.
+func (s *Server) notFound(mux *http.ServeMux) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var allow []string
+		for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+			if m == r.Method {
+				continue
+			}
+			probe := r.Clone(r.Context())
+			probe.Method = m
+			if _, p := mux.Handler(probe); p != "" && p != "/" && p != "/v1/" {
+				allow = append(allow, m)
+			}
+		}
+		if len(allow) > 0 {
+			for _, m := range allow {
+				w.Header().Add("Allow", m)
+			}
+			writeJSON(w, http.StatusMethodNotAllowed, errorResponse{Error: errorBody{
+				Code: "method_not_allowed", Message: fmt.Sprintf("%s %s is not supported; use %v", r.Method, r.URL.Path, allow),
+			}})
+			return
+		}
+		s.fail(w, r, nudge.Errorf(nudge.ENOTFOUND, "no route for %s %s", r.Method, r.URL.Path))
+	}
+}
+
+// secureHeaders sets the headers every response carries.
+func secureHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("Cache-Control", "no-store")
+		next.ServeHTTP(w, r)
+	})
+}
+
+// recoverPanic turns a handler's panic into a logged 500.
+func (s *Server) recoverPanic(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			v := recover()
+			if v == nil {
+				return
+			}
+			if v == http.ErrAbortHandler {
+				panic(v) // a deliberate abort: let net/http cut the connection
+			}
+			s.logger.ErrorContext(r.Context(), "handler panicked",
+				slog.String("method", r.Method), slog.String("path", r.URL.Path),
+				slog.Any("panic", v), slog.String("stack", string(debug.Stack())))
+			// If the handler had written already the status is sent; the
+			// client gets a truncated body, which is the best left to do.
+			writeJSON(w, http.StatusInternalServerError, errorResponse{Error: errorBody{
+				Code: nudge.EINTERNAL, Message: "internal error"}})
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "version": s.version})
+}
+
+func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), s.readyTimeout)
+	defer cancel()
+	if err := s.store.Ping(ctx); err != nil {
+		s.logger.WarnContext(r.Context(), "readiness check failed", slog.Any("error", err))
+		writeJSON(w, http.StatusServiceUnavailable, errorResponse{Error: errorBody{
+			Code: nudge.EUNAVAILABLE, Message: "the database does not answer"}})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
