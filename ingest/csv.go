@@ -288,8 +288,16 @@ func NewCSVReader(r io.Reader, m Mapping, n *ContactNormalizer) (*CSVReader, err
 
 // resolve maps every column and checks the result.
 func (c *CSVReader) resolve(m Mapping) error {
+	exact := make(map[string]bool, len(c.header))
+	for _, h := range c.header {
+		exact[h] = true
+	}
+	// A key that names a header exactly is not also matched by case.
 	folded := make(map[string]string, len(m)) // folded header → mapping key
 	for k := range m {
+		if exact[k] {
+			continue
+		}
 		fk := strings.ToLower(strings.TrimSpace(k))
 		if prev, ok := folded[fk]; !ok || k < prev { // deterministic on collisions
 			folded[fk] = k

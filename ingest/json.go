@@ -74,7 +74,11 @@ func jsonError(body []byte, err error) error {
 	var se *json.SyntaxError
 	if errors.As(err, &se) {
 		msg := strings.TrimPrefix(se.Error(), "json: ")
-		return nudge.Errorf(nudge.EINVALID, "malformed JSON at %s: %s", position(body, se.Offset), msg)
+		off := se.Offset
+		if strings.HasPrefix(msg, "invalid character") {
+			off-- // Offset counts the offending byte; point at it
+		}
+		return nudge.Errorf(nudge.EINVALID, "malformed JSON at %s: %s", position(body, off), msg)
 	}
 	var te *json.UnmarshalTypeError
 	if errors.As(err, &te) {
@@ -87,7 +91,7 @@ func jsonError(body []byte, err error) error {
 }
 
 // position describes a byte offset of body as "line L, column C (byte B)";
-// lines and columns count from 1, columns in bytes.
+// lines and columns count from 1 and columns in bytes, B from 0.
 func position(body []byte, off int64) string {
 	off = min(max(off, 0), int64(len(body)))
 	before := body[:off]

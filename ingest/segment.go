@@ -247,10 +247,10 @@ func (p *Parser) parseItem(kind string, m map[string]any, d batchDefaults, recei
 	if err != nil {
 		return none, err
 	}
-	if messageID == "" {
-		messageID = p.newID()
-	} else if err := checkID(messageID); err != nil {
-		return none, nudge.WithField("messageId", err)
+	if messageID != "" {
+		if err := checkID(messageID); err != nil {
+			return none, nudge.WithField("messageId", err)
+		}
 	}
 
 	ts, err := parseTime("timestamp", m["timestamp"])
@@ -333,6 +333,9 @@ func (p *Parser) parseItem(kind string, m map[string]any, d batchDefaults, recei
 			}
 			ev.Properties["name"] = name
 		}
+	}
+	if ev.MessageID == "" {
+		ev.MessageID = p.newID() // only for valid calls: ids are not spent on errors
 	}
 	return item, nil
 }
