@@ -1,0 +1,279 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/nudge/nudge"
+)
+
+const contactColumns = `id, email, phone, timezone, lifecycle_stage, journey_stage, is_customer, attributes, created_at, updated_at`
+
+type scanner interface {
+	Scan(dest ...any) error
+}
+
+func scanContact(s scanner) (*nudge.Contact, error) {
+	var (
+		c                nudge.Contact
+		attrs            string
+		created, updated int64
+	)
+	if err := s.Scan(&c.ID, &c.Email, &c.Phone, &c.Timezone, &c.LifecycleStage, &c.JourneyStage,
+		&c.IsCustomer, &attrs, &created, &updated); err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal([]byte(attrs), &c.Attributes); err != nil {
+		return nil, fmt.Errorf("contact %s: attributes: %w", c.ID, err)
+	}
+	if c.Attributes == nil {
+		c.Attributes = map[string]any{}
+	}
+	c.CreatedAt = fromMicros(created)
+	c.UpdatedAt = fromMicros(updated)
+	return &c, nil
+}
+
+// ContactGet returns the contact, or ENOTFOUND.
+func (db *DB) ContactGet(ctx context.Context, id string) (*nudge.Contact, error) {
+	c, err := getContact(ctx, db.read, id)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: contact get: %w", err)
+	}
+	return c, nil
+}
+
+func getContact(ctx context.Context, q querier, id string) (*nudge.Contact, error) {
+	c, err := scanContact(q.QueryRowContext(ctx, `SELECT `+contactColumns+` FROM contacts WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nudge.Errorf(nudge.ENOTFOUND, "contact %q not found", id)
+	}
+	return c, err
+}
+
+// normalize returns a copy of c as it is stored: UTC times at microsecond
+// precision, attributes as JSON would give them back.
+func normalize(c *nudge.Contact) (*nudge.Contact, string, error) {
+	attrs := c.Attributes
+	if attrs == nil {
+		attrs = map[string]any{}
+	}
+	b, err := json.Marshal(attrs)
+	if err != nil {
+		return nil, "", nudge.FieldErrorf("attributes", "cannot be stored as JSON: %v", err)
+	}
+	cc := *c
+	cc.Attributes = nil
+	if err := json.Unmarshal(b, &cc.Attributes); err != nil {
+		return nil, "", err
+	}
+	cc.CreatedAt = fromMicros(micros(c.CreatedAt))
+	cc.UpdatedAt = fromMicros(micros(c.UpdatedAt))
+	return &cc, string(b), nil
+}
+
+// putContact writes c, created or replaced, keeping created_at of an
+// existing row. It returns the contact as stored.
+func putContact(ctx context.Context, tx *sql.Tx, c *nudge.Contact) (*nudge.Contact, error) {
+	n, attrs, err := normalize(c)
+	if err != nil {
+		return nil, err
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO contacts (`+contactColumns+`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (id) DO UPDATE SET
+			email = excluded.email, phone = excluded.phone, timezone = excluded.timezone,
+			lifecycle_stage = excluded.lifecycle_stage, journey_stage = excluded.journey_stage,
+			is_customer = excluded.is_customer, attributes = excluded.attributes,
+			updated_at = excluded.updated_at`,
+		n.ID, n.Email, n.Phone, n.Timezone, n.LifecycleStage, n.JourneyStage, n.IsCustomer, attrs,
+		micros(n.CreatedAt), micros(n.UpdatedAt))
+	if err != nil {
+		return nil, err
+	}
+	return n, nil
+}
+
+// ContactPut creates or replaces a contact wholly.
+func (db *DB) ContactPut(ctx context.Context, c *nudge.Contact, now time.Time) (*nudge.Contact, bool, error) {
+	if c == nil || c.ID == "" {
+		return nil, false, nudge.FieldErrorf("id", "required")
+	}
+	var (
+		stored  *nudge.Contact
+		created bool
+	)
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		cc := c.Clone()
+		cc.CreatedAt, cc.UpdatedAt = now, now
+		old, err := getContact(ctx, tx, c.ID)
+		switch {
+		case nudge.ErrorCode(err) == nudge.ENOTFOUND:
+			created = true
+		case err != nil:
+			return err
+		default:
+			cc.CreatedAt = old.CreatedAt
+		}
+		stored, err = putContact(ctx, tx, cc)
+		return err
+	})
+	if err != nil {
+		return nil, false, fmt.Errorf("sqlite: contact put: %w", err)
+	}
+	return stored, created, nil
+}
+
+// ContactMerge applies patches in order in one transaction.
+func (db *DB) ContactMerge(ctx context.Context, patches []*nudge.ContactPatch, now time.Time) ([]nudge.ContactMergeResult, error) {
+	for i, p := range patches {
+		if p == nil || p.ID == "" {
+			return nil, nudge.WithField(fmt.Sprintf("[%d]", i), nudge.FieldErrorf("id", "required"))
+		}
+	}
+	results := make([]nudge.ContactMergeResult, 0, len(patches))
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		for _, p := range patches {
+			r, err := mergeContact(ctx, tx, p, now)
+			if err != nil {
+				return err
+			}
+			results = append(results, r)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: contact merge: %w", err)
+	}
+	return results, nil
+}
+
+func mergeContact(ctx context.Context, tx *sql.Tx, p *nudge.ContactPatch, now time.Time) (nudge.ContactMergeResult, error) {
+	c, err := getContact(ctx, tx, p.ID)
+	created := false
+	switch {
+	case nudge.ErrorCode(err) == nudge.ENOTFOUND:
+		created = true
+		c = &nudge.Contact{ID: p.ID, Attributes: map[string]any{}, CreatedAt: now}
+	case err != nil:
+		return nudge.ContactMergeResult{}, err
+	}
+	p.Apply(c)
+	c.UpdatedAt = now
+	stored, err := putContact(ctx, tx, c)
+	if err != nil {
+		return nudge.ContactMergeResult{}, err
+	}
+	return nudge.ContactMergeResult{Contact: stored, Created: created}, nil
+}
+
+// ContactList returns a page of contacts matching the filters, by id.
+func (db *DB) ContactList(ctx context.Context, p *nudge.ContactListParams) (*nudge.ContactPage, error) {
+	if p == nil {
+		p = &nudge.ContactListParams{}
+	}
+	var (
+		where []string
+		args  []any
+	)
+	eq := func(col, v string) {
+		if v != "" {
+			where = append(where, col+" = ?")
+			args = append(args, v)
+		}
+	}
+	eq("email", p.Email)
+	eq("phone", p.Phone)
+	eq("lifecycle_stage", p.LifecycleStage)
+	eq("journey_stage", p.JourneyStage)
+	if p.IsCustomer != nil {
+		where = append(where, "is_customer = ?")
+		args = append(args, *p.IsCustomer)
+	}
+	// An attribute matches when its JSON scalar, as text, equals the
+	// filter: strings without quotes, numbers and booleans as JSON writes
+	// them. json_each finds the key without building a JSON path from it.
+	for _, k := range slices.Sorted(maps.Keys(p.Attributes)) {
+		where = append(where, `EXISTS (SELECT 1 FROM json_each(contacts.attributes) AS a
+			WHERE a.key = ? AND CASE a.type WHEN 'text' THEN a.value ELSE contacts.attributes -> a.fullkey END = ?)`)
+		args = append(args, k, p.Attributes[k])
+	}
+	if !p.UpdatedAfter.IsZero() {
+		where = append(where, "updated_at > ?")
+		args = append(args, micros(p.UpdatedAfter))
+	}
+	if p.Cursor != "" {
+		after, err := base64.RawURLEncoding.DecodeString(p.Cursor)
+		if err != nil || len(after) == 0 {
+			return nil, nudge.FieldErrorf("cursor", "not a cursor this list returned")
+		}
+		where = append(where, "id > ?")
+		args = append(args, string(after))
+	}
+	n := limit(p.Limit, 50, 1000)
+	q := `SELECT ` + contactColumns + ` FROM contacts`
+	if len(where) > 0 {
+		q += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	q += ` ORDER BY id LIMIT ?`
+	args = append(args, n+1)
+	rows, err := db.read.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: contact list: %w", err)
+	}
+	defer rows.Close()
+	page := &nudge.ContactPage{Contacts: []*nudge.Contact{}}
+	for rows.Next() {
+		c, err := scanContact(rows)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: contact list: %w", err)
+		}
+		page.Contacts = append(page.Contacts, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: contact list: %w", err)
+	}
+	if len(page.Contacts) > n {
+		page.Contacts = page.Contacts[:n]
+		page.NextCursor = base64.RawURLEncoding.EncodeToString([]byte(page.Contacts[n-1].ID))
+	}
+	return page, nil
+}
+
+// ContactErase deletes a contact and its events. Its consent ledger entries
+// stay, keyed by address hash, without the contact id or the evidence IP;
+// the consent state stays too, since it belongs to the address.
+func (db *DB) ContactErase(ctx context.Context, id string, now time.Time) error {
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		var one int
+		err := tx.QueryRowContext(ctx, `SELECT 1 FROM contacts WHERE id = ?`, id).Scan(&one)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nudge.Errorf(nudge.ENOTFOUND, "contact %q not found", id)
+		}
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE consent_ledger
+			SET contact_id = NULL, evidence = json_remove(evidence, '$.ip')
+			WHERE contact_id = ?`, id); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM events WHERE contact_id = ?`, id); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `DELETE FROM contacts WHERE id = ?`, id)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: contact erase: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,309 @@
+package sqlite
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nudge/nudge"
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+var _ nudge.Store = (*DB)(nil)
+
+//go:embed migrations/*.sql
+var migrationFS embed.FS
+
+// migration is one numbered schema change.
+type migration struct {
+	version int
+	name    string
+	sql     string
+}
+
+// migrations are the embedded migrations in version order.
+var migrations = mustLoadMigrations()
+
+func mustLoadMigrations() []migration {
+	ms, err := loadMigrations(migrationFS)
+	if err != nil {
+		panic("sqlite: " + err.Error())
+	}
+	return ms
+}
+
+func loadMigrations(fsys fs.FS) ([]migration, error) {
+	names, err := fs.Glob(fsys, "migrations/*.sql")
+	if err != nil {
+		return nil, err
+	}
+	var ms []migration
+	for _, name := range names {
+		base := path.Base(name)
+		num, _, ok := strings.Cut(base, "_")
+		v, err := strconv.Atoi(num)
+		if !ok || err != nil || v <= 0 {
+			return nil, fmt.Errorf("migration %s: name must start with its number, as in 0001_init.sql", name)
+		}
+		b, err := fs.ReadFile(fsys, name)
+		if err != nil {
+			return nil, err
+		}
+		ms = append(ms, migration{version: v, name: base, sql: string(b)})
+	}
+	sort.Slice(ms, func(i, j int) bool { return ms[i].version < ms[j].version })
+	for i, m := range ms {
+		if m.version != i+1 {
+			return nil, fmt.Errorf("migration %s: expected version %d (versions must be 1, 2, 3, ... without gaps)", m.name, i+1)
+		}
+	}
+	return ms, nil
+}
+
+// LatestSchemaVersion is the schema version this binary migrates to.
+func LatestSchemaVersion() int { return len(migrations) }
+
+// DB is a Nudge store on one SQLite database file.
+type DB struct {
+	path  string
+	write *sql.DB // exactly one connection: all writes queue on it
+	read  *sql.DB // read-only connections
+
+	stmtMu sync.Mutex
+	stmts  map[string]*sql.Stmt // prepared on write, by query text
+
+	keyMu sync.Mutex
+	key   []byte // workspace secret, loaded on first use
+}
+
+const busyTimeout = 10 * time.Second
+
+// Open opens (creating if need be) the database file at path. It does not
+// migrate: call Migrate before using the store.
+func Open(path string) (*DB, error) {
+	if path == "" {
+		return nil, errors.New("sqlite: open: empty path")
+	}
+	if strings.ContainsRune(path, '?') {
+		return nil, fmt.Errorf("sqlite: open %s: the path may not contain '?'", path)
+	}
+	common := "?_pragma=busy_timeout(" + strconv.FormatInt(busyTimeout.Milliseconds(), 10) + ")" +
+		"&_pragma=foreign_keys(1)"
+	write, err := sql.Open("sqlite", path+common+
+		"&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_txlock=immediate")
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	write.SetMaxOpenConns(1)
+	write.SetMaxIdleConns(1)
+	write.SetConnMaxLifetime(0)
+	write.SetConnMaxIdleTime(0)
+	// The writer connection is opened first: it creates the file and turns
+	// WAL on (a persistent property of the file) before any reader connects.
+	if err := write.Ping(); err != nil {
+		write.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	read, err := sql.Open("sqlite", path+common+"&_query_only=1")
+	if err != nil {
+		write.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	n := max(4, runtime.GOMAXPROCS(0))
+	read.SetMaxOpenConns(n)
+	read.SetMaxIdleConns(n)
+	return &DB{path: path, write: write, read: read, stmts: map[string]*sql.Stmt{}}, nil
+}
+
+// Close closes the database.
+func (db *DB) Close() error {
+	db.stmtMu.Lock()
+	for _, s := range db.stmts {
+		s.Close()
+	}
+	db.stmts = map[string]*sql.Stmt{}
+	db.stmtMu.Unlock()
+	return errors.Join(db.read.Close(), db.write.Close())
+}
+
+// Ping reports whether the database answers, on both pools.
+func (db *DB) Ping(ctx context.Context) error {
+	if err := db.read.PingContext(ctx); err != nil {
+		return fmt.Errorf("sqlite: ping: %w", err)
+	}
+	if err := db.write.PingContext(ctx); err != nil {
+		return fmt.Errorf("sqlite: ping: %w", err)
+	}
+	return nil
+}
+
+// SchemaVersion returns the highest migration recorded in the database, 0
+// for a database never migrated.
+func (db *DB) SchemaVersion(ctx context.Context) (int, error) {
+	v, err := schemaVersion(ctx, db.read)
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: schema version: %w", err)
+	}
+	return v, nil
+}
+
+type querier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+func schemaVersion(ctx context.Context, q querier) (int, error) {
+	var n int
+	err := q.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'schema_migrations'`).Scan(&n)
+	if err != nil || n == 0 {
+		return 0, err
+	}
+	var v int
+	err = q.QueryRowContext(ctx, `SELECT coalesce(max(version), 0) FROM schema_migrations`).Scan(&v)
+	return v, err
+}
+
+// errSchemaTooNew is the error for a database migrated by a newer binary.
+func errSchemaTooNew(have int) error {
+	return fmt.Errorf("database schema version %d is newer than this nudge binary supports (%d); upgrade nudge",
+		have, LatestSchemaVersion())
+}
+
+// Migrate applies the migrations the database has not seen, each in its own
+// transaction, and creates the workspace secret if there is none. Running it
+// again is a no-op. A database whose schema is newer than this binary knows
+// is refused.
+func (db *DB) Migrate(ctx context.Context) error {
+	if _, err := db.write.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version    INTEGER PRIMARY KEY,
+		applied_at INTEGER NOT NULL
+	) STRICT`); err != nil {
+		return fmt.Errorf("sqlite: migrate: %w", err)
+	}
+	cur, err := schemaVersion(ctx, db.write)
+	if err != nil {
+		return fmt.Errorf("sqlite: migrate: %w", err)
+	}
+	if cur > LatestSchemaVersion() {
+		return fmt.Errorf("sqlite: migrate: %w", errSchemaTooNew(cur))
+	}
+	for _, m := range migrations {
+		if m.version <= cur {
+			continue
+		}
+		if err := db.migrateOne(ctx, m); err != nil {
+			return fmt.Errorf("sqlite: migrate %s: %w", m.name, err)
+		}
+	}
+	secret := make([]byte, 32)
+	if _, err := rand.Read(secret); err != nil {
+		return fmt.Errorf("sqlite: migrate: workspace secret: %w", err)
+	}
+	if _, err := db.write.ExecContext(ctx,
+		`INSERT INTO settings (key, value) VALUES ('workspace_secret', ?) ON CONFLICT (key) DO NOTHING`, secret); err != nil {
+		return fmt.Errorf("sqlite: migrate: workspace secret: %w", err)
+	}
+	return nil
+}
+
+func (db *DB) migrateOne(ctx context.Context, m migration) error {
+	return db.inTx(ctx, func(tx *sql.Tx) error {
+		// Another process may have applied it since we looked: the
+		// IMMEDIATE transaction holds the write lock, so look again.
+		cur, err := schemaVersion(ctx, tx)
+		if err != nil {
+			return err
+		}
+		if cur >= m.version {
+			return nil
+		}
+		if _, err := tx.ExecContext(ctx, m.sql); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`,
+			m.version, time.Now().UnixMicro())
+		return err
+	})
+}
+
+// workspaceKey returns the workspace secret that keys address hashes.
+func (db *DB) workspaceKey(ctx context.Context, q querier) ([]byte, error) {
+	db.keyMu.Lock()
+	defer db.keyMu.Unlock()
+	if db.key != nil {
+		return db.key, nil
+	}
+	var key []byte
+	err := q.QueryRowContext(ctx, `SELECT value FROM settings WHERE key = 'workspace_secret'`).Scan(&key)
+	if errors.Is(err, sql.ErrNoRows) || (err != nil && strings.Contains(err.Error(), "no such table")) {
+		return nil, errors.New("workspace secret missing: the database is not migrated (run nudge migrate)")
+	}
+	if err != nil {
+		return nil, err
+	}
+	db.key = key
+	return key, nil
+}
+
+// inTx runs fn in a write transaction, committing if it returns nil.
+func (db *DB) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := db.write.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// stmt returns a statement prepared on the writer, cached by its text. It
+// must not be called while the caller holds a write transaction: the writer
+// has one connection.
+func (db *DB) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
+	db.stmtMu.Lock()
+	defer db.stmtMu.Unlock()
+	if s, ok := db.stmts[query]; ok {
+		return s, nil
+	}
+	s, err := db.write.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	db.stmts[query] = s
+	return s, nil
+}
+
+// micros and fromMicros convert times to and from their stored form.
+func micros(t time.Time) int64 { return t.UnixMicro() }
+
+func fromMicros(v int64) time.Time { return time.UnixMicro(v).UTC() }
+
+// limit applies a list's default and cap.
+func limit(n, def, most int) int {
+	switch {
+	case n <= 0:
+		return def
+	case n > most:
+		return most
+	}
+	return n
+}
+
+func placeholders(n int) string {
+	if n <= 0 {
+		return ""
+	}
+	return strings.Repeat("?, ", n-1) + "?"
+}
