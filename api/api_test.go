@@ -40,12 +40,12 @@ func newEnv(t *testing.T) *env {
 	return newEnvWith(t, nudgetest.SQLite(t))
 }
 
-func newEnvWith(t *testing.T, store nudge.Store) *env {
+func newEnvWith(t *testing.T, store nudge.Store, opts ...func(*api.Config)) *env {
 	t.Helper()
 	e := &env{t: t, store: store, clock: nudgetest.NewClock(nudgetest.Epoch), logs: &bytes.Buffer{}}
 	contacts := &ingest.ContactNormalizer{DefaultRegion: "US"}
 	n := 0
-	s, err := api.New(api.Config{
+	cfg := api.Config{
 		Store:    store,
 		Clock:    e.clock,
 		Logger:   slog.New(slog.NewTextHandler(e.logs, nil)),
@@ -55,7 +55,11 @@ func newEnvWith(t *testing.T, store nudge.Store) *env {
 			return fmt.Sprintf("gen-%d", n)
 		}},
 		Version: "test",
-	})
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	s, err := api.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,6 +123,18 @@ func (e *env) do(method, path, token string, body any) *response {
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
+	return e.send(req)
+}
+
+// post sends a body of the given type with the admin key.
+func (e *env) post(path, contentType, body string) *response {
+	e.t.Helper()
+	req, err := http.NewRequest("POST", e.srv.URL+path, strings.NewReader(body))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", contentType)
+	req.Header.Set("Authorization", "Bearer "+e.admin)
 	return e.send(req)
 }
 
@@ -599,6 +615,14 @@ func TestContactPutPatchDelete(t *testing.T) {
 
 	e.must(e.do("DELETE", "/v1/contacts/c1", e.admin, nil), 204)
 	e.must(e.do("GET", "/v1/contacts/c1", e.read, nil), 404)
+
+	t.Run("escaped id", func(t *testing.T) {
+		r := e.must(e.do("PUT", "/v1/contacts/crm%2F42", e.admin, `{"email":"x@example.com"}`), 201)
+		if r.json["id"] != "crm/42" {
+			t.Errorf("answer: %s", r.body)
+		}
+		e.mustContact("crm%2F42")
+	})
 }
 
 func TestContactList(t *testing.T) {
@@ -867,27 +891,85 @@ func TestImport(t *testing.T) {
 	}
 	e.must(e.do("GET", "/v1/contacts/i2", e.read, nil), 404)
 
-	t.Run("multipart with mapping", func(t *testing.T) {
+	t.Run("wrong column count", func(t *testing.T) {
+		r := e.must(e.post("/v1/contacts/import", "text/csv", "id,email\nw1,w1@example.com\nw2\nw3,w3@example.com,extra\n"), 200)
+		if r.json["imported"] != float64(1) || r.json["rejected"] != float64(2) ||
+			!strings.Contains(string(r.body), `"line":3`) || !strings.Contains(string(r.body), `"line":4`) {
+			t.Errorf("summary: %s", r.body)
+		}
+	})
+
+	t.Run("multipart with mapping and consent", func(t *testing.T) {
+		// m2 texted STOP: the CRM export saying opted_in must not undo it.
+		e.must(e.do("PUT", "/v1/contacts/m2", e.admin, `{"phone":"+14155550202"}`), 201)
+		e.must(e.do("POST", "/v1/contacts/m2/consent", e.admin,
+			`{"channel":"sms","status":"opted_out","source":"keyword","evidence":{"keyword":"STOP"}}`), 201)
+
 		var buf bytes.Buffer
 		mw := multipart.NewWriter(&buf)
+		mw.WriteField("mapping", `{"Contact ID":"id","Mobile":"phone","Texts OK":"sms_consent","Notes":"-"}`)
 		fw, _ := mw.CreateFormFile("file", "crm.csv")
-		io.WriteString(fw, "\ufeffContact ID,E-mail\n m1 ,m1@example.com\n")
+		io.WriteString(fw, "\ufeffContact ID,Mobile,Texts OK,Notes\r\nm1,+14155550201,yes,hi\r\nm2,+14155550202,yes,hello\r\n")
 		mw.Close()
-		req, _ := http.NewRequest("POST", e.srv.URL+"/v1/contacts/import", &buf)
-		req.Header.Set("Content-Type", mw.FormDataContentType())
-		req.Header.Set("Authorization", "Bearer "+e.admin)
-		r := e.send(req)
-		t.Logf("multipart import without a mapping: %d %s", r.status, r.body)
+		r := e.must(e.post("/v1/contacts/import", mw.FormDataContentType(), buf.String()), 200)
+		want := map[string]any{
+			"rows": float64(2), "imported": float64(1), "updated": float64(1), "rejected": float64(0),
+			"consent_recorded": float64(1), "consent_rejected": float64(1),
+		}
+		for k, v := range want {
+			if r.json[k] != v {
+				t.Errorf("%s = %v, want %v", k, r.json[k], v)
+			}
+		}
+		errs, _ := r.json["errors"].([]any)
+		if len(errs) != 1 || errs[0].(map[string]any)["line"] != float64(3) || errs[0].(map[string]any)["column"] != "Texts OK" {
+			t.Errorf("errors: %s", r.body)
+		}
+		if c := e.mustContact("m1"); c.Phone != "+14155550201" || len(c.Attributes) != 0 {
+			t.Errorf("m1 = %+v", c)
+		}
+		r = e.must(e.do("GET", "/v1/contacts/m2/consent", e.read, nil), 200)
+		if !strings.Contains(string(r.body), `{"channel":"sms","purpose":"marketing","status":"opted_out"`) {
+			t.Errorf("m2's consent: %s", r.body)
+		}
+	})
+
+	t.Run("bad mapping", func(t *testing.T) {
+		var buf bytes.Buffer
+		mw := multipart.NewWriter(&buf)
+		mw.WriteField("mapping", `{"Mobile":"cell"}`)
+		fw, _ := mw.CreateFormFile("file", "crm.csv")
+		io.WriteString(fw, "id,Mobile\nx,+14155550201\n")
+		mw.Close()
+		r := e.must(e.post("/v1/contacts/import", mw.FormDataContentType(), buf.String()), 400)
+		if !strings.Contains(r.errField("message"), "unknown field") {
+			t.Errorf("answer: %s", r.body)
+		}
+	})
+
+	t.Run("no id column", func(t *testing.T) {
+		e.must(e.post("/v1/contacts/import", "text/csv", "plan\npro\n"), 400)
 	})
 
 	t.Run("role", func(t *testing.T) {
 		e.must(e.do("POST", "/v1/contacts/import", e.read, csvBody), 403)
 	})
 	t.Run("bad content type", func(t *testing.T) {
-		req, _ := http.NewRequest("POST", e.srv.URL+"/v1/contacts/import", strings.NewReader("{}"))
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Authorization", "Bearer "+e.admin)
-		e.must(e.send(req), 400)
+		r := e.must(e.post("/v1/contacts/import", "application/json", "{}"), 400)
+		if r.errField("field") != "Content-Type" {
+			t.Errorf("answer: %s", r.body)
+		}
+	})
+	t.Run("over the cap", func(t *testing.T) {
+		small := newEnvWith(t, nudgetest.SQLite(t), func(c *api.Config) { c.MaxImportBytes = 100 })
+		rows := "id,email\n"
+		for i := range 20 {
+			rows += fmt.Sprintf("big%d,big%d@example.com\n", i, i)
+		}
+		r := small.must(small.post("/v1/contacts/import", "text/csv", rows), 413)
+		if r.errField("message") != "request body is over 100 bytes, the limit for /v1/contacts/import" {
+			t.Errorf("answer: %s", r.body)
+		}
 	})
 }
 
