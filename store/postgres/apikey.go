@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -28,6 +30,14 @@ func scanAPIKey(row pgx.Row) (*nudge.APIKey, error) {
 
 // APIKeyCreate stores a new key; ECONFLICT if its id is taken.
 func (db *DB) APIKeyCreate(ctx context.Context, k *nudge.APIKey) error {
+	switch {
+	case k == nil || k.ID == "":
+		return nudge.FieldErrorf("id", "required")
+	case !slices.Contains(nudge.Roles, k.Role):
+		return nudge.FieldErrorf("role", "%q is not one of %s", k.Role, strings.Join(nudge.Roles, ", "))
+	case len(k.Hash) == 0:
+		return nudge.FieldErrorf("hash", "required")
+	}
 	var revoked *time.Time
 	if k.RevokedAt != nil {
 		t := utc(*k.RevokedAt)
@@ -36,7 +46,7 @@ func (db *DB) APIKeyCreate(ctx context.Context, k *nudge.APIKey) error {
 	_, err := db.pool.Exec(ctx, `INSERT INTO api_keys (`+apiKeyColumns+`) VALUES ($1, $2, $3, $4, $5, $6)`,
 		k.ID, k.Name, k.Role, k.Hash, utc(k.CreatedAt), revoked)
 	if sqlState(err) == "23505" {
-		return fmt.Errorf("api key create: %w", nudge.Errorf(nudge.ECONFLICT, "api key %q already exists", k.ID))
+		return fmt.Errorf("api key create: %w", nudge.Errorf(nudge.ECONFLICT, "an API key with id %q exists", k.ID))
 	}
 	return wrap("api key create", err)
 }
@@ -54,7 +64,7 @@ func (db *DB) APIKeyGet(ctx context.Context, id string) (*nudge.APIKey, error) {
 }
 
 func apiKeyNotFound(id string) error {
-	return nudge.Errorf(nudge.ENOTFOUND, "api key %q not found", id)
+	return nudge.Errorf(nudge.ENOTFOUND, "API key %q not found", id)
 }
 
 // APIKeyList returns all keys, oldest first.

@@ -41,6 +41,10 @@ func (db *DB) ConsentRecord(ctx context.Context, ps []*nudge.ConsentRecordParams
 		keys := make([]consentKey, len(ps))
 		var ids []string
 		for i, p := range ps {
+			if p == nil {
+				results[i].Err = nudge.Errorf(nudge.EINVALID, "consent change required")
+				continue
+			}
 			if err := nudge.ValidateConsentParams(p); err != nil {
 				results[i].Err = err
 				continue
@@ -76,11 +80,11 @@ func (db *DB) ConsentRecord(ctx context.Context, ps []*nudge.ConsentRecordParams
 			}
 			addr := nudge.ContactAddress(c, p.Channel)
 			if addr == "" {
-				what := "email address"
+				what := "an email address"
 				if p.Channel == nudge.ChannelSMS {
-					what = "phone number"
+					what = "a phone number"
 				}
-				results[i].Err = nudge.FieldErrorf("channel", "contact %q has no %s", p.ContactID, what)
+				results[i].Err = nudge.FieldErrorf("channel", "contact %q has no %s: consent for %s needs one", p.ContactID, what, p.Channel)
 				continue
 			}
 			keys[i] = consentKey{nudge.AddressHash(secret, p.Channel, addr), p.Channel, p.Purpose}
@@ -214,8 +218,13 @@ func (db *DB) ConsentList(ctx context.Context, contactID string) ([]*nudge.Conse
 }
 
 // ConsentLedger returns ledger entries in id order: the contact's (by
-// contact id, or by the hash of its current addresses), or all.
+// contact id, or by the hash of its current addresses, which finds entries
+// recorded for an earlier, erased holder of the address), or all of them.
+// ENOTFOUND if the contact does not exist.
 func (db *DB) ConsentLedger(ctx context.Context, p *nudge.ConsentLedgerParams) ([]*nudge.ConsentEntry, error) {
+	if p == nil {
+		p = &nudge.ConsentLedgerParams{}
+	}
 	n := limit(p.Limit, 100, 10000)
 	const cols = `SELECT id, coalesce(contact_id, ''), address_hash, channel, purpose, status, source, evidence, occurred_at, recorded_at FROM consent_ledger`
 	var (
@@ -226,7 +235,7 @@ func (db *DB) ConsentLedger(ctx context.Context, p *nudge.ConsentLedgerParams) (
 		rows, err = db.pool.Query(ctx, cols+` WHERE id > $1 ORDER BY id LIMIT $2`, p.AfterID, n)
 	} else {
 		email, sms, herr := db.contactHashes(ctx, p.ContactID)
-		if herr != nil && nudge.ErrorCode(herr) != nudge.ENOTFOUND {
+		if herr != nil {
 			return nil, wrap("consent ledger", herr)
 		}
 		// Each branch can use its own index; the union is merged in id order.

@@ -92,53 +92,33 @@ func (db *DB) EventIngest(ctx context.Context, items []nudge.IngestItem, now tim
 		}
 	}
 
-	err := db.inTx(ctx, "event ingest", func(tx pgx.Tx) error {
-		for _, i := range order { // a retried transaction starts over
-			res.Duplicate[i] = false
+	args := []any{pos, msgIDs, types, cids, anonIDs, names, props, ctxs, timestamps, received, m, now}
+	hasPatch := false
+	for _, i := range order {
+		hasPatch = hasPatch || items[i].Patch != nil
+	}
+	if !hasPatch {
+		// Track only: one statement, its own transaction, one round trip.
+		stored, err := retry(func() (map[string]bool, error) { return insertEvents(ctx, db.pool, args) })
+		if err != nil {
+			return nil, wrap("event ingest", err)
 		}
-		rows, err := tx.Query(ctx, `
-			INSERT INTO events (seq, message_id, type, contact_id, anonymous_id, name, properties, context, timestamp, received_at)
-			OVERRIDING SYSTEM VALUE
-			SELECT s.seq[e.pos + 1], e.message_id, e.type, e.contact_id, e.anonymous_id, e.name,
-				e.properties::jsonb, e.context::jsonb, e.timestamp, e.received_at
-			FROM unnest($1::int[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::timestamptz[], $10::timestamptz[])
-				AS e(pos, message_id, type, contact_id, anonymous_id, name, properties, context, timestamp, received_at),
-				(SELECT array_agg(nextval(pg_get_serial_sequence('events', 'seq'))) AS seq FROM generate_series(1, $11)) s
-			ON CONFLICT (message_id) DO NOTHING
-			RETURNING message_id`,
-			pos, msgIDs, types, cids, anonIDs, names, props, ctxs, timestamps, received, m)
+		for _, i := range order {
+			res.Duplicate[i] = !stored[items[i].Event.MessageID]
+		}
+		return res, nil
+	}
+	err := db.inTx(ctx, "event ingest", func(tx pgx.Tx) error {
+		stored, err := insertEvents(ctx, tx, args)
 		if err != nil {
 			return err
 		}
-		stored := make(map[string]bool, m)
-		for rows.Next() {
-			var id string
-			if err := rows.Scan(&id); err != nil {
-				return err
-			}
-			stored[id] = true
-		}
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		contactIDs := make([]string, 0, m)
 		var patchIDs []string
 		for _, i := range order {
-			e := items[i].Event
-			if !stored[e.MessageID] {
-				res.Duplicate[i] = true
-				continue
+			res.Duplicate[i] = !stored[items[i].Event.MessageID]
+			if !res.Duplicate[i] && items[i].Patch != nil {
+				patchIDs = append(patchIDs, items[i].Event.ContactID)
 			}
-			contactIDs = append(contactIDs, e.ContactID)
-			if items[i].Patch != nil {
-				patchIDs = append(patchIDs, e.ContactID)
-			}
-		}
-		if len(contactIDs) == 0 {
-			return nil
-		}
-		if _, err := createContacts(ctx, tx, contactIDs, now); err != nil {
-			return err
 		}
 		if len(patchIDs) == 0 {
 			return nil
@@ -164,6 +144,68 @@ func (db *DB) EventIngest(ctx context.Context, items []nudge.IngestItem, now tim
 		return nil, err
 	}
 	return res, nil
+}
+
+// insertEventsQuery inserts a batch of events and creates the contacts of
+// those that were not duplicates, in one statement. The contacts foreign key
+// is deferred: it is checked at commit, when the contacts exist. Contacts are
+// created in id order, so concurrent batches cannot deadlock on them.
+const insertEventsQuery = `
+	WITH ins AS (
+		INSERT INTO events (seq, message_id, type, contact_id, anonymous_id, name, properties, context, timestamp, received_at)
+		OVERRIDING SYSTEM VALUE
+		SELECT s.seq[e.pos + 1], e.message_id, e.type, e.contact_id, e.anonymous_id, e.name,
+			e.properties::jsonb, e.context::jsonb, e.timestamp, e.received_at
+		FROM unnest($1::int[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::timestamptz[], $10::timestamptz[])
+			AS e(pos, message_id, type, contact_id, anonymous_id, name, properties, context, timestamp, received_at),
+			(SELECT array_agg(nextval(pg_get_serial_sequence('events', 'seq'))) AS seq FROM generate_series(1, $11)) s
+		ON CONFLICT (message_id) DO NOTHING
+		RETURNING message_id, contact_id
+	), created AS (
+		INSERT INTO contacts (id, created_at, updated_at)
+		SELECT DISTINCT contact_id, $12::timestamptz, $12::timestamptz FROM ins
+		WHERE NOT EXISTS (SELECT FROM contacts c WHERE c.id = ins.contact_id)
+		ORDER BY 1
+		ON CONFLICT (id) DO NOTHING
+	)
+	SELECT message_id FROM ins`
+
+type queryer interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+// insertEvents runs insertEventsQuery and returns the message ids stored.
+func insertEvents(ctx context.Context, q queryer, args []any) (map[string]bool, error) {
+	rows, err := q.Query(ctx, insertEventsQuery, args...)
+	if err != nil {
+		return nil, err
+	}
+	stored := make(map[string]bool, args[10].(int))
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		stored[id] = true
+	}
+	return stored, rows.Err()
+}
+
+// retry runs fn again after a deadlock or serialization failure, a few times.
+func retry[T any](fn func() (T, error)) (T, error) {
+	var (
+		v   T
+		err error
+	)
+	for range 3 {
+		v, err = fn()
+		switch sqlState(err) {
+		case "40P01", "40001":
+			continue
+		}
+		break
+	}
+	return v, err
 }
 
 // jsonText encodes a map for a jsonb column; nil stays NULL.
