@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/csv"
 	"encoding/json"
@@ -435,6 +436,27 @@ func TestOversize(t *testing.T) {
 		if r.errField("message") != "request body is over 32768 bytes, the limit for /v1/identify" {
 			t.Errorf("answer: %s", r.body)
 		}
+	})
+
+	t.Run("gzip", func(t *testing.T) {
+		gz := func(s string) *bytes.Buffer {
+			var b bytes.Buffer
+			zw := gzip.NewWriter(&b)
+			io.WriteString(zw, s)
+			zw.Close()
+			return &b
+		}
+		req, _ := http.NewRequest("POST", e.srv.URL+"/v1/track", gz(`{"userId":"gz","event":"e"}`))
+		req.Header.Set("Content-Encoding", "gzip")
+		req.SetBasicAuth(e.ingest, "")
+		e.must(e.send(req), 200)
+		e.mustContact("gz")
+
+		// Small compressed, big inflated.
+		req, _ = http.NewRequest("POST", e.srv.URL+"/v1/track", gz(`{"userId":"gz","event":"e","properties":{"blob":"`+big+`"}}`))
+		req.Header.Set("Content-Encoding", "gzip")
+		req.SetBasicAuth(e.ingest, "")
+		e.must(e.send(req), 413)
 	})
 
 	t.Run("batch", func(t *testing.T) {

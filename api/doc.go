@@ -20,6 +20,9 @@
 // once; on other servers sharing the database, and after `nudge apikey
 // revoke`, within the TTL.
 //
+// Under /v1 even an unknown route needs a key: without one the answer is
+// 401, with one 404 (or 405 if the path exists with another method).
+//
 // # Errors
 //
 // Every error is JSON:
@@ -36,13 +39,16 @@
 //
 //	POST /v1/identify   a Segment identify call; traits merge into the contact
 //	POST /v1/track      a Segment track call
-//	POST /v1/page       a Segment page call, stored as a track event
+//	POST /v1/page       a Segment page call, stored as a track event "page.viewed"
+//	POST /v1/screen     a Segment screen call, stored as "screen.viewed"
 //	POST /v1/batch      {"batch":[{"type":"identify"|"track"|"page",…},…]}
 //
 // Calls follow Segment's HTTP tracking API: userId (required) and anonymousId,
 // traits, event, properties, context, messageId, and timestamp, sentAt and
 // originalTimestamp with Segment's clock-skew correction. A single call is
-// limited to 32 KiB and a batch to 500 KiB; over that the answer is 413:
+// limited to 32 KiB and a batch to 500 KiB (and 32 KiB per item); a body may
+// be gzip-compressed (Content-Encoding: gzip), the limits then hold before
+// and after decompression. Over a limit the answer is 413:
 //
 //	{"error":{"code":"too_large","message":"request body is over 32768 bytes, the limit for /v1/track"}}
 //

@@ -1,17 +1,20 @@
 package api
 
 import (
+	"compress/gzip"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 
 	"github.com/nudge/nudge"
 	"github.com/nudge/nudge/ingest"
 )
 
 // readBody reads r's body up to limit bytes. A bigger body is an ETOOLARGE
-// error naming the limit and the route.
+// error naming the limit and the route. A gzip body (Content-Encoding: gzip,
+// as some Segment libraries send) is limited before and after decompression.
 func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
 	tooLarge := func() error {
 		return nudge.Errorf(nudge.ETOOLARGE, "request body is over %d bytes, the limit for %s", limit, r.URL.Path)
@@ -19,7 +22,24 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 	if r.ContentLength > limit {
 		return nil, tooLarge()
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	var body io.Reader = http.MaxBytesReader(w, r.Body, limit)
+	switch ce := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding"))); ce {
+	case "", "identity":
+	case "gzip":
+		zr, err := gzip.NewReader(body)
+		if err != nil {
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				return nil, tooLarge()
+			}
+			return nil, nudge.FieldErrorf("Content-Encoding", "the body is not gzip data: %v", err)
+		}
+		defer zr.Close()
+		body = io.LimitReader(zr, limit+1)
+	default:
+		return nil, nudge.FieldErrorf("Content-Encoding", "%q is not supported; send identity or gzip", ce)
+	}
+	b, err := io.ReadAll(body)
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
@@ -27,7 +47,10 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 		}
 		return nil, nudge.Errorf(nudge.EINVALID, "reading the request body: %v", err)
 	}
-	return body, nil
+	if int64(len(b)) > limit {
+		return nil, tooLarge()
+	}
+	return b, nil
 }
 
 // ingestResponse answers an ingest call. Single calls answer
