@@ -682,6 +682,8 @@ func TestContactList(t *testing.T) {
 		{"?is_customer=false&lifecycle_stage=lead", []string{"c1", "c3", "c4"}},
 		{"?email=b@example.com", []string{"c2"}},
 		{"?phone=%2B14155550199", []string{"c4"}},
+		{"?phone=(415)%20555-0199", []string{"c4"}},
+		{"?email=b@EXAMPLE.com", []string{"c2"}},
 		{"?journey_stage=trial", []string{"c3"}},
 		{"?attributes.plan=pro", []string{"c1", "c3"}},
 		{"?attributes.plan=pro&attributes.seats=3", []string{"c3"}},
@@ -726,6 +728,9 @@ func TestContactList(t *testing.T) {
 		{"?updated_after=yesterday", "updated_after"},
 		{"?lifecycle=lead", "lifecycle"},
 		{"?attributes.=x", "attributes."},
+		{"?phone=12", "phone"},
+		{"?email=nope", "email"},
+		{"?lifecycle_stage=a&lifecycle_stage=b", "lifecycle_stage"},
 	} {
 		t.Run("bad "+tc.query, func(t *testing.T) {
 			r := e.must(e.do("GET", "/v1/contacts"+tc.query, e.read, nil), 400)
@@ -853,6 +858,34 @@ func TestConsent(t *testing.T) {
 		e.must(e.do("GET", "/v1/consent/ledger.csv?contact_id=nobody", e.read, nil), 404)
 		e.must(e.do("GET", "/v1/consent/ledger.csv?contact=c2", e.read, nil), 400)
 	})
+}
+
+func TestLedgerCSVPaging(t *testing.T) {
+	e := newEnv(t)
+	e.must(e.do("PUT", "/v1/contacts/c1", e.admin, `{"email":"c1@example.com"}`), 201)
+	var ps []*nudge.ConsentRecordParams
+	for i := range 2500 {
+		status := nudge.ConsentOptedIn
+		if i%2 == 1 {
+			status = nudge.ConsentOptedOut
+		}
+		ps = append(ps, &nudge.ConsentRecordParams{ContactID: "c1", Channel: "email", Purpose: "marketing", Status: status, Source: "admin"})
+	}
+	if _, err := e.store.ConsentRecord(context.Background(), ps, e.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	r := e.must(e.do("GET", "/v1/consent/ledger.csv", e.read, nil), 200)
+	rows, err := csv.NewReader(bytes.NewReader(r.body)).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 2501 || rows[2500][0] != "2500" {
+		t.Errorf("got %d rows, last %q", len(rows), rows[len(rows)-1])
+	}
+	r = e.must(e.do("GET", "/v1/contacts/c1/consent", e.read, nil), 200)
+	if n := len(r.json["ledger"].([]any)); n != 2500 {
+		t.Errorf("ledger has %d entries, want 2500", n)
+	}
 }
 
 func TestEraseKeepsOptOut(t *testing.T) {

@@ -127,15 +127,15 @@ func parseLimit(q url.Values, max int) (int, error) {
 // misspelt filter is an error, not a silently unfiltered list.
 func checkParams(q url.Values, known ...string) error {
 	for k := range q {
-		if !contains(known, k) && !strings.HasPrefix(k, "attributes.") {
-			return nudge.FieldErrorf(k, "unknown query parameter; known are %s and attributes.<name>", strings.Join(known, ", "))
+		if !contains(known, k) {
+			return nudge.FieldErrorf(k, "unknown query parameter; the known ones are %s", strings.Join(known, ", "))
 		}
 	}
 	return nil
 }
 
 func (s *Server) handleContactList(w http.ResponseWriter, r *http.Request) {
-	p, err := contactListParams(r.URL.Query())
+	p, err := s.contactListParams(r.URL.Query())
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -151,10 +151,17 @@ func (s *Server) handleContactList(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, page)
 }
 
-func contactListParams(q url.Values) (*nudge.ContactListParams, error) {
-	if err := checkParams(q, "email", "phone", "lifecycle_stage", "journey_stage", "is_customer",
-		"updated_after", "cursor", "limit"); err != nil {
-		return nil, err
+// contactListParams reads the list filters. email and phone are normalized
+// as stored ones are, so "(415) 555-0100" finds "+14155550100".
+func (s *Server) contactListParams(q url.Values) (*nudge.ContactListParams, error) {
+	known := []string{"email", "phone", "lifecycle_stage", "journey_stage", "is_customer", "updated_after", "cursor", "limit"}
+	for k, vs := range q {
+		if !contains(known, k) && !strings.HasPrefix(k, "attributes.") {
+			return nil, nudge.FieldErrorf(k, "unknown query parameter; the known ones are %s and attributes.<name>", strings.Join(known, ", "))
+		}
+		if len(vs) > 1 {
+			return nil, nudge.FieldErrorf(k, "given %d times; give it once", len(vs))
+		}
 	}
 	p := &nudge.ContactListParams{
 		Email:          q.Get("email"),
@@ -166,6 +173,12 @@ func contactListParams(q url.Values) (*nudge.ContactListParams, error) {
 	var err error
 	if p.Limit, err = parseLimit(q, 1000); err != nil {
 		return nil, err
+	}
+	if p.Email, err = s.contacts.Email(p.Email); err != nil {
+		return nil, nudge.WithField("email", err)
+	}
+	if p.Phone, err = s.contacts.Phone(p.Phone); err != nil {
+		return nil, nudge.WithField("phone", err)
 	}
 	if v := q.Get("is_customer"); v != "" {
 		b, err := strconv.ParseBool(v)

@@ -83,16 +83,20 @@ func eventType(item nudge.IngestItem) string {
 // handleCall serves /v1/identify, /v1/track and /v1/page.
 func (s *Server) handleCall(kind string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		typ := nudge.EventTrack // page and screen calls become track events
+		if kind == nudge.EventIdentify {
+			typ = nudge.EventIdentify
+		}
 		body, err := readBody(w, r, ingest.MaxCallBytes)
 		if err != nil {
-			s.metrics.ingestEvents.WithLabelValues(kind, "rejected").Inc()
+			s.metrics.ingestEvents.WithLabelValues(typ, "rejected").Inc()
 			s.fail(w, r, err)
 			return
 		}
 		now := s.clock.Now()
 		item, err := s.parser.ParseCall(kind, body, now)
 		if err != nil {
-			s.metrics.ingestEvents.WithLabelValues(kind, "rejected").Inc()
+			s.metrics.ingestEvents.WithLabelValues(typ, "rejected").Inc()
 			s.fail(w, r, err)
 			return
 		}

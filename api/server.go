@@ -23,7 +23,8 @@ type Config struct {
 	Clock  nudge.Clock  // default nudge.SystemClock
 	Logger *slog.Logger // default slog.Default()
 	// Contacts validates the well-known contact fields of PUT and PATCH
-	// bodies and of imports (default: no default phone region).
+	// bodies and of imports (default: Parser's, else one without a default
+	// phone region).
 	Contacts *ingest.ContactNormalizer
 	// Parser parses Segment calls (default: one using Contacts).
 	Parser *ingest.Parser
@@ -73,13 +74,19 @@ func New(cfg Config) (*Server, error) {
 		store:           cfg.Store,
 		clock:           cmp.Or[nudge.Clock](cfg.Clock, nudge.SystemClock{}),
 		logger:          cmp.Or(cfg.Logger, slog.Default()),
-		contacts:        cmp.Or(cfg.Contacts, &ingest.ContactNormalizer{}),
 		registry:        cmp.Or(cfg.Registry, prometheus.NewRegistry()),
 		version:         cmp.Or(cfg.Version, "dev"),
 		maxImportBytes:  cmp.Or(cfg.MaxImportBytes, 4<<30),
 		importMaxErrors: cmp.Or(cfg.ImportMaxErrors, 1000),
 		readyTimeout:    cmp.Or(cfg.ReadyTimeout, 2*time.Second),
 	}
+	// One normalizer for identify traits, PUT/PATCH bodies and imports, so
+	// that a phone number means the same everywhere.
+	var parserContacts *ingest.ContactNormalizer
+	if cfg.Parser != nil {
+		parserContacts = cfg.Parser.Contacts
+	}
+	s.contacts = cmp.Or(cfg.Contacts, parserContacts, &ingest.ContactNormalizer{})
 	s.parser = cmp.Or(cfg.Parser, &ingest.Parser{Contacts: s.contacts})
 	s.keys = newKeyCache(cmp.Or(cfg.KeyCacheTTL, 30*time.Second))
 	if s.maxImportBytes < 0 || s.importMaxErrors < 0 || s.readyTimeout < 0 {
