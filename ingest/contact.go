@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/mail"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -300,6 +301,8 @@ func (n *ContactNormalizer) setField(p *nudge.ContactPatch, id, f string, v any,
 			s = v
 		case json.Number:
 			s = v.String()
+		case int64:
+			s = strconv.FormatInt(v, 10)
 		default:
 			return typeError("", "string", v)
 		}

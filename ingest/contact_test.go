@@ -129,7 +129,7 @@ func TestPatch(t *testing.T) {
 				"lifecycle_stage": "SQL", "journeyStage": " trial ", "is_customer": "yes",
 				"plan": "pro", "score": int64(7), "tags": []any{"a"}, "gone": nil,
 				"attributes": map[string]any{"plan": "enterprise", "owner": map[string]any{"name": "Sam"}},
-				"id": "c1",
+				"id":         "c1",
 			},
 			want: &nudge.ContactPatch{
 				ID: "c1", Email: ptr("a@example.com"), Phone: ptr("+14155550123"), Timezone: ptr("Europe/Paris"),

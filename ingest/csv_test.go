@@ -89,20 +89,20 @@ func TestCSVReader(t *testing.T) {
 func TestCSVReaderBadRows(t *testing.T) {
 	in := strings.Join([]string{
 		"id,email,phone,timezone,is_customer,sms_consent", // 1
-		"c1,a@example.com,+14155550123,UTC,true,yes",     // 2
-		"c2,,12,,,",                                       // 3 bad phone
-		"c3,,,Mars/Olympus,,",                             // 4 unknown time zone
-		"c4,,,,maybe,,",                                   // 5 7 columns
-		"c5,,,,maybe,",                                    // 6 bad bool
-		",a@example.com,,,,",                              // 7 no id
-		"c7,not-an-email,,,,",                             // 8 bad email
-		"c8,,,,,perhaps",                                  // 9 bad consent
-		"c9,x",                                            // 10 2 columns
-		"c10,\"multi",                                     // 11 a quoted field over two lines
-		"line\",,,,",                                      // 12
-		"c11,b@example.com,,,,",                           // 13
-		"c12,bad\"quote,,,,",                              // 14 bare quote
-		"c13,,415 555 0199,,,",                            // 15
+		"c1,a@example.com,+14155550123,UTC,true,yes",      // 2
+		"c2,,12,,,",             // 3 bad phone
+		"c3,,,Mars/Olympus,,",   // 4 unknown time zone
+		"c4,,,,maybe,,",         // 5 7 columns
+		"c5,,,,maybe,",          // 6 bad bool
+		",a@example.com,,,,",    // 7 no id
+		"c7,not-an-email,,,,",   // 8 bad email
+		"c8,,,,,perhaps",        // 9 bad consent
+		"c9,x",                  // 10 2 columns
+		"c10,\"multi",           // 11 a quoted field over two lines
+		"line\",,,,",            // 12
+		"c11,b@example.com,,,,", // 13
+		"c12,bad\"quote,,,,",    // 14 bare quote
+		"c13,,415 555 0199,,,",  // 15
 	}, "\n") + "\n"
 	r, err := ingest.NewCSVReader(strings.NewReader(in), nil, us)
 	if err != nil {

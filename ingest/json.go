@@ -22,32 +22,19 @@ func DecodeObject(body []byte) (map[string]any, error) {
 	if err != nil {
 		return nil, err
 	}
-	out, err := convertObject(m, "")
-	if err != nil {
+	if _, err := convertInPlace(m, ""); err != nil {
 		return nil, err
 	}
-	return out, nil
+	return m, nil
 }
 
-// decodeObject decodes body, which must hold exactly one JSON object, keeping
-// numbers as json.Number.
+// decodeObject decodes body, which must hold exactly one JSON object. Numbers
+// out of float64's range are left as json.Number for convertInPlace to report.
 func decodeObject(body []byte) (map[string]any, error) {
 	if err := checkTopObject(body); err != nil {
 		return nil, err
 	}
 	return decodeValid(body)
-}
-
-// decodeValid decodes a JSON object already known to be valid (a batch item,
-// validated with its whole body), keeping numbers as json.Number.
-func decodeValid(raw []byte) (map[string]any, error) {
-	d := json.NewDecoder(bytes.NewReader(raw))
-	d.UseNumber()
-	var m map[string]any
-	if err := d.Decode(&m); err != nil {
-		return nil, jsonError(raw, err)
-	}
-	return m, nil
 }
 
 // checkTopObject validates body as JSON and checks that it is an object,
@@ -230,4 +217,165 @@ func truncate(s string, n int) string {
 		n--
 	}
 	return s[:n] + "…"
+}
+
+// convertInPlace is convertValue for values this package decoded itself and
+// owns: json.Numbers are replaced inside the maps and slices instead of
+// copying them, which halves the allocations of a batch.
+func convertInPlace(v any, path string) (any, error) {
+	switch v := v.(type) {
+	case json.Number:
+		return convertNumber(v, path)
+	case map[string]any:
+		for k, x := range v {
+			switch x.(type) {
+			case json.Number, map[string]any, []any:
+				c, err := convertInPlace(x, join(path, k))
+				if err != nil {
+					return nil, err
+				}
+				v[k] = c
+			}
+		}
+		return v, nil
+	case []any:
+		for i, x := range v {
+			switch x.(type) {
+			case json.Number, map[string]any, []any:
+				c, err := convertInPlace(x, path+"["+strconv.Itoa(i)+"]")
+				if err != nil {
+					return nil, err
+				}
+				v[i] = c
+			}
+		}
+		return v, nil
+	}
+	return v, nil
+}
+
+// The functions below walk JSON already checked by json.Valid, to split a
+// batch into its items without decoding it: encoding/json would scan every
+// item twice more just to hand back the raw bytes.
+
+// skipSpaceAt returns the index of the first non-space byte at or after i.
+func skipSpaceAt(data []byte, i int) int {
+	for i < len(data) {
+		switch data[i] {
+		case ' ', '\t', '\r', '\n':
+			i++
+			continue
+		}
+		break
+	}
+	return i
+}
+
+// skipValue returns the index just after the JSON value that starts at i.
+func skipValue(data []byte, i int) int {
+	if i >= len(data) {
+		return i
+	}
+	switch data[i] {
+	case '"':
+		return skipString(data, i)
+	case '{', '[':
+		depth := 0
+		for i < len(data) {
+			switch data[i] {
+			case '"':
+				i = skipString(data, i)
+				continue
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return i + 1
+				}
+			}
+			i++
+		}
+		return i
+	}
+	for i < len(data) { // a number or a literal
+		switch data[i] {
+		case ',', '}', ']', ' ', '\t', '\r', '\n':
+			return i
+		}
+		i++
+	}
+	return i
+}
+
+// skipString returns the index just after the string that starts at i.
+func skipString(data []byte, i int) int {
+	for i++; i < len(data); {
+		j := bytes.IndexByte(data[i:], '"')
+		if j < 0 {
+			return len(data)
+		}
+		i += j
+		// The quote ends the string unless an odd run of backslashes escapes it.
+		n := 0
+		for k := i - 1; k >= 0 && data[k] == '\\'; k-- {
+			n++
+		}
+		i++
+		if n%2 == 0 {
+			return i
+		}
+	}
+	return len(data)
+}
+
+// objectMembers calls f with each member of the valid JSON object obj, in
+// order (a repeated key is seen twice: callers keep the last, as
+// encoding/json does).
+func objectMembers(obj []byte, f func(key string, raw []byte)) {
+	i := skipSpaceAt(obj, 0)
+	if i >= len(obj) || obj[i] != '{' {
+		return
+	}
+	i = skipSpaceAt(obj, i+1)
+	for i < len(obj) && obj[i] == '"' {
+		end := skipString(obj, i)
+		rawKey := obj[i:end]
+		var key string
+		if bytes.IndexByte(rawKey, '\\') >= 0 {
+			json.Unmarshal(rawKey, &key) // valid: cannot fail
+		} else {
+			key = string(rawKey[1 : len(rawKey)-1])
+		}
+		i = skipSpaceAt(obj, end)
+		i = skipSpaceAt(obj, i+1) // the colon
+		end = skipValue(obj, i)
+		f(key, obj[i:end])
+		i = skipSpaceAt(obj, end)
+		if i < len(obj) && obj[i] == ',' {
+			i = skipSpaceAt(obj, i+1)
+		}
+	}
+}
+
+// arrayElements returns the raw elements of the valid JSON array arr.
+func arrayElements(arr []byte) [][]byte {
+	i := skipSpaceAt(arr, 0)
+	if i >= len(arr) || arr[i] != '[' {
+		return nil
+	}
+	var out [][]byte
+	i = skipSpaceAt(arr, i+1)
+	for i < len(arr) && arr[i] != ']' {
+		end := skipValue(arr, i)
+		if end == i { // cannot happen with valid JSON; never loop forever
+			break
+		}
+		out = append(out, arr[i:end])
+		i = skipSpaceAt(arr, end)
+		if i < len(arr) && arr[i] == ',' {
+			i = skipSpaceAt(arr, i+1)
+		}
+	}
+	return out
 }

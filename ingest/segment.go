@@ -104,10 +104,16 @@ func (p *Parser) ParseBatch(body []byte, receivedAt time.Time) (items []BatchIte
 	if len(body) > MaxBatchBytes {
 		return nil, nudge.Errorf(nudge.ETOOLARGE, "batch is %d bytes; the limit is %d", len(body), MaxBatchBytes)
 	}
-	top, err := unmarshalTop(body)
-	if err != nil {
+	if err := checkTopObject(body); err != nil {
 		return nil, err
 	}
+	top := map[string][]byte{}
+	objectMembers(body, func(key string, raw []byte) {
+		switch key {
+		case "batch", "sentAt", "context":
+			top[key] = raw
+		}
+	})
 	rawBatch, ok := top["batch"]
 	if !ok {
 		return nil, nudge.FieldErrorf("batch", "required")
@@ -115,10 +121,7 @@ func (p *Parser) ParseBatch(body []byte, receivedAt time.Time) (items []BatchIte
 	if k := rawKind(rawBatch); k != "array" {
 		return nil, nudge.FieldErrorf("batch", "expected array, got %s", k)
 	}
-	var raws []json.RawMessage
-	if err := json.Unmarshal(rawBatch, &raws); err != nil {
-		return nil, jsonError(rawBatch, err) // cannot happen: body was valid
-	}
+	raws := arrayElements(rawBatch)
 
 	var d batchDefaults
 	if raw, ok := top["sentAt"]; ok {
@@ -164,25 +167,6 @@ func (p *Parser) ParseBatch(body []byte, receivedAt time.Time) (items []BatchIte
 		}
 	}
 	return items, nil
-}
-
-// unmarshalTop splits a JSON object body into its members, with clear errors
-// for a body that is not one.
-func unmarshalTop(body []byte) (map[string]json.RawMessage, error) {
-	if len(strings.TrimSpace(string(body))) == 0 {
-		return nil, nudge.Errorf(nudge.EINVALID, "empty body: expected a JSON object")
-	}
-	var top map[string]json.RawMessage
-	if err := json.Unmarshal(body, &top); err != nil {
-		if _, ok := err.(*json.UnmarshalTypeError); ok {
-			return nil, nudge.Errorf(nudge.EINVALID, "expected a JSON object, got %s", rawKind(body))
-		}
-		return nil, jsonError(body, err)
-	}
-	if top == nil {
-		return nil, nudge.Errorf(nudge.EINVALID, "expected a JSON object, got null")
-	}
-	return top, nil
 }
 
 // checkKind accepts the call types Nudge handles and says so for the others.
@@ -269,13 +253,16 @@ func (p *Parser) parseItem(kind string, m map[string]any, d batchDefaults, recei
 		sentAt = d.sentAt
 	}
 
-	ctxv, ok := m["context"]
-	if !ok || ctxv == nil {
-		ctxv = d.context
-	}
-	ctxm, err := optObject("context", ctxv)
-	if err != nil {
-		return none, err
+	var ctxm map[string]any
+	if v := m["context"]; v != nil {
+		if ctxm, err = optObject("context", v); err != nil {
+			return none, err
+		}
+	} else if d.context != nil {
+		// A copy per item: events must not share maps.
+		if ctxm, err = convertObject(d.context, "context"); err != nil {
+			return none, err
+		}
 	}
 
 	ev := &nudge.Event{
@@ -295,12 +282,14 @@ func (p *Parser) parseItem(kind string, m map[string]any, d batchDefaults, recei
 		if !ok && m["traits"] != nil {
 			return none, typeError("traits", "object", m["traits"])
 		}
-		if ev.Properties, err = convertObject(raw, "traits"); err != nil {
-			return none, err
-		}
+		// Patch copies what it keeps, so the traits can then be converted in place.
 		if item.Patch, err = p.Contacts.Patch(userID, raw); err != nil {
 			return none, nudge.WithField("traits", err)
 		}
+		if _, err = convertInPlace(raw, "traits"); err != nil {
+			return none, err
+		}
+		ev.Properties = raw
 	case callTrack:
 		ev.Type = nudge.EventTrack
 		name, err := optString(m, "event")
@@ -376,7 +365,7 @@ func properties(m map[string]any) (map[string]any, error) {
 	}
 	for _, k := range numberProperties {
 		if x, ok := props[k]; ok && x != nil {
-			if _, ok := x.(json.Number); !ok {
+			if kind(x) != "number" {
 				return nil, typeError("properties."+k, "number", x)
 			}
 		}
@@ -388,7 +377,10 @@ func properties(m map[string]any) (map[string]any, error) {
 			}
 		}
 	}
-	return convertObject(props, "properties")
+	if _, err := convertInPlace(props, "properties"); err != nil {
+		return nil, err
+	}
+	return props, nil
 }
 
 // timeLayouts are the RFC 3339 / ISO 8601 forms Segment libraries send.
@@ -416,14 +408,19 @@ func parseTime(field string, v any) (*time.Time, error) {
 	return nil, nudge.FieldErrorf(field, "not an RFC 3339 time")
 }
 
-// idString reads an id field: a string, or a JSON number (Segment libraries
-// send numeric user ids) converted to its decimal text. Absent or null is "".
+// idString reads an id field: a string, or a JSON integer (Segment libraries
+// send numeric user ids) converted to its decimal text, every digit kept.
+// Absent or null is "".
 func idString(m map[string]any, field string) (string, error) {
 	switch v := m[field].(type) {
 	case nil:
 		return "", nil
 	case string:
 		return v, nil
+	case int64:
+		return strconv.FormatInt(v, 10), nil
+	case float64:
+		return "", nudge.FieldErrorf(field, "expected a string or an integer, got %s", strconv.FormatFloat(v, 'g', -1, 64))
 	case json.Number:
 		s := v.String()
 		if isDigits(strings.TrimPrefix(s, "-")) {
@@ -466,7 +463,7 @@ func optString(m map[string]any, field string) (string, error) {
 	}
 }
 
-// optObject checks and converts an optional object; nil stays nil.
+// optObject checks and converts, in place, an optional object; nil stays nil.
 func optObject(field string, v any) (map[string]any, error) {
 	if v == nil {
 		return nil, nil
@@ -475,5 +472,8 @@ func optObject(field string, v any) (map[string]any, error) {
 	if !ok {
 		return nil, typeError(field, "object", v)
 	}
-	return convertObject(o, field)
+	if _, err := convertInPlace(o, field); err != nil {
+		return nil, err
+	}
+	return o, nil
 }
