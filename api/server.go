@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -169,7 +170,7 @@ func (s *Server) notFound(mux *http.ServeMux) http.HandlerFunc {
 				w.Header().Add("Allow", m)
 			}
 			writeJSON(w, http.StatusMethodNotAllowed, errorResponse{Error: errorBody{
-				Code: "method_not_allowed", Message: fmt.Sprintf("%s %s is not supported; use %v", r.Method, r.URL.Path, allow),
+				Code: "method_not_allowed", Message: fmt.Sprintf("%s %s is not supported; use %s", r.Method, r.URL.Path, strings.Join(allow, ", ")),
 			}})
 			return
 		}
