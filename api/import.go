@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"time"
 
 	"github.com/nudge/nudge"
 	"github.com/nudge/nudge/ingest"
@@ -25,6 +26,11 @@ func (s *Server) handleImport(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	// A big import outlasts the server's read and write timeouts, which are
+	// sized for API calls: lift them for this request (the size cap stays).
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Time{})
+	_ = rc.SetWriteDeadline(time.Time{})
 	r.Body = http.MaxBytesReader(w, r.Body, s.maxImportBytes)
 	csvBody, mapping, err := s.importParts(r)
 	if err != nil {
