@@ -158,7 +158,7 @@ const insertEventsQuery = `
 			e.properties::jsonb, e.context::jsonb, e.timestamp, e.received_at
 		FROM unnest($1::int[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::timestamptz[], $10::timestamptz[])
 			AS e(pos, message_id, type, contact_id, anonymous_id, name, properties, context, timestamp, received_at),
-			(SELECT array_agg(nextval(pg_get_serial_sequence('events', 'seq'))) AS seq FROM generate_series(1, $11)) s
+			(SELECT array_agg(nextval('events_seq_seq')) AS seq FROM generate_series(1, $11)) s
 		ON CONFLICT (message_id) DO NOTHING
 		RETURNING message_id, contact_id
 	), created AS (

@@ -60,6 +60,7 @@ CREATE INDEX events_contact_idx ON events (contact_id, timestamp DESC, seq DESC)
 -- received_at only grows (append-only table): a BRIN index is tiny and is
 -- what retention's range delete needs.
 CREATE INDEX events_received_at_idx ON events USING brin (received_at);
+-- EventIngest draws seqs from events_seq_seq, the identity's sequence, by name.
 
 -- The consent ledger is append-only. The only change allowed is erasure:
 -- contact_id set NULL and the evidence IP removed (see the trigger below).
