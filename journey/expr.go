@@ -141,27 +141,36 @@ func newEnv() (*cel.Env, error) {
 type celIssue struct {
 	line, col int
 	msg       string
+	syntax    bool
 }
 
 // compile compiles and type-checks src. When it has no issue, it returns the
 // program and the expression's type.
 func compile(src string) (cel.Program, *cel.Type, []celIssue) {
 	if celEnvErr != nil {
-		return nil, nil, []celIssue{{1, 0, "internal error: " + celEnvErr.Error()}}
+		return nil, nil, []celIssue{{1, 0, "internal error: " + celEnvErr.Error(), false}}
 	}
-	ast, iss := celEnv.Compile(src)
+	parsed, iss := celEnv.Parse(src)
 	if iss.Err() != nil {
-		var out []celIssue
-		for _, e := range iss.Errors() {
-			out = append(out, celIssue{max(e.Location.Line(), 1), max(e.Location.Column(), 0), e.Message})
-		}
-		return nil, nil, out
+		return nil, nil, issues(iss, true)
+	}
+	ast, iss := celEnv.Check(parsed)
+	if iss.Err() != nil {
+		return nil, nil, issues(iss, false)
 	}
 	prog, err := celEnv.Program(ast, cel.CostLimit(CostLimit))
 	if err != nil {
-		return nil, nil, []celIssue{{1, 0, err.Error()}}
+		return nil, nil, []celIssue{{1, 0, err.Error(), false}}
 	}
 	return prog, ast.OutputType(), nil
+}
+
+func issues(iss *cel.Issues, syntax bool) []celIssue {
+	var out []celIssue
+	for _, e := range iss.Errors() {
+		out = append(out, celIssue{max(e.Location.Line(), 1), max(e.Location.Column(), 0), e.Message, syntax})
+	}
+	return out
 }
 
 // typeFits reports whether an expression of type got may stand where want is

@@ -2,6 +2,7 @@ package journey
 
 import (
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"maps"
 	"slices"
@@ -192,7 +193,9 @@ type Step struct {
 	UpdateContact *UpdateContact // KindUpdateContact
 	Webhook       *Webhook       // KindWebhook
 
-	next string
+	next         string
+	explicitNext bool
+	journeyID    string
 }
 
 // Next returns the id of the step that follows this one when it is done: the
@@ -213,6 +216,9 @@ func (s *Step) Targets() []string {
 	case KindExit:
 		return nil
 	case KindBranch:
+		if s.Branch == nil {
+			return nil
+		}
 		for _, c := range s.Branch.Cases {
 			ts = append(ts, c.Then)
 		}
@@ -222,6 +228,9 @@ func (s *Step) Targets() []string {
 			ts = append(ts, p.Next)
 		}
 	case KindWaitFor:
+		if s.WaitFor == nil {
+			return nil
+		}
 		ts = append(ts, s.WaitFor.OnEvent, s.WaitFor.OnTimeout)
 	default:
 		ts = append(ts, s.next)
@@ -326,4 +335,34 @@ func (u *UpdateContact) Patch(contactID string) *nudge.ContactPatch {
 type Webhook struct {
 	URL       string
 	SecretEnv string
+}
+
+// Bucket maps a contact to a stable number in [0, 100) for a journey and a
+// purpose ("holdout", or a split step's id), so that holdouts and splits do
+// not change between evaluations, processes or versions of a journey.
+func Bucket(journeyID, purpose, contactID string) int {
+	sum := sha256.Sum256([]byte(journeyID + "\x00" + purpose + "\x00" + contactID))
+	return int(binary.BigEndian.Uint64(sum[:8]) % 100)
+}
+
+// HeldOut reports whether the contact is in the journey's holdout.
+func (j *Journey) HeldOut(contactID string) bool {
+	return Bucket(j.ID, "holdout", contactID) < j.Holdout
+}
+
+// SplitNext returns the step id a contact goes to at a split step ("" for
+// completing), stable per contact and journey. It returns Next() for other
+// kinds of step.
+func (s *Step) SplitNext(contactID string) string {
+	if s.Kind != KindSplit {
+		return s.next
+	}
+	b := Bucket(s.journeyID, s.ID, contactID)
+	for _, p := range s.Split {
+		if b < p.Weight {
+			return p.Next
+		}
+		b -= p.Weight
+	}
+	return s.Split[len(s.Split)-1].Next
 }
