@@ -98,10 +98,21 @@ func Open(path string) (*DB, error) {
 	if strings.ContainsRune(path, '?') {
 		return nil, fmt.Errorf("sqlite: open %s: the path may not contain '?'", path)
 	}
+	// temp_store=MEMORY keeps statement journals and sorter spills off
+	// disk (a multi-row INSERT would otherwise open a temp file per
+	// transaction); mmap_size lets reads of the database file skip the
+	// read system call.
 	common := "?_pragma=busy_timeout(" + strconv.FormatInt(busyTimeout.Milliseconds(), 10) + ")" +
-		"&_pragma=foreign_keys(1)"
+		"&_pragma=foreign_keys(1)&_pragma=temp_store(MEMORY)&_pragma=mmap_size(268435456)"
+	// The writer checkpoints every 10000 pages (40 MB of WAL) rather than
+	// 1000, which writes each hot index page back to the database less
+	// often; the WAL file is truncated back to 64 MB after a checkpoint.
+	// The page cache stays at SQLite's default: a larger one makes every
+	// commit slower (the pager scans its whole hash table at the end of a
+	// write transaction), and mmap serves reads of the database file.
 	write, err := sql.Open("sqlite", path+common+
-		"&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_txlock=immediate")
+		"&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)"+
+		"&_pragma=wal_autocheckpoint(10000)&_pragma=journal_size_limit(67108864)&_txlock=immediate")
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
