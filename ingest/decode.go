@@ -19,12 +19,13 @@ import (
 // that the two decoders agree.
 type decoder struct {
 	data []byte
+	str  string // data as a string: plain strings are slices of it, one allocation for all
 	i    int
 }
 
 // decodeValid decodes a JSON object already known to be valid.
 func decodeValid(raw []byte) (map[string]any, error) {
-	d := decoder{data: raw}
+	d := decoder{data: raw, str: string(raw)}
 	d.space()
 	if d.peek() != '{' {
 		return nil, jsonError(raw, json.Unmarshal(raw, new(map[string]any)))
@@ -120,7 +121,7 @@ func (d *decoder) string() string {
 	}
 	s := d.data[start+1 : d.i-1]
 	if bytes.IndexByte(s, '\\') < 0 && utf8.Valid(s) {
-		return string(s)
+		return d.str[start+1 : d.i-1]
 	}
 	return d.slowString(start)
 }

@@ -140,6 +140,9 @@ func (p *Parser) ParseBatch(body []byte, receivedAt time.Time) (items []BatchIte
 			if d.context, err = decodeValid(raw); err != nil {
 				return nil, err
 			}
+			if _, err := convertInPlace(d.context, "context"); err != nil {
+				return nil, err
+			}
 		default:
 			return nil, nudge.FieldErrorf("context", "expected object, got %s", k)
 		}
