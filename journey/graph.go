@@ -11,6 +11,13 @@ func (p *parser) checkGraph() {
 	if len(p.steps) == 0 {
 		return
 	}
+	// With two steps of one id, the graph is not what the author meant:
+	// report the duplicate alone.
+	for _, s := range p.steps {
+		if p.byID[s.ID] != s {
+			return
+		}
+	}
 	// Reachability from the first step.
 	seen := map[*Step]bool{p.steps[0]: true}
 	queue := []*Step{p.steps[0]}

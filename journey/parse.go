@@ -279,7 +279,11 @@ func suggest(got string, candidates []string, intro string) string {
 			best, bestD = c, d
 		}
 	}
-	if best != "" && bestD <= max(1, len(got)/3) && bestD < len(got) {
+	limit := 1
+	if len(got) > 3 {
+		limit = max(2, len(got)/3)
+	}
+	if best != "" && bestD <= limit && bestD < len(got) {
 		return fmt.Sprintf("did you mean %q?", best)
 	}
 	return intro + ": " + strings.Join(candidates, ", ")
@@ -408,9 +412,11 @@ func (p *parser) expr(n ast.Node, what string, want *cel.Type) *Expr {
 	for _, is := range issues {
 		l, c := line, col+is.col
 		if is.line > 1 {
+			// Block scalars keep their lines; the block's indentation was
+			// stripped from each, so add it back.
 			l = line + is.line - 1
 			if multi {
-				c = p.indent(l) + 1 + is.col
+				c = col + is.col
 			} else {
 				c = 1 + is.col
 			}
