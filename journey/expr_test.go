@@ -1,6 +1,8 @@
 package journey
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -210,4 +212,24 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestSchema(t *testing.T) {
+	var v map[string]any
+	if err := json.Unmarshal(Schema(), &v); err != nil {
+		t.Fatalf("Schema is not JSON: %v", err)
+	}
+	doc, err := os.ReadFile("../docs/journey.schema.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(doc, Schema()) {
+		t.Error("docs/journey.schema.json differs from journey/journey.schema.json: copy it over")
+	}
+	props := v["$defs"].(map[string]any)["step"].(map[string]any)["properties"].(map[string]any)
+	for _, k := range StepKinds {
+		if props[string(k)] == nil {
+			t.Errorf("schema has no step kind %q", k)
+		}
+	}
 }
