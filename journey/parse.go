@@ -1,6 +1,7 @@
 package journey
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net/url"
@@ -28,7 +29,7 @@ type Options struct {
 // src is its content. When anything is wrong it returns a *ValidationError
 // holding every problem found, each with a line and column, and no journey.
 func Parse(file string, src []byte, opt Options) (*Journey, error) {
-	p := &parser{file: file, src: src, lines: strings.Split(string(src), "\n"), opt: opt}
+	p := &parser{file: file, src: bytes.Clone(src), lines: strings.Split(string(src), "\n"), opt: opt}
 	j := p.parse()
 	if len(p.problems) > 0 {
 		slices.SortStableFunc(p.problems, func(a, b Problem) int {
