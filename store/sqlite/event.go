@@ -238,7 +238,7 @@ func (db *DB) EventList(ctx context.Context, p *nudge.EventListParams) (*nudge.E
 		if !ok {
 			return nil, nudge.FieldErrorf("cursor", "not a cursor this list returned")
 		}
-		q += ` AND (timestamp < ? OR (timestamp = ? AND seq < ?))`
+		q += ` AND timestamp <= ? AND (timestamp < ? OR seq < ?)`
 		args = append(args, ts, ts, seq)
 	}
 	n := limit(p.Limit, 50, 1000)

@@ -230,3 +230,44 @@ func BenchmarkEventIngest(b *testing.B) {
 	}
 	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "events/s")
 }
+
+func TestQueryPlans(t *testing.T) {
+	// The hot lists are read in index order: no sort, no scan.
+	path := filepath.Join(t.TempDir(), "nudge.db")
+	db, err := sqlite.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.Migrate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	raw := rawDB(t, path)
+	for _, q := range []string{
+		`SELECT * FROM events WHERE contact_id = 'c' ORDER BY timestamp DESC, seq DESC LIMIT 51`,
+		`SELECT * FROM events WHERE contact_id = 'c' AND timestamp <= 5 AND (timestamp < 5 OR seq < 3)
+			ORDER BY timestamp DESC, seq DESC LIMIT 51`,
+		`SELECT * FROM contacts WHERE lifecycle_stage = 'lead' AND id > 'c' ORDER BY id LIMIT 51`,
+		`SELECT * FROM contacts WHERE email = 'ann@example.com' ORDER BY id LIMIT 51`,
+		`DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE received_at < 5 LIMIT 10000)`,
+	} {
+		rows, err := raw.Query(`EXPLAIN QUERY PLAN ` + q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var plan []string
+		for rows.Next() {
+			var id, parent, notused int
+			var detail string
+			if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
+				t.Fatal(err)
+			}
+			plan = append(plan, detail)
+		}
+		rows.Close()
+		p := strings.Join(plan, "; ")
+		if strings.Contains(p, "TEMP B-TREE") || strings.Contains(p, "SCAN ") {
+			t.Errorf("%s\nplan: %s; want an index search without a sort", q, p)
+		}
+	}
+}

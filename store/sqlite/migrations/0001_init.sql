@@ -27,10 +27,12 @@ CREATE TABLE contacts (
 	created_at      INTEGER NOT NULL,
 	updated_at      INTEGER NOT NULL
 ) STRICT;
-CREATE INDEX contacts_email ON contacts (email);
-CREATE INDEX contacts_phone ON contacts (phone);
-CREATE INDEX contacts_lifecycle_stage ON contacts (lifecycle_stage);
-CREATE INDEX contacts_journey_stage ON contacts (journey_stage);
+-- Filter indexes end with id, the list order, so that a filtered page is
+-- read in order without a sort.
+CREATE INDEX contacts_email ON contacts (email, id);
+CREATE INDEX contacts_phone ON contacts (phone, id);
+CREATE INDEX contacts_lifecycle_stage ON contacts (lifecycle_stage, id);
+CREATE INDEX contacts_journey_stage ON contacts (journey_stage, id);
 CREATE INDEX contacts_updated_at ON contacts (updated_at);
 
 -- events: identify and track calls. The unique message_id is the dedupe
@@ -49,7 +51,10 @@ CREATE TABLE events (
 	timestamp    INTEGER NOT NULL,
 	received_at  INTEGER NOT NULL
 ) STRICT;
-CREATE INDEX events_contact_timestamp ON events (contact_id, timestamp DESC, seq DESC);
+-- A contact's events newest first: the index is scanned backwards, and its
+-- implicit last column, the rowid, is seq, which orders events that share
+-- a timestamp. (Naming seq explicitly would store it twice.)
+CREATE INDEX events_contact_timestamp ON events (contact_id, timestamp);
 CREATE INDEX events_received_at ON events (received_at);
 
 -- consent_ledger is append-only: the triggers below refuse deletes and any
