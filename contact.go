@@ -17,7 +17,7 @@ const (
 )
 
 // Contact is a person in the CRM. Well-known fields are typed and validated
-// (see ingest.NormalizeContact); everything else lives in Attributes.
+// (see ingest.ContactNormalizer); everything else lives in Attributes.
 type Contact struct {
 	ID             string         `json:"id"`
 	Email          string         `json:"email,omitempty"`
@@ -116,10 +116,12 @@ type ContactStore interface {
 	ContactList(ctx context.Context, p *ContactListParams) (*ContactPage, error)
 	// ContactPut creates or replaces a contact wholly (PUT semantics): fields
 	// and attributes not in c are cleared. It returns the stored contact and
-	// whether it was created.
+	// whether it was created. Like ContactMerge, it leaves an inbox item.
 	ContactPut(ctx context.Context, c *Contact, now time.Time) (*Contact, bool, error)
 	// ContactMerge applies patches in order in one transaction, creating
-	// contacts that do not exist. Every patch needs an ID.
+	// contacts that do not exist. Every patch needs an ID. Each changed
+	// contact is left in the engine's inbox (an InboxItem without Event), in
+	// the same transaction, so journeys see the change.
 	ContactMerge(ctx context.Context, patches []*ContactPatch, now time.Time) ([]ContactMergeResult, error)
 	// ContactErase deletes a contact and its events (a privacy request). Its
 	// consent ledger entries remain, keyed by address hash only: the contact

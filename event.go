@@ -58,7 +58,9 @@ type EventStore interface {
 	// EventIngest stores items in one transaction. Contacts named by track
 	// events are created if they do not exist; identify patches are merged.
 	// An item whose MessageID was already stored (within the event retention,
-	// at least 24 hours) is a duplicate: nothing of it is applied.
+	// at least 24 hours) is a duplicate: nothing of it is applied. Each stored
+	// event is also left in the engine's inbox, in the same transaction, so a
+	// crash between ingest and the engine loses nothing.
 	EventIngest(ctx context.Context, items []IngestItem, now time.Time) (*IngestResult, error)
 	// EventList returns a page of a contact's events, newest first.
 	EventList(ctx context.Context, p *EventListParams) (*EventPage, error)

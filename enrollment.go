@@ -1,0 +1,121 @@
+package nudge
+
+import (
+	"context"
+	"time"
+)
+
+// Enrollment states. An enrollment runs its steps within one transition until
+// it waits or ends, so a live enrollment is always waiting.
+const (
+	EnrollmentWaiting   = "waiting"
+	EnrollmentCompleted = "completed" // ran off the end of its steps
+	EnrollmentConverted = "converted" // its goal was met
+	EnrollmentExited    = "exited"    // an exit rule, an exit step, or an opt-out ended it
+)
+
+// Enrollment is one contact's pass through one journey version. A waiting
+// enrollment is a durable wait: a row with a wake time (a timer, or a
+// wait_for's timeout) and, for wait_for, the event it waits for.
+type Enrollment struct {
+	ID        string `json:"id"` // made by the engine: unique, sorts in creation order, deterministic in the simulator
+	JourneyID string `json:"journey_id"`
+	Version   int64  `json:"version"`
+	ContactID string `json:"contact_id"`
+	Key       string `json:"key,omitempty"` // the journey's enrollment key, "" if none
+	State     string `json:"state"`
+	StepID    string `json:"step_id,omitempty"` // the step it waits in
+	// WakeAt is when the wait ends (zero: no timer; ended enrollments have none).
+	WakeAt    time.Time `json:"wake_at,omitzero"`
+	WaitEvent string    `json:"wait_event,omitempty"` // the event name a wait_for awaits
+	HeldOut   bool      `json:"held_out,omitempty"`   // in the holdout: decisions recorded, nothing sent
+	// Event is the event that triggered entry (the `event` of later CEL
+	// expressions), nil for attribute and date triggers.
+	Event *Event `json:"event,omitempty"`
+	// Steps records the steps run so far: step id → when, and the message id
+	// of a send (the `journey.steps` of CEL expressions).
+	Steps     map[string]StepRecord `json:"steps,omitempty"`
+	EnteredAt time.Time             `json:"entered_at"`
+	UpdatedAt time.Time             `json:"updated_at"`
+	EndedAt   time.Time             `json:"ended_at,omitzero"`
+	// Rev is the optimistic-concurrency revision: EngineCommit updates an
+	// enrollment only if its stored Rev still equals this one.
+	Rev int64 `json:"-"`
+}
+
+// StepRecord is what an enrollment remembers of a step it ran.
+type StepRecord struct {
+	At        time.Time `json:"at"`
+	MessageID string    `json:"message_id,omitempty"`
+}
+
+// Live reports whether the enrollment has not ended.
+func (e *Enrollment) Live() bool { return e.State == EnrollmentWaiting }
+
+// InboxItem is work for the engine that ingest and contact changes leave in
+// the store, in the same transaction as the change: a stored event (Event set)
+// or a contact changed through the API or an import (Event nil).
+type InboxItem struct {
+	Seq       int64
+	ContactID string
+	Event     *Event
+	At        time.Time
+}
+
+// EngineCommit is everything one engine transition changes, committed in one
+// transaction: the enrollments it creates or advances, its decision records,
+// the messages it puts in the outbox, the contact updates it makes, and the
+// inbox items it consumed.
+type EngineCommit struct {
+	// Enrollments to insert (Rev 0 and not stored yet) or update (Rev must
+	// equal the stored Rev, else the whole commit fails with ECONFLICT; the
+	// stored Rev is then incremented). Committing clears a claim.
+	Enrollments []*Enrollment
+	Decisions   []*Decision
+	// Messages go to the outbox; one whose IdempotencyKey exists is skipped.
+	Messages []*Message
+	// CancelMessages cancels the queued messages of these enrollment ids:
+	// what has not been handed to a provider is not sent.
+	CancelMessages []string
+	ContactPatches []*ContactPatch
+	// InboxDone are inbox items consumed (deleted).
+	InboxDone []int64
+	// Released are enrollments claimed but not changed: their claim is cleared.
+	Released []string
+}
+
+// EnrollmentListParams pages enrollments (by ID).
+type EnrollmentListParams struct {
+	JourneyID string
+	ContactID string
+	LiveOnly  bool
+	AfterID   string
+	Limit     int // default 100, at most 10000
+}
+
+// EngineStore is what the journey engine needs of the store beyond contacts
+// and events: the inbox of work, durable waits, and the atomic commit of a
+// transition with its decisions and messages.
+type EngineStore interface {
+	// InboxClaim claims up to limit unclaimed inbox items (or items whose
+	// claim expired), oldest first, for lease. Several processes may claim
+	// concurrently; each item goes to one (SKIP LOCKED on PostgreSQL).
+	InboxClaim(ctx context.Context, now time.Time, limit int, lease time.Duration) ([]*InboxItem, error)
+	// EnrollmentClaimDue claims up to limit waiting enrollments whose WakeAt
+	// is at or before now, of active journeys, not claimed by someone else
+	// (or whose claim expired), in WakeAt order, for lease.
+	EnrollmentClaimDue(ctx context.Context, now time.Time, limit int, lease time.Duration) ([]*Enrollment, error)
+	// EnrollmentList lists enrollments, ordered by ID.
+	EnrollmentList(ctx context.Context, p *EnrollmentListParams) ([]*Enrollment, error)
+	// EnrollmentGet returns an enrollment, or ENOTFOUND.
+	EnrollmentGet(ctx context.Context, id string) (*Enrollment, error)
+	// EngineCommit commits a transition atomically (see EngineCommit). An
+	// enrollment whose Rev changed makes it fail with ECONFLICT and change
+	// nothing; inserting a second live enrollment for the same journey,
+	// contact and key also fails with ECONFLICT.
+	EngineCommit(ctx context.Context, c *EngineCommit, now time.Time) error
+	// DecisionList pages the decision log.
+	DecisionList(ctx context.Context, p *DecisionListParams) ([]*Decision, error)
+	// MessageList pages the outbox.
+	MessageList(ctx context.Context, p *MessageListParams) ([]*Message, error)
+}
