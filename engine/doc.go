@@ -1,0 +1,62 @@
+// Package engine runs journeys: it turns events, contact changes, due waits
+// and date triggers into enrollment transitions, and commits each with its
+// decision records and outbox messages in one store transaction
+// (nudge.EngineStore.EngineCommit).
+//
+// The core is pure: Advance and Enter compute a Transition from (journey
+// version, enrollment, contact, input, now) and nothing else, so the live
+// server, the simulator and the tests run the same code; time comes from the
+// injected clock and nothing sleeps. The Engine around it claims work from
+// the store (inbox items, due enrollments) in batches, evaluates, and
+// commits; several engines may share one PostgreSQL store: claims hand each
+// item to one of them, and an optimistic revision check on every enrollment
+// (ECONFLICT) makes each transition happen once.
+//
+// # Steps
+//
+// An enrollment runs steps until it waits or ends, within one transition
+// (at most MaxSteps). email and sms put a queued message in the outbox
+// (idempotency key: enrollment id, step id, and the revision the transition
+// starts from) unless the contact has no address for the channel
+// (no_address) or the enrollment is held out (held_out: nothing is sent,
+// including webhooks; update_contact still applies). Config.Policy, the
+// guardrails' hook, may skip or defer a send. wait and wait_for make the
+// enrollment wait with a wake time; a wait whose time already passed
+// continues at once (wait_passed). until_local uses the contact's time zone,
+// UTC when it has none (the decision says so).
+//
+// # Errors in conditions
+//
+// A CEL evaluation error is never silently false:
+//   - a branch case that fails is taken as false and a decision
+//     (skipped, condition_error) records the error;
+//   - a value a step needs (a wait's until) that fails ends the enrollment
+//     (exited, condition_error); a key or an entry rule or trigger filter
+//     that fails keeps the contact out (not_entered, condition_error).
+//
+// Goal and exit conditions, attribute triggers and wait_for matches are
+// checked on every event and contact change, where a failure (typically a
+// missing attribute) counts as "not met" without a decision, which would
+// otherwise flood the log.
+//
+// # Goals and exits
+//
+// On every inbox item, each live enrollment of the contact is checked: goal
+// event (within its window) or goal condition → converted (goal_met), its
+// queued messages cancelled; else an exit rule → exited (exit_rule),
+// messages cancelled; else an awaited event → on_event. Due enrollments are
+// checked against the goal condition and exit rules before they advance.
+// Paused journeys take no entries and their waits hold (their due
+// enrollments are released); goals and exit rules still end their
+// enrollments, but awaited events are not taken while paused.
+//
+// # Limitations
+//
+// Attribute triggers are level-triggered: the store keeps no "was matching"
+// state, so a contact enters when the condition is true on a change and no
+// live enrollment or re-entry rule stops it. With re-entry always (or
+// after), a contact who keeps matching enters again on a later change after
+// the previous enrollment ended. Date triggers scan all contacts on each
+// run. Contact updates made by update_contact steps go through EngineCommit
+// and trigger other journeys only if the store leaves an inbox item for them.
+package engine
