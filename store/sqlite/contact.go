@@ -102,7 +102,8 @@ func putContact(ctx context.Context, tx *sql.Tx, c *nudge.Contact) (*nudge.Conta
 	return n, nil
 }
 
-// ContactPut creates or replaces a contact wholly.
+// ContactPut creates or replaces a contact wholly. A contact it creates or
+// changes is left in the engine's inbox; one put as it was is not.
 func (db *DB) ContactPut(ctx context.Context, c *nudge.Contact, now time.Time) (*nudge.Contact, bool, error) {
 	if c == nil || c.ID == "" {
 		return nil, false, nudge.FieldErrorf("id", "required")
@@ -123,8 +124,13 @@ func (db *DB) ContactPut(ctx context.Context, c *nudge.Contact, now time.Time) (
 		default:
 			cc.CreatedAt = old.CreatedAt
 		}
-		stored, err = putContact(ctx, tx, cc)
-		return err
+		if stored, err = putContact(ctx, tx, cc); err != nil {
+			return err
+		}
+		if created || !sameContact(old, stored) {
+			return inboxAddContacts(ctx, tx, []string{c.ID}, now)
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, false, fmt.Errorf("sqlite: contact put: %w", err)
@@ -132,23 +138,18 @@ func (db *DB) ContactPut(ctx context.Context, c *nudge.Contact, now time.Time) (
 	return stored, created, nil
 }
 
-// ContactMerge applies patches in order in one transaction.
+// ContactMerge applies patches in order in one transaction. Each contact the
+// patches create or change is left in the engine's inbox once, however many
+// patches it had; a contact they leave as it was is not.
 func (db *DB) ContactMerge(ctx context.Context, patches []*nudge.ContactPatch, now time.Time) ([]nudge.ContactMergeResult, error) {
-	for i, p := range patches {
-		if p == nil || p.ID == "" {
-			return nil, nudge.WithField(fmt.Sprintf("[%d]", i), nudge.FieldErrorf("id", "required"))
-		}
+	if err := checkPatches(patches); err != nil {
+		return nil, err
 	}
 	results := make([]nudge.ContactMergeResult, 0, len(patches))
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
-		for _, p := range patches {
-			r, err := mergeContact(ctx, tx, p, now)
-			if err != nil {
-				return err
-			}
-			results = append(results, r)
-		}
-		return nil
+		var err error
+		results, err = mergeContacts(ctx, tx, patches, now)
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: contact merge: %w", err)
@@ -156,23 +157,71 @@ func (db *DB) ContactMerge(ctx context.Context, patches []*nudge.ContactPatch, n
 	return results, nil
 }
 
-func mergeContact(ctx context.Context, tx *sql.Tx, p *nudge.ContactPatch, now time.Time) (nudge.ContactMergeResult, error) {
+func checkPatches(patches []*nudge.ContactPatch) error {
+	for i, p := range patches {
+		if p == nil || p.ID == "" {
+			return nudge.WithField(fmt.Sprintf("[%d]", i), nudge.FieldErrorf("id", "required"))
+		}
+	}
+	return nil
+}
+
+// mergeContacts applies patches in order and leaves each contact they
+// created or changed in the inbox, once, in the order of its first change.
+func mergeContacts(ctx context.Context, tx *sql.Tx, patches []*nudge.ContactPatch, now time.Time) ([]nudge.ContactMergeResult, error) {
+	results := make([]nudge.ContactMergeResult, 0, len(patches))
+	var changed []string
+	seen := map[string]bool{}
+	for _, p := range patches {
+		r, ch, err := mergeContact(ctx, tx, p, now)
+		if err != nil {
+			return nil, err
+		}
+		results = append(results, r)
+		if ch && !seen[p.ID] {
+			seen[p.ID] = true
+			changed = append(changed, p.ID)
+		}
+	}
+	return results, inboxAddContacts(ctx, tx, changed, now)
+}
+
+// mergeContact applies one patch. It reports whether the patch created the
+// contact or changed any of its fields or attributes.
+func mergeContact(ctx context.Context, tx *sql.Tx, p *nudge.ContactPatch, now time.Time) (nudge.ContactMergeResult, bool, error) {
 	c, err := getContact(ctx, tx, p.ID)
-	created := false
+	var old *nudge.Contact
 	switch {
 	case nudge.ErrorCode(err) == nudge.ENOTFOUND:
-		created = true
 		c = &nudge.Contact{ID: p.ID, Attributes: map[string]any{}, CreatedAt: now}
 	case err != nil:
-		return nudge.ContactMergeResult{}, err
+		return nudge.ContactMergeResult{}, false, err
+	default:
+		old = c.Clone()
 	}
 	p.Apply(c)
 	c.UpdatedAt = now
 	stored, err := putContact(ctx, tx, c)
 	if err != nil {
-		return nudge.ContactMergeResult{}, err
+		return nudge.ContactMergeResult{}, false, err
 	}
-	return nudge.ContactMergeResult{Contact: stored, Created: created}, nil
+	return nudge.ContactMergeResult{Contact: stored, Created: old == nil}, old == nil || !sameContact(old, stored), nil
+}
+
+// sameContact reports whether two stored forms of a contact have the same
+// fields and attributes, timestamps aside. Attributes are compared as JSON,
+// which encoding/json writes with sorted keys.
+func sameContact(a, b *nudge.Contact) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	if a.Email != b.Email || a.Phone != b.Phone || a.Timezone != b.Timezone || a.LifecycleStage != b.LifecycleStage ||
+		a.JourneyStage != b.JourneyStage || a.IsCustomer != b.IsCustomer || len(a.Attributes) != len(b.Attributes) {
+		return false
+	}
+	ja, err1 := json.Marshal(a.Attributes)
+	jb, err2 := json.Marshal(b.Attributes)
+	return err1 == nil && err2 == nil && string(ja) == string(jb)
 }
 
 // ContactList returns a page of contacts matching the filters, by id.
@@ -248,9 +297,11 @@ func (db *DB) ContactList(ctx context.Context, p *nudge.ContactListParams) (*nud
 	return page, nil
 }
 
-// ContactErase deletes a contact and its events. Its consent ledger entries
-// stay, keyed by address hash, without the contact id or the evidence IP;
-// the consent state stays too, since it belongs to the address.
+// ContactErase deletes a contact, its events and everything the engine keeps
+// about it: its inbox items, its enrollments, and their decisions and
+// messages (queued ones are not sent). Its consent ledger entries stay,
+// keyed by address hash, without the contact id or the evidence IP; the
+// consent state stays too, since it belongs to the address.
 func (db *DB) ContactErase(ctx context.Context, id string, now time.Time) error {
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
 		var one int
@@ -266,8 +317,16 @@ func (db *DB) ContactErase(ctx context.Context, id string, now time.Time) error 
 			WHERE contact_id = ?`, id); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM events WHERE contact_id = ?`, id); err != nil {
-			return err
+		for _, q := range []string{
+			`DELETE FROM events WHERE contact_id = ?`,
+			`DELETE FROM inbox WHERE contact_id = ?`,
+			`DELETE FROM decisions WHERE contact_id = ?`,
+			`DELETE FROM messages WHERE contact_id = ?`,
+			`DELETE FROM enrollments WHERE contact_id = ?`,
+		} {
+			if _, err := tx.ExecContext(ctx, q, id); err != nil {
+				return err
+			}
 		}
 		_, err = tx.ExecContext(ctx, `DELETE FROM contacts WHERE id = ?`, id)
 		return err

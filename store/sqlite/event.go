@@ -24,8 +24,14 @@ func eventInsertQuery(n int) string {
 	return `INSERT INTO events (message_id, type, contact_id, anonymous_id, name, properties, context, timestamp, received_at)
 		VALUES ` + strings.Repeat(row+", ", n-1) + row + `
 		ON CONFLICT (message_id) DO NOTHING
-		RETURNING message_id`
+		RETURNING seq, message_id`
 }
+
+// inboxEventsQuery leaves the events an EventIngest stored in the inbox:
+// those with seq from ?2 to ?3. The writer is alone and seq increases, so
+// every event in that range is one this transaction inserted.
+const inboxEventsQuery = `INSERT INTO inbox (contact_id, event_seq, at)
+	SELECT contact_id, seq, ?1 FROM events WHERE seq BETWEEN ?2 AND ?3 ORDER BY seq`
 
 // ensureContactsQuery creates, empty, the contacts of a JSON array of ids
 // that do not exist yet: one statement whatever the number of ids.
@@ -48,8 +54,9 @@ func jsonOrNull(m map[string]any) (any, error) {
 // EventIngest stores items in one transaction. Duplicates, of events stored
 // before or of an earlier item of the same call, are reported and skipped
 // whole: neither their event nor their identify patch is applied. Contacts
-// of the stored events are created if need be. An event's zero ReceivedAt or
-// Timestamp is taken as now.
+// of the stored events are created if need be. Each stored event is left in
+// the engine's inbox, by one statement for the whole call. An event's zero
+// ReceivedAt or Timestamp is taken as now.
 func (db *DB) EventIngest(ctx context.Context, items []nudge.IngestItem, now time.Time) (*nudge.IngestResult, error) {
 	res := &nudge.IngestResult{Duplicate: make([]bool, len(items))}
 	if len(items) == 0 {
@@ -110,9 +117,14 @@ func (db *DB) EventIngest(ctx context.Context, items []nudge.IngestItem, now tim
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: event ingest: %w", err)
 	}
+	inbox, err := db.stmt(ctx, inboxEventsQuery)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: event ingest: %w", err)
+	}
 
 	err = db.inTx(ctx, func(tx *sql.Tx) error {
 		stored := make(map[string]bool, len(uniq))
+		var minSeq, maxSeq int64 // of the events stored
 		for c, s := range chunks {
 			lo := c * ingestChunk * eventInsertColumns
 			hi := min(lo+ingestChunk*eventInsertColumns, len(args))
@@ -121,12 +133,19 @@ func (db *DB) EventIngest(ctx context.Context, items []nudge.IngestItem, now tim
 				return err
 			}
 			for rows.Next() {
-				var id string
-				if err := rows.Scan(&id); err != nil {
+				var (
+					seq int64
+					id  string
+				)
+				if err := rows.Scan(&seq, &id); err != nil {
 					rows.Close()
 					return err
 				}
 				stored[id] = true
+				if minSeq == 0 || seq < minSeq {
+					minSeq = seq
+				}
+				maxSeq = max(maxSeq, seq)
 			}
 			rows.Close()
 			if err := rows.Err(); err != nil {
@@ -155,13 +174,20 @@ func (db *DB) EventIngest(ctx context.Context, items []nudge.IngestItem, now tim
 				return err
 			}
 		}
+		if minSeq > 0 {
+			if _, err := tx.StmtContext(ctx, inbox).ExecContext(ctx, micros(now), minSeq, maxSeq); err != nil {
+				return err
+			}
+		}
+		// An identify's event is in the inbox already: its traits add
+		// no item of their own.
 		for i, it := range items {
 			if res.Duplicate[i] || it.Patch == nil {
 				continue
 			}
 			p := *it.Patch
 			p.ID = it.Event.ContactID
-			if _, err := mergeContact(ctx, tx, &p, now); err != nil {
+			if _, _, err := mergeContact(ctx, tx, &p, now); err != nil {
 				return nudge.WithField(fmt.Sprintf("[%d].traits", i), err)
 			}
 		}

@@ -49,6 +49,18 @@ func Run(t *testing.T, open func(t *testing.T) nudge.Store) {
 	t.Run("ConsentLedger", func(t *testing.T) { testConsentLedger(t, open) })
 	t.Run("ContactErase", func(t *testing.T) { testContactErase(t, open) })
 	t.Run("APIKey", func(t *testing.T) { testAPIKey(t, open) })
+	t.Run("JourneyPublish", func(t *testing.T) { testJourneyPublish(t, open) })
+	t.Run("JourneyStatus", func(t *testing.T) { testJourneyStatus(t, open) })
+	t.Run("JourneyList", func(t *testing.T) { testJourneyList(t, open) })
+	t.Run("Inbox", func(t *testing.T) { testInbox(t, open) })
+	t.Run("InboxClaim", func(t *testing.T) { testInboxClaim(t, open) })
+	t.Run("EngineCommit", func(t *testing.T) { testEngineCommit(t, open) })
+	t.Run("EnrollmentClaimDue", func(t *testing.T) { testEnrollmentClaimDue(t, open) })
+	t.Run("EnrollmentList", func(t *testing.T) { testEnrollmentList(t, open) })
+	t.Run("DecisionList", func(t *testing.T) { testDecisionList(t, open) })
+	t.Run("MessageList", func(t *testing.T) { testMessageList(t, open) })
+	t.Run("EngineErase", func(t *testing.T) { testEngineErase(t, open) })
+	t.Run("ClaimConcurrent", func(t *testing.T) { testClaimConcurrent(t, open) })
 }
 
 // now is the fixed time every test starts from.

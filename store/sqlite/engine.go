@@ -1,0 +1,707 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/nudge/nudge"
+	msqlite "modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+var _ nudge.EngineStore = (*DB)(nil)
+
+// jsonArray encodes ids as a JSON array, for json_each: one parameter
+// whatever the number of ids.
+func jsonArray[T any](ids []T) (string, error) {
+	b, err := json.Marshal(ids)
+	return string(b), err
+}
+
+// inboxAddContacts leaves contacts that changed in the engine's inbox, in
+// the transaction of the change.
+func inboxAddContacts(ctx context.Context, tx *sql.Tx, ids []string, now time.Time) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	arr, err := jsonArray(ids)
+	if err != nil {
+		return err
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO inbox (contact_id, at)
+		SELECT value, ? FROM json_each(?) ORDER BY key`, micros(now), arr)
+	return err
+}
+
+func checkLease(lease time.Duration) error {
+	if lease <= 0 {
+		return nudge.FieldErrorf("lease", "%v is not a positive duration", lease)
+	}
+	return nil
+}
+
+// InboxClaim claims up to limit (default 100, at most 10000) inbox items
+// that are not claimed or whose claim expired before now, oldest first,
+// until now+lease. An item of an event comes with its event; one whose
+// event was pruned since comes without, as if it were a contact change.
+// The writer connection serializes claims: no item goes to two claims.
+func (db *DB) InboxClaim(ctx context.Context, now time.Time, limit int, lease time.Duration) ([]*nudge.InboxItem, error) {
+	if err := checkLease(lease); err != nil {
+		return nil, err
+	}
+	n := limitOf(limit)
+	var items []*nudge.InboxItem
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `UPDATE inbox SET claimed_until = ?1
+			WHERE seq IN (SELECT seq FROM inbox WHERE claimed_until IS NULL OR claimed_until < ?2 ORDER BY seq LIMIT ?3)
+			RETURNING seq`, micros(now.Add(lease)), micros(now), n)
+		if err != nil {
+			return err
+		}
+		var seqs []int64
+		for rows.Next() {
+			var seq int64
+			if err := rows.Scan(&seq); err != nil {
+				rows.Close()
+				return err
+			}
+			seqs = append(seqs, seq)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil || len(seqs) == 0 {
+			return err
+		}
+		arr, err := jsonArray(seqs)
+		if err != nil {
+			return err
+		}
+		rows, err = tx.QueryContext(ctx, `SELECT i.seq, i.contact_id, i.at, e.`+strings.ReplaceAll(eventColumns, ", ", ", e.")+`
+			FROM inbox i LEFT JOIN events e ON e.seq = i.event_seq
+			WHERE i.seq IN (SELECT value FROM json_each(?)) ORDER BY i.seq`, arr)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			it, err := scanInboxItem(rows)
+			if err != nil {
+				return err
+			}
+			items = append(items, it)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: inbox claim: %w", err)
+	}
+	return items, nil
+}
+
+func scanInboxItem(rows *sql.Rows) (*nudge.InboxItem, error) {
+	var (
+		it          nudge.InboxItem
+		at          int64
+		seq, ts, rc sql.NullInt64
+		props, ectx sql.NullString
+		msgID, typ  sql.NullString
+		cid, anon   sql.NullString
+		name        sql.NullString
+	)
+	if err := rows.Scan(&it.Seq, &it.ContactID, &at,
+		&seq, &msgID, &typ, &cid, &anon, &name, &props, &ectx, &ts, &rc); err != nil {
+		return nil, err
+	}
+	it.At = fromMicros(at)
+	if !seq.Valid {
+		return &it, nil
+	}
+	e := &nudge.Event{Seq: seq.Int64, MessageID: msgID.String, Type: typ.String, ContactID: cid.String,
+		AnonymousID: anon.String, Name: name.String, Timestamp: fromMicros(ts.Int64), ReceivedAt: fromMicros(rc.Int64)}
+	if props.Valid {
+		if err := json.Unmarshal([]byte(props.String), &e.Properties); err != nil {
+			return nil, fmt.Errorf("event %d: properties: %w", e.Seq, err)
+		}
+	}
+	if ectx.Valid {
+		if err := json.Unmarshal([]byte(ectx.String), &e.Context); err != nil {
+			return nil, fmt.Errorf("event %d: context: %w", e.Seq, err)
+		}
+	}
+	it.Event = e
+	return &it, nil
+}
+
+// limitOf applies the default and the cap of the engine's claims and lists.
+func limitOf(n int) int { return limit(n, 100, 10000) }
+
+const enrollmentColumns = `id, journey_id, version, contact_id, key, state, step_id, wake_at, wait_event,
+	held_out, event, steps, entered_at, updated_at, ended_at, rev`
+
+func scanEnrollment(s scanner) (*nudge.Enrollment, error) {
+	var (
+		e                nudge.Enrollment
+		wake, ended      sql.NullInt64
+		event, steps     sql.NullString
+		entered, updated int64
+	)
+	if err := s.Scan(&e.ID, &e.JourneyID, &e.Version, &e.ContactID, &e.Key, &e.State, &e.StepID, &wake,
+		&e.WaitEvent, &e.HeldOut, &event, &steps, &entered, &updated, &ended, &e.Rev); err != nil {
+		return nil, err
+	}
+	if wake.Valid {
+		e.WakeAt = fromMicros(wake.Int64)
+	}
+	if ended.Valid {
+		e.EndedAt = fromMicros(ended.Int64)
+	}
+	e.EnteredAt, e.UpdatedAt = fromMicros(entered), fromMicros(updated)
+	if event.Valid {
+		if err := json.Unmarshal([]byte(event.String), &e.Event); err != nil {
+			return nil, fmt.Errorf("enrollment %s: event: %w", e.ID, err)
+		}
+		e.Event.Timestamp, e.Event.ReceivedAt = e.Event.Timestamp.UTC(), e.Event.ReceivedAt.UTC()
+	}
+	if steps.Valid {
+		if err := json.Unmarshal([]byte(steps.String), &e.Steps); err != nil {
+			return nil, fmt.Errorf("enrollment %s: steps: %w", e.ID, err)
+		}
+		for k, r := range e.Steps {
+			r.At = r.At.UTC()
+			e.Steps[k] = r
+		}
+	}
+	return &e, nil
+}
+
+func scanEnrollments(rows *sql.Rows) ([]*nudge.Enrollment, error) {
+	defer rows.Close()
+	es := []*nudge.Enrollment{}
+	for rows.Next() {
+		e, err := scanEnrollment(rows)
+		if err != nil {
+			return nil, err
+		}
+		es = append(es, e)
+	}
+	return es, rows.Err()
+}
+
+// EnrollmentClaimDue claims up to limit (default 100, at most 10000)
+// waiting enrollments of active journeys whose WakeAt is at or before now
+// and whose claim, if any, expired before now, until now+lease. They come
+// in WakeAt order, then by id. The writer connection serializes claims.
+func (db *DB) EnrollmentClaimDue(ctx context.Context, now time.Time, limit int, lease time.Duration) ([]*nudge.Enrollment, error) {
+	if err := checkLease(lease); err != nil {
+		return nil, err
+	}
+	var es []*nudge.Enrollment
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `UPDATE enrollments SET claimed_until = ?1
+			WHERE id IN (
+				SELECT e.id FROM enrollments e JOIN journeys j ON j.id = e.journey_id
+				WHERE e.state = 'waiting' AND e.wake_at <= ?2 AND j.status = 'active'
+					AND (e.claimed_until IS NULL OR e.claimed_until < ?2)
+				ORDER BY e.wake_at, e.id LIMIT ?3)
+			RETURNING `+enrollmentColumns, micros(now.Add(lease)), micros(now), limitOf(limit))
+		if err != nil {
+			return err
+		}
+		es, err = scanEnrollments(rows)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: enrollment claim due: %w", err)
+	}
+	// RETURNING does not keep the order of the subquery.
+	slices.SortFunc(es, func(a, b *nudge.Enrollment) int {
+		if c := a.WakeAt.Compare(b.WakeAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	return es, nil
+}
+
+// EnrollmentList lists enrollments by id, up to p.Limit (default 100, at
+// most 10000) after p.AfterID.
+func (db *DB) EnrollmentList(ctx context.Context, p *nudge.EnrollmentListParams) ([]*nudge.Enrollment, error) {
+	if p == nil {
+		p = &nudge.EnrollmentListParams{}
+	}
+	w := where{}
+	w.eq("journey_id", p.JourneyID)
+	w.eq("contact_id", p.ContactID)
+	if p.LiveOnly {
+		w.add("state = 'waiting'")
+	}
+	if p.AfterID != "" {
+		w.add("id > ?", p.AfterID)
+	}
+	rows, err := db.read.QueryContext(ctx, `SELECT `+enrollmentColumns+` FROM enrollments`+w.sql()+
+		` ORDER BY id LIMIT ?`, append(w.args, limitOf(p.Limit))...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: enrollment list: %w", err)
+	}
+	es, err := scanEnrollments(rows)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: enrollment list: %w", err)
+	}
+	return es, nil
+}
+
+// EnrollmentGet returns an enrollment, or ENOTFOUND.
+func (db *DB) EnrollmentGet(ctx context.Context, id string) (*nudge.Enrollment, error) {
+	e, err := scanEnrollment(db.read.QueryRowContext(ctx, `SELECT `+enrollmentColumns+` FROM enrollments WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		err = nudge.Errorf(nudge.ENOTFOUND, "enrollment %q not found", id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: enrollment get: %w", err)
+	}
+	return e, nil
+}
+
+// where builds the WHERE clause of a list.
+type where struct {
+	terms []string
+	args  []any
+}
+
+func (w *where) add(term string, args ...any) {
+	w.terms = append(w.terms, term)
+	w.args = append(w.args, args...)
+}
+
+func (w *where) eq(col string, v string) {
+	if v != "" {
+		w.add(col+" = ?", v)
+	}
+}
+
+func (w *where) sql() string {
+	if len(w.terms) == 0 {
+		return ""
+	}
+	return " WHERE " + strings.Join(w.terms, " AND ")
+}
+
+// Statements of EngineCommit, prepared once on the writer.
+const (
+	enrollmentInsertQuery = `INSERT INTO enrollments (id, journey_id, version, contact_id, key, state, step_id,
+		wake_at, wait_event, held_out, event, steps, entered_at, updated_at, ended_at, rev)
+		VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, 1)
+		ON CONFLICT DO NOTHING`
+	enrollmentUpdateQuery = `UPDATE enrollments SET state = ?6, step_id = ?7, wake_at = ?8, wait_event = ?9,
+		held_out = ?10, event = ?11, steps = ?12, entered_at = ?13, updated_at = ?14, ended_at = ?15,
+		rev = rev + 1, claimed_until = NULL
+		WHERE id = ?1 AND rev = ?16`
+	decisionInsertQuery = `INSERT INTO decisions (at, contact_id, journey_id, version, enrollment_id, step_id,
+		channel, outcome, reason, message, details, policy_version)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	messageInsertQuery = `INSERT INTO messages (id, enrollment_id, contact_id, journey_id, version, step_id,
+		channel, template, purpose, status, idempotency_key, available_at, details, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (idempotency_key) DO NOTHING`
+)
+
+func nullMicros(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return micros(t)
+}
+
+func nullString(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+var enrollmentStates = []string{nudge.EnrollmentWaiting, nudge.EnrollmentCompleted, nudge.EnrollmentConverted, nudge.EnrollmentExited}
+
+// enrollmentArgs checks an enrollment and returns the parameters of its
+// insert or update (?1 to ?15).
+func enrollmentArgs(e *nudge.Enrollment, now time.Time) ([]any, error) {
+	switch {
+	case e == nil:
+		return nil, nudge.Errorf(nudge.EINVALID, "enrollment required")
+	case e.ID == "":
+		return nil, nudge.FieldErrorf("id", "required")
+	case e.JourneyID == "":
+		return nil, nudge.FieldErrorf("journey_id", "required")
+	case e.Version <= 0:
+		return nil, nudge.FieldErrorf("version", "%d is not a published version", e.Version)
+	case e.ContactID == "":
+		return nil, nudge.FieldErrorf("contact_id", "required")
+	case !slices.Contains(enrollmentStates, e.State):
+		return nil, nudge.FieldErrorf("state", "%q is not one of %s", e.State, strings.Join(enrollmentStates, ", "))
+	case e.Rev < 0:
+		return nil, nudge.FieldErrorf("rev", "%d is negative", e.Rev)
+	}
+	var event, steps any
+	if e.Event != nil {
+		b, err := json.Marshal(e.Event)
+		if err != nil {
+			return nil, nudge.FieldErrorf("event", "cannot be stored as JSON: %v", err)
+		}
+		event = string(b)
+	}
+	if len(e.Steps) > 0 {
+		b, err := json.Marshal(e.Steps)
+		if err != nil {
+			return nil, nudge.FieldErrorf("steps", "cannot be stored as JSON: %v", err)
+		}
+		steps = string(b)
+	}
+	entered := e.EnteredAt
+	if entered.IsZero() {
+		entered = now
+	}
+	return []any{e.ID, e.JourneyID, e.Version, e.ContactID, e.Key, e.State, e.StepID, nullMicros(e.WakeAt),
+		e.WaitEvent, e.HeldOut, event, steps, micros(entered), micros(now), nullMicros(e.EndedAt)}, nil
+}
+
+func decisionArgs(d *nudge.Decision, now time.Time) ([]any, error) {
+	switch {
+	case d == nil:
+		return nil, nudge.Errorf(nudge.EINVALID, "decision required")
+	case d.ContactID == "":
+		return nil, nudge.FieldErrorf("contact_id", "required")
+	case d.Outcome == "":
+		return nil, nudge.FieldErrorf("outcome", "required")
+	case d.Reason == "":
+		return nil, nudge.FieldErrorf("reason", "required")
+	}
+	details, err := jsonOrNull(d.Details)
+	if err != nil {
+		return nil, nudge.FieldErrorf("details", "cannot be stored as JSON: %v", err)
+	}
+	at := d.At
+	if at.IsZero() {
+		at = now
+	}
+	return []any{micros(at), d.ContactID, d.JourneyID, d.Version, nullString(d.EnrollmentID), d.StepID,
+		d.Channel, d.Outcome, d.Reason, d.Message, details, d.PolicyVersion}, nil
+}
+
+func messageArgs(m *nudge.Message, now time.Time) ([]any, error) {
+	switch {
+	case m == nil:
+		return nil, nudge.Errorf(nudge.EINVALID, "message required")
+	case m.ID == "":
+		return nil, nudge.FieldErrorf("id", "required")
+	case m.IdempotencyKey == "":
+		return nil, nudge.FieldErrorf("idempotency_key", "required")
+	case m.ContactID == "":
+		return nil, nudge.FieldErrorf("contact_id", "required")
+	case m.Channel == "":
+		return nil, nudge.FieldErrorf("channel", "required")
+	}
+	details, err := jsonOrNull(m.Details)
+	if err != nil {
+		return nil, nudge.FieldErrorf("details", "cannot be stored as JSON: %v", err)
+	}
+	status := m.Status
+	if status == "" {
+		status = nudge.MessageQueued
+	}
+	avail := m.AvailableAt
+	if avail.IsZero() {
+		avail = now
+	}
+	return []any{m.ID, m.EnrollmentID, m.ContactID, m.JourneyID, m.Version, m.StepID, m.Channel, m.Template,
+		m.Purpose, status, m.IdempotencyKey, micros(avail), details, micros(now), micros(now)}, nil
+}
+
+// isForeignKey reports whether err is SQLite refusing a foreign key.
+func isForeignKey(err error) bool {
+	var e *msqlite.Error
+	return errors.As(err, &e) && (e.Code() == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY ||
+		e.Code()&0xff == sqlite3.SQLITE_CONSTRAINT && strings.Contains(e.Error(), "FOREIGN KEY"))
+}
+
+// EngineCommit commits a transition in one transaction; on any error
+// nothing of it is applied and the structs are left as they were.
+//
+// An enrollment with Rev 0 is inserted, with stored revision 1; ECONFLICT
+// if its id exists or if it would be a second live (waiting) enrollment for
+// its journey, contact and key. Any other is updated only if its stored
+// revision is still Rev (ECONFLICT otherwise), which increments it. Its
+// journey, version and contact are not changed by an update. Writing an
+// enrollment clears its claim, as does naming it in Released.
+//
+// After a successful commit each committed enrollment's Rev is its new
+// stored revision, its UpdatedAt now (and a zero EnteredAt now), so the
+// engine can commit it again; each decision's ID is set (in commit order)
+// and a zero At is now. Messages are stored with CreatedAt and UpdatedAt
+// now, a zero AvailableAt as now and an empty Status as queued; one whose
+// idempotency key exists is skipped. CancelMessages moves the queued
+// messages of those enrollments to cancelled (UpdatedAt now).
+//
+// ContactPatches merge as ContactMerge does and, like it, leave each
+// contact they change in the inbox: an update_contact step may start an
+// attribute trigger. InboxDone items are deleted; an item that is no longer
+// there was consumed by another claim (this one's lease expired), so the
+// commit fails with ECONFLICT rather than apply the same work twice.
+func (db *DB) EngineCommit(ctx context.Context, c *nudge.EngineCommit, now time.Time) error {
+	if c == nil {
+		return fmt.Errorf("sqlite: engine commit: %w", nudge.Errorf(nudge.EINVALID, "a commit is required"))
+	}
+	// Check and encode everything before taking the writer.
+	eargs := make([][]any, len(c.Enrollments))
+	for i, e := range c.Enrollments {
+		a, err := enrollmentArgs(e, now)
+		if err != nil {
+			return fmt.Errorf("sqlite: engine commit: %w", nudge.WithField(fmt.Sprintf("enrollments[%d]", i), err))
+		}
+		eargs[i] = a
+	}
+	dargs := make([][]any, len(c.Decisions))
+	for i, d := range c.Decisions {
+		a, err := decisionArgs(d, now)
+		if err != nil {
+			return fmt.Errorf("sqlite: engine commit: %w", nudge.WithField(fmt.Sprintf("decisions[%d]", i), err))
+		}
+		dargs[i] = a
+	}
+	margs := make([][]any, len(c.Messages))
+	for i, m := range c.Messages {
+		a, err := messageArgs(m, now)
+		if err != nil {
+			return fmt.Errorf("sqlite: engine commit: %w", nudge.WithField(fmt.Sprintf("messages[%d]", i), err))
+		}
+		margs[i] = a
+	}
+	if err := checkPatches(c.ContactPatches); err != nil {
+		return fmt.Errorf("sqlite: engine commit: %w", nudge.WithField("contact_patches", err))
+	}
+	done := slices.Clone(c.InboxDone)
+	slices.Sort(done)
+	done = slices.Compact(done)
+
+	var stmts [4]*sql.Stmt
+	for i, q := range []string{enrollmentInsertQuery, enrollmentUpdateQuery, decisionInsertQuery, messageInsertQuery} {
+		s, err := db.stmt(ctx, q)
+		if err != nil {
+			return fmt.Errorf("sqlite: engine commit: %w", err)
+		}
+		stmts[i] = s
+	}
+	insertE, updateE, insertD, insertM := stmts[0], stmts[1], stmts[2], stmts[3]
+
+	decisionIDs := make([]int64, len(c.Decisions))
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		ins, upd := tx.StmtContext(ctx, insertE), tx.StmtContext(ctx, updateE)
+		for i, e := range c.Enrollments {
+			if e.Rev == 0 {
+				r, err := ins.ExecContext(ctx, eargs[i]...)
+				if isForeignKey(err) {
+					return nudge.Errorf(nudge.EINVALID, "enrollment %q: contact %q or version %d of journey %q does not exist",
+						e.ID, e.ContactID, e.Version, e.JourneyID)
+				}
+				if err != nil {
+					return err
+				}
+				if n, err := r.RowsAffected(); err != nil {
+					return err
+				} else if n == 0 {
+					return nudge.Errorf(nudge.ECONFLICT, "enrollment %q exists, or contact %q already has a live enrollment in journey %q (key %q)",
+						e.ID, e.ContactID, e.JourneyID, e.Key)
+				}
+				continue
+			}
+			r, err := upd.ExecContext(ctx, append(eargs[i], e.Rev)...)
+			if err != nil {
+				return err
+			}
+			if n, err := r.RowsAffected(); err != nil {
+				return err
+			} else if n == 0 {
+				return nudge.Errorf(nudge.ECONFLICT, "enrollment %q changed concurrently (revision %d is not the stored one)", e.ID, e.Rev)
+			}
+		}
+		if len(c.Released) > 0 {
+			arr, err := jsonArray(c.Released)
+			if err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, `UPDATE enrollments SET claimed_until = NULL
+				WHERE id IN (SELECT value FROM json_each(?)) AND claimed_until IS NOT NULL`, arr); err != nil {
+				return err
+			}
+		}
+		insD := tx.StmtContext(ctx, insertD)
+		for i := range c.Decisions {
+			r, err := insD.ExecContext(ctx, dargs[i]...)
+			if err != nil {
+				return err
+			}
+			if decisionIDs[i], err = r.LastInsertId(); err != nil {
+				return err
+			}
+		}
+		insM := tx.StmtContext(ctx, insertM)
+		for i := range c.Messages {
+			if _, err := insM.ExecContext(ctx, margs[i]...); err != nil {
+				return err
+			}
+		}
+		if len(c.CancelMessages) > 0 {
+			arr, err := jsonArray(c.CancelMessages)
+			if err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, `UPDATE messages SET status = 'cancelled', updated_at = ?
+				WHERE enrollment_id IN (SELECT value FROM json_each(?)) AND status = 'queued'`, micros(now), arr); err != nil {
+				return err
+			}
+		}
+		if len(c.ContactPatches) > 0 {
+			// Patches are the caller's: merge copies.
+			ps := make([]*nudge.ContactPatch, len(c.ContactPatches))
+			for i, p := range c.ContactPatches {
+				cp := *p
+				ps[i] = &cp
+			}
+			if _, err := mergeContacts(ctx, tx, ps, now); err != nil {
+				return err
+			}
+		}
+		if len(done) > 0 {
+			arr, err := jsonArray(done)
+			if err != nil {
+				return err
+			}
+			r, err := tx.ExecContext(ctx, `DELETE FROM inbox WHERE seq IN (SELECT value FROM json_each(?))`, arr)
+			if err != nil {
+				return err
+			}
+			if n, err := r.RowsAffected(); err != nil {
+				return err
+			} else if n != int64(len(done)) {
+				return nudge.Errorf(nudge.ECONFLICT, "%d of %d inbox items were consumed by another claim", int64(len(done))-n, len(done))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: engine commit: %w", err)
+	}
+	for _, e := range c.Enrollments {
+		e.Rev++
+		e.UpdatedAt = fromMicros(micros(now))
+		if e.EnteredAt.IsZero() {
+			e.EnteredAt = e.UpdatedAt
+		}
+	}
+	for i, d := range c.Decisions {
+		d.ID = decisionIDs[i]
+		if d.At.IsZero() {
+			d.At = fromMicros(micros(now))
+		}
+	}
+	return nil
+}
+
+const decisionColumns = `id, at, contact_id, journey_id, version, enrollment_id, step_id, channel, outcome,
+	reason, message, details, policy_version`
+
+// DecisionList pages the decision log by id, up to p.Limit (default 100, at
+// most 10000) after p.AfterID.
+func (db *DB) DecisionList(ctx context.Context, p *nudge.DecisionListParams) ([]*nudge.Decision, error) {
+	if p == nil {
+		p = &nudge.DecisionListParams{}
+	}
+	w := where{}
+	w.eq("contact_id", p.ContactID)
+	w.eq("journey_id", p.JourneyID)
+	w.eq("enrollment_id", p.EnrollmentID)
+	if p.AfterID > 0 {
+		w.add("id > ?", p.AfterID)
+	}
+	rows, err := db.read.QueryContext(ctx, `SELECT `+decisionColumns+` FROM decisions`+w.sql()+
+		` ORDER BY id LIMIT ?`, append(w.args, limitOf(p.Limit))...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: decision list: %w", err)
+	}
+	defer rows.Close()
+	ds := []*nudge.Decision{}
+	for rows.Next() {
+		var (
+			d          nudge.Decision
+			at         int64
+			enrollment sql.NullString
+			details    sql.NullString
+		)
+		if err := rows.Scan(&d.ID, &at, &d.ContactID, &d.JourneyID, &d.Version, &enrollment, &d.StepID, &d.Channel,
+			&d.Outcome, &d.Reason, &d.Message, &details, &d.PolicyVersion); err != nil {
+			return nil, fmt.Errorf("sqlite: decision list: %w", err)
+		}
+		d.At = fromMicros(at)
+		d.EnrollmentID = enrollment.String
+		if details.Valid {
+			if err := json.Unmarshal([]byte(details.String), &d.Details); err != nil {
+				return nil, fmt.Errorf("sqlite: decision list: decision %d: details: %w", d.ID, err)
+			}
+		}
+		ds = append(ds, &d)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: decision list: %w", err)
+	}
+	return ds, nil
+}
+
+const messageColumns = `id, enrollment_id, contact_id, journey_id, version, step_id, channel, template, purpose,
+	status, idempotency_key, available_at, details, created_at, updated_at`
+
+// MessageList pages the outbox by id, up to p.Limit (default 100, at most
+// 10000) after p.AfterID.
+func (db *DB) MessageList(ctx context.Context, p *nudge.MessageListParams) ([]*nudge.Message, error) {
+	if p == nil {
+		p = &nudge.MessageListParams{}
+	}
+	w := where{}
+	w.eq("contact_id", p.ContactID)
+	w.eq("enrollment_id", p.EnrollmentID)
+	w.eq("status", p.Status)
+	if p.AfterID != "" {
+		w.add("id > ?", p.AfterID)
+	}
+	rows, err := db.read.QueryContext(ctx, `SELECT `+messageColumns+` FROM messages`+w.sql()+
+		` ORDER BY id LIMIT ?`, append(w.args, limitOf(p.Limit))...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: message list: %w", err)
+	}
+	defer rows.Close()
+	ms := []*nudge.Message{}
+	for rows.Next() {
+		var (
+			m                       nudge.Message
+			avail, created, updated int64
+			details                 sql.NullString
+		)
+		if err := rows.Scan(&m.ID, &m.EnrollmentID, &m.ContactID, &m.JourneyID, &m.Version, &m.StepID, &m.Channel,
+			&m.Template, &m.Purpose, &m.Status, &m.IdempotencyKey, &avail, &details, &created, &updated); err != nil {
+			return nil, fmt.Errorf("sqlite: message list: %w", err)
+		}
+		m.AvailableAt, m.CreatedAt, m.UpdatedAt = fromMicros(avail), fromMicros(created), fromMicros(updated)
+		if details.Valid {
+			if err := json.Unmarshal([]byte(details.String), &m.Details); err != nil {
+				return nil, fmt.Errorf("sqlite: message list: message %s: details: %w", m.ID, err)
+			}
+		}
+		ms = append(ms, &m)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: message list: %w", err)
+	}
+	return ms, nil
+}
