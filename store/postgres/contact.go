@@ -166,20 +166,45 @@ func (db *DB) ContactPut(ctx context.Context, c *nudge.Contact, now time.Time) (
 		return nil, false, err
 	}
 	now = utc(now)
-	var created bool
-	row := db.pool.QueryRow(ctx, `
-		INSERT INTO contacts (`+contactColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)
-		ON CONFLICT (id) DO UPDATE SET
-			email = excluded.email, phone = excluded.phone, timezone = excluded.timezone,
-			lifecycle_stage = excluded.lifecycle_stage, journey_stage = excluded.journey_stage,
-			is_customer = excluded.is_customer, attributes = excluded.attributes,
-			updated_at = excluded.updated_at
-		RETURNING `+contactColumns+`, xmax = 0`,
-		c.ID, c.Email, c.Phone, c.Timezone, c.LifecycleStage, c.JourneyStage, c.IsCustomer, attrs, now)
-	var out nudge.Contact
-	if err := row.Scan(&out.ID, &out.Email, &out.Phone, &out.Timezone, &out.LifecycleStage, &out.JourneyStage,
-		&out.IsCustomer, &out.Attributes, &out.CreatedAt, &out.UpdatedAt, &created); err != nil {
+	// One batch, one implicit transaction: the first statement locks the
+	// contact if it exists, so the second's snapshot holds its latest
+	// state, which tells whether the put changes it. Only a created or
+	// changed contact leaves an inbox item; updated_at moves either way.
+	b := &pgx.Batch{}
+	b.Queue(`SELECT FROM contacts WHERE id = $1 FOR NO KEY UPDATE`, c.ID)
+	var (
+		out     nudge.Contact
+		created bool
+	)
+	b.Queue(`
+		WITH old AS (
+			SELECT email, phone, timezone, lifecycle_stage, journey_stage, is_customer, attributes
+			FROM contacts WHERE id = $1
+		), up AS (
+			INSERT INTO contacts (`+contactColumns+`)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)
+			ON CONFLICT (id) DO UPDATE SET
+				email = excluded.email, phone = excluded.phone, timezone = excluded.timezone,
+				lifecycle_stage = excluded.lifecycle_stage, journey_stage = excluded.journey_stage,
+				is_customer = excluded.is_customer, attributes = excluded.attributes,
+				updated_at = excluded.updated_at
+			RETURNING `+contactColumns+`, xmax = 0 AS created
+		), queued AS (
+			INSERT INTO inbox (contact_id, at)
+			SELECT up.id, $9 FROM up
+			WHERE up.created OR NOT EXISTS (
+				SELECT FROM old WHERE (old.email, old.phone, old.timezone, old.lifecycle_stage,
+					old.journey_stage, old.is_customer, old.attributes)
+					= (up.email, up.phone, up.timezone, up.lifecycle_stage,
+					up.journey_stage, up.is_customer, up.attributes))
+		)
+		SELECT * FROM up`,
+		c.ID, c.Email, c.Phone, c.Timezone, c.LifecycleStage, c.JourneyStage, c.IsCustomer, attrs, now,
+	).QueryRow(func(row pgx.Row) error {
+		return row.Scan(&out.ID, &out.Email, &out.Phone, &out.Timezone, &out.LifecycleStage, &out.JourneyStage,
+			&out.IsCustomer, &out.Attributes, &out.CreatedAt, &out.UpdatedAt, &created)
+	})
+	if _, err := retry(func() (struct{}, error) { return struct{}{}, db.pool.SendBatch(ctx, b).Close() }); err != nil {
 		return nil, false, wrap("contact put", err)
 	}
 	if out.Attributes == nil {
@@ -213,21 +238,52 @@ func (db *DB) ContactMerge(ctx context.Context, patches []*nudge.ContactPatch, n
 		if err != nil {
 			return err
 		}
-		changed := map[string]bool{}
+		// Every patched contact is written (its updated_at moves); only a
+		// created or changed one leaves an inbox item.
+		touched, changed := map[string]bool{}, map[string]bool{}
+		for id := range created {
+			changed[id] = true
+		}
 		for i, p := range patches {
 			c := cs[p.ID]
+			before := contentKey(c)
 			p.Apply(c)
 			c.UpdatedAt = now
-			changed[p.ID] = true
+			touched[p.ID] = true
+			if contentKey(c) != before {
+				changed[p.ID] = true
+			}
 			results[i] = nudge.ContactMergeResult{Contact: c.Clone(), Created: created[p.ID]}
 			created[p.ID] = false // later patches of the same contact update it
 		}
-		return updateContacts(ctx, tx, cs, changed)
+		if err := updateContacts(ctx, tx, cs, touched); err != nil {
+			return err
+		}
+		return insertInbox(ctx, tx, sortedKeys(changed), now)
 	})
 	if err != nil {
 		return nil, err
 	}
 	return results, nil
+}
+
+// contentKey is what a contact says, without its id and timestamps: two
+// states of a contact with equal keys are the same to a journey.
+func contentKey(c *nudge.Contact) string {
+	a, err := attributesJSON(c.Attributes)
+	if err != nil {
+		a = nil // updateContacts reports it
+	}
+	return string(mustJSON([]any{c.Email, c.Phone, c.Timezone, c.LifecycleStage, c.JourneyStage, c.IsCustomer, string(a)}))
+}
+
+func sortedKeys(m map[string]bool) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	slices.Sort(ks)
+	return ks
 }
 
 // sortedUnique returns the distinct non-empty ids, sorted bytewise (the
@@ -328,7 +384,8 @@ func updateContacts(ctx context.Context, tx pgx.Tx, cs map[string]*nudge.Contact
 	return err
 }
 
-// ContactErase deletes a contact and its events, and removes the contact id
+// ContactErase deletes a contact, its events and the engine's records of it
+// (inbox items, enrollments, decisions, messages), and removes the contact id
 // and evidence IP from its consent ledger entries (the only change the
 // ledger allows). Consent state stays: it belongs to the address hash.
 func (db *DB) ContactErase(ctx context.Context, id string, now time.Time) error {
@@ -343,8 +400,12 @@ func (db *DB) ContactErase(ctx context.Context, id string, now time.Time) error 
 		if _, err := tx.Exec(ctx, `UPDATE consent_ledger SET contact_id = NULL, evidence = evidence - 'ip' WHERE contact_id = $1`, id); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `DELETE FROM events WHERE contact_id = $1`, id); err != nil {
-			return err
+		// The engine's records of the contact go with it: its decision log
+		// explains messages to a person who no longer exists here.
+		for _, table := range []string{"messages", "decisions", "enrollments", "inbox", "events"} {
+			if _, err := tx.Exec(ctx, `DELETE FROM `+table+` WHERE contact_id = $1`, id); err != nil {
+				return err
+			}
 		}
 		_, err := tx.Exec(ctx, `DELETE FROM contacts WHERE id = $1`, id)
 		return err

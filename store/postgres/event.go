@@ -146,8 +146,9 @@ func (db *DB) EventIngest(ctx context.Context, items []nudge.IngestItem, now tim
 	return res, nil
 }
 
-// insertEventsQuery inserts a batch of events and creates the contacts of
-// those that were not duplicates, in one statement. The contacts foreign key
+// insertEventsQuery inserts a batch of events, creates the contacts of
+// those that were not duplicates and leaves each stored event in the
+// engine's inbox, in one statement. The contacts foreign key
 // is deferred: it is checked at commit, when the contacts exist. Contacts are
 // created in id order, so concurrent batches cannot deadlock on them.
 const insertEventsQuery = `
@@ -160,13 +161,16 @@ const insertEventsQuery = `
 			AS e(pos, message_id, type, contact_id, anonymous_id, name, properties, context, timestamp, received_at),
 			(SELECT array_agg(nextval('events_seq_seq')) AS seq FROM generate_series(1, $11)) s
 		ON CONFLICT (message_id) DO NOTHING
-		RETURNING message_id, contact_id
+		RETURNING seq, message_id, contact_id
 	), created AS (
 		INSERT INTO contacts (id, created_at, updated_at)
 		SELECT DISTINCT contact_id, $12::timestamptz, $12::timestamptz FROM ins
 		WHERE NOT EXISTS (SELECT FROM contacts c WHERE c.id = ins.contact_id)
 		ORDER BY 1
 		ON CONFLICT (id) DO NOTHING
+	), queued AS (
+		INSERT INTO inbox (contact_id, event_seq, at)
+		SELECT contact_id, seq, $12::timestamptz FROM ins ORDER BY seq
 	)
 	SELECT message_id FROM ins`
 

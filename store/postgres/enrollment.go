@@ -1,0 +1,247 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/nudge/nudge"
+)
+
+const enrollmentColumns = `id, journey_id, version, contact_id, key, state, step_id, wake_at, wait_event, held_out,
+	event, steps, entered_at, updated_at, ended_at, rev`
+
+func scanEnrollment(row pgx.Row) (*nudge.Enrollment, error) {
+	var (
+		e            nudge.Enrollment
+		wake, ended  *time.Time
+		event, steps []byte
+	)
+	if err := row.Scan(&e.ID, &e.JourneyID, &e.Version, &e.ContactID, &e.Key, &e.State, &e.StepID, &wake,
+		&e.WaitEvent, &e.HeldOut, &event, &steps, &e.EnteredAt, &e.UpdatedAt, &ended, &e.Rev); err != nil {
+		return nil, err
+	}
+	if wake != nil {
+		e.WakeAt = wake.UTC()
+	}
+	if ended != nil {
+		e.EndedAt = ended.UTC()
+	}
+	e.EnteredAt, e.UpdatedAt = e.EnteredAt.UTC(), e.UpdatedAt.UTC()
+	if event != nil {
+		if err := json.Unmarshal(event, &e.Event); err != nil {
+			return nil, fmt.Errorf("enrollment %s: event: %w", e.ID, err)
+		}
+	}
+	if steps != nil {
+		if err := json.Unmarshal(steps, &e.Steps); err != nil {
+			return nil, fmt.Errorf("enrollment %s: steps: %w", e.ID, err)
+		}
+	}
+	return &e, nil
+}
+
+func enrollmentNotFound(id string) error {
+	return nudge.Errorf(nudge.ENOTFOUND, "enrollment %q not found", id)
+}
+
+// enrollmentClaimQuery claims due waiting enrollments of active journeys in
+// (wake_at, id) order; see inboxClaimQuery for why SKIP LOCKED and the
+// re-check make concurrent claims disjoint.
+var enrollmentClaimQuery = `
+	WITH c AS MATERIALIZED (
+		SELECT e.id FROM enrollments e JOIN journeys j ON j.id = e.journey_id
+		WHERE e.state = 'waiting' AND e.wake_at <= $1
+			AND (e.claimed_until IS NULL OR e.claimed_until < $1)
+			AND j.status = 'active'
+		ORDER BY e.wake_at, e.id LIMIT $3
+		FOR UPDATE OF e SKIP LOCKED
+	)
+	UPDATE enrollments e SET claimed_until = $2 FROM c WHERE e.id = c.id
+	RETURNING ` + enrollmentColumnsOf("e")
+
+// enrollmentColumnsOf qualifies enrollmentColumns with a table alias.
+func enrollmentColumnsOf(alias string) string {
+	cols := strings.Split(enrollmentColumns, ",")
+	for i, c := range cols {
+		cols[i] = alias + "." + strings.TrimSpace(c)
+	}
+	return strings.Join(cols, ", ")
+}
+
+// EnrollmentClaimDue claims up to limit waiting enrollments of active
+// journeys whose WakeAt is at or before now, in WakeAt order, for lease.
+func (db *DB) EnrollmentClaimDue(ctx context.Context, now time.Time, limit int, lease time.Duration) ([]*nudge.Enrollment, error) {
+	if err := validClaim(limit, lease); err != nil {
+		return nil, err
+	}
+	now = utc(now)
+	rows, err := db.pool.Query(ctx, enrollmentClaimQuery, now, now.Add(lease), limit)
+	if err != nil {
+		return nil, wrap("enrollment claim due", err)
+	}
+	es, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*nudge.Enrollment, error) { return scanEnrollment(r) })
+	if err != nil {
+		return nil, wrap("enrollment claim due", err)
+	}
+	// RETURNING has no order.
+	slices.SortFunc(es, func(a, b *nudge.Enrollment) int {
+		if c := a.WakeAt.Compare(b.WakeAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	if es == nil {
+		es = []*nudge.Enrollment{}
+	}
+	return es, nil
+}
+
+// EnrollmentGet returns an enrollment, or ENOTFOUND.
+func (db *DB) EnrollmentGet(ctx context.Context, id string) (*nudge.Enrollment, error) {
+	e, err := scanEnrollment(db.pool.QueryRow(ctx, `SELECT `+enrollmentColumns+` FROM enrollments WHERE id = $1`, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("enrollment get: %w", enrollmentNotFound(id))
+	}
+	if err != nil {
+		return nil, wrap("enrollment get", err)
+	}
+	return e, nil
+}
+
+// listQuery builds the WHERE clause of a paged list.
+type listQuery struct {
+	where []string
+	args  []any
+}
+
+func (q *listQuery) arg(v any) string {
+	q.args = append(q.args, v)
+	return "$" + strconv.Itoa(len(q.args))
+}
+
+func (q *listQuery) eq(col string, v string) {
+	if v != "" {
+		q.where = append(q.where, col+" = "+q.arg(v))
+	}
+}
+
+func (q *listQuery) sql(sel, order string, n int) string {
+	s := sel
+	if len(q.where) > 0 {
+		s += ` WHERE ` + strings.Join(q.where, " AND ")
+	}
+	return s + ` ORDER BY ` + order + ` LIMIT ` + q.arg(n)
+}
+
+// EnrollmentList lists enrollments, ordered by ID.
+func (db *DB) EnrollmentList(ctx context.Context, p *nudge.EnrollmentListParams) ([]*nudge.Enrollment, error) {
+	if p == nil {
+		p = &nudge.EnrollmentListParams{}
+	}
+	var q listQuery
+	q.eq("journey_id", p.JourneyID)
+	q.eq("contact_id", p.ContactID)
+	if p.LiveOnly {
+		q.where = append(q.where, "state = 'waiting'")
+	}
+	if p.AfterID != "" {
+		q.where = append(q.where, "id > "+q.arg(p.AfterID))
+	}
+	rows, err := db.pool.Query(ctx, q.sql(`SELECT `+enrollmentColumns+` FROM enrollments`, "id", limit(p.Limit, 100, 10000)), q.args...)
+	if err != nil {
+		return nil, wrap("enrollment list", err)
+	}
+	es, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*nudge.Enrollment, error) { return scanEnrollment(r) })
+	if err != nil {
+		return nil, wrap("enrollment list", err)
+	}
+	if es == nil {
+		es = []*nudge.Enrollment{}
+	}
+	return es, nil
+}
+
+const decisionColumns = `id, at, contact_id, journey_id, version, enrollment_id, step_id, channel, outcome, reason, message, details, policy_version`
+
+func scanDecision(row pgx.Row) (*nudge.Decision, error) {
+	var d nudge.Decision
+	if err := row.Scan(&d.ID, &d.At, &d.ContactID, &d.JourneyID, &d.Version, &d.EnrollmentID, &d.StepID, &d.Channel,
+		&d.Outcome, &d.Reason, &d.Message, &d.Details, &d.PolicyVersion); err != nil {
+		return nil, err
+	}
+	d.At = d.At.UTC()
+	return &d, nil
+}
+
+// DecisionList pages the decision log in ID order.
+func (db *DB) DecisionList(ctx context.Context, p *nudge.DecisionListParams) ([]*nudge.Decision, error) {
+	if p == nil {
+		p = &nudge.DecisionListParams{}
+	}
+	var q listQuery
+	q.eq("contact_id", p.ContactID)
+	q.eq("journey_id", p.JourneyID)
+	q.eq("enrollment_id", p.EnrollmentID)
+	if p.AfterID > 0 {
+		q.where = append(q.where, "id > "+q.arg(p.AfterID))
+	}
+	rows, err := db.pool.Query(ctx, q.sql(`SELECT `+decisionColumns+` FROM decisions`, "id", limit(p.Limit, 100, 10000)), q.args...)
+	if err != nil {
+		return nil, wrap("decision list", err)
+	}
+	ds, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*nudge.Decision, error) { return scanDecision(r) })
+	if err != nil {
+		return nil, wrap("decision list", err)
+	}
+	if ds == nil {
+		ds = []*nudge.Decision{}
+	}
+	return ds, nil
+}
+
+const messageColumns = `id, enrollment_id, contact_id, journey_id, version, step_id, channel, template, purpose, status,
+	idempotency_key, available_at, details, created_at, updated_at`
+
+func scanMessage(row pgx.Row) (*nudge.Message, error) {
+	var m nudge.Message
+	if err := row.Scan(&m.ID, &m.EnrollmentID, &m.ContactID, &m.JourneyID, &m.Version, &m.StepID, &m.Channel,
+		&m.Template, &m.Purpose, &m.Status, &m.IdempotencyKey, &m.AvailableAt, &m.Details, &m.CreatedAt, &m.UpdatedAt); err != nil {
+		return nil, err
+	}
+	m.AvailableAt, m.CreatedAt, m.UpdatedAt = m.AvailableAt.UTC(), m.CreatedAt.UTC(), m.UpdatedAt.UTC()
+	return &m, nil
+}
+
+// MessageList pages the outbox in ID order.
+func (db *DB) MessageList(ctx context.Context, p *nudge.MessageListParams) ([]*nudge.Message, error) {
+	if p == nil {
+		p = &nudge.MessageListParams{}
+	}
+	var q listQuery
+	q.eq("contact_id", p.ContactID)
+	q.eq("enrollment_id", p.EnrollmentID)
+	q.eq("status", p.Status)
+	if p.AfterID != "" {
+		q.where = append(q.where, "id > "+q.arg(p.AfterID))
+	}
+	rows, err := db.pool.Query(ctx, q.sql(`SELECT `+messageColumns+` FROM messages`, "id", limit(p.Limit, 100, 10000)), q.args...)
+	if err != nil {
+		return nil, wrap("message list", err)
+	}
+	ms, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*nudge.Message, error) { return scanMessage(r) })
+	if err != nil {
+		return nil, wrap("message list", err)
+	}
+	if ms == nil {
+		ms = []*nudge.Message{}
+	}
+	return ms, nil
+}
