@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -259,6 +260,7 @@ func benchImport(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs.SetOutput(stderr)
 	db := fs.String("db", "", "database: a SQLite path or postgres:// URL (default: a new SQLite file in a temp dir)")
 	rows := fs.Int("rows", 1_000_000, "contacts in the generated CSV")
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the import to this file")
 	if err := fs.Parse(args); err != nil {
 		return errUsage
 	}
@@ -288,6 +290,17 @@ func benchImport(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	r, err := ingest.NewCSVReader(f, nil, &ingest.ContactNormalizer{DefaultRegion: "US"})
 	if err != nil {
 		return err
+	}
+	if *cpuprofile != "" {
+		pf, err := os.Create(*cpuprofile)
+		if err != nil {
+			return err
+		}
+		defer pf.Close()
+		if err := pprof.StartCPUProfile(pf); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	start := time.Now()
 	sum, err := ingest.Import(ctx, s, r, ingest.ImportOptions{Now: nudge.SystemClock{}.Now})
