@@ -142,6 +142,7 @@ func (s *Server) routes() http.Handler {
 	admin("POST /v1/apikeys", s.handleAPIKeyCreate)
 	admin("GET /v1/apikeys", s.handleAPIKeyList)
 	admin("DELETE /v1/apikeys/{id}", s.handleAPIKeyRevoke)
+	s.journeyRoutes(read, admin)
 
 	// Everything else: under /v1 only with a key, so that no route there
 	// answers without one; 405 if the path exists with another method.
