@@ -26,6 +26,16 @@
 // unix microseconds in UTC, so they round-trip at microsecond precision, and
 // maps as JSON text.
 //
+// # The engine's work
+//
+// Ingest and contact changes leave rows in an inbox table in their own
+// transaction; the engine claims inbox rows and due enrollments for a lease
+// with one UPDATE … WHERE … IN (SELECT … LIMIT n) RETURNING statement. The
+// single writer connection serializes those statements, so two claims never
+// take the same row, which PostgreSQL gets from SKIP LOCKED. EngineCommit
+// checks each enrollment's revision and each consumed inbox item's presence,
+// so work whose claim expired and was taken over is not committed twice.
+//
 // The first Migrate creates a random 32-byte workspace secret in the settings
 // table: the key of nudge.AddressHash, under which the consent ledger is
 // keyed. Copying the database file copies the secret; losing it makes the

@@ -558,8 +558,10 @@ func (db *DB) EngineCommit(ctx context.Context, c *nudge.EngineCommit, now time.
 			if err != nil {
 				return err
 			}
+			// The unary + keeps the planner off messages_status, which
+			// would visit every queued message of the outbox.
 			if _, err := tx.ExecContext(ctx, `UPDATE messages SET status = 'cancelled', updated_at = ?
-				WHERE enrollment_id IN (SELECT value FROM json_each(?)) AND status = 'queued'`, micros(now), arr); err != nil {
+				WHERE enrollment_id IN (SELECT value FROM json_each(?)) AND +status = 'queued'`, micros(now), arr); err != nil {
 				return err
 			}
 		}

@@ -270,4 +270,39 @@ func TestQueryPlans(t *testing.T) {
 			t.Errorf("%s\nplan: %s; want an index search without a sort", q, p)
 		}
 	}
+
+	// The engine's statements search the index named, without a sort.
+	for _, tt := range []struct{ q, index string }{
+		{`SELECT e.id FROM enrollments e JOIN journeys j ON j.id = e.journey_id
+			WHERE e.state = 'waiting' AND e.wake_at <= 5 AND j.status = 'active'
+				AND (e.claimed_until IS NULL OR e.claimed_until < 5)
+			ORDER BY e.wake_at, e.id LIMIT 100`, "enrollments_due"},
+		{`SELECT * FROM enrollments WHERE contact_id = 'c' AND state = 'waiting' AND id > 'a' ORDER BY id LIMIT 100`,
+			"enrollments_contact"},
+		{`SELECT * FROM enrollments WHERE journey_id = 'j' AND id > 'a' ORDER BY id LIMIT 100`, "enrollments_journey"},
+		{`SELECT * FROM decisions WHERE contact_id = 'c' AND id > 5 ORDER BY id LIMIT 100`, "decisions_contact"},
+		{`SELECT * FROM decisions WHERE enrollment_id = 'e' ORDER BY id LIMIT 100`, "decisions_enrollment"},
+		{`SELECT * FROM messages WHERE contact_id = 'c' ORDER BY id LIMIT 100`, "messages_contact"},
+		{`UPDATE messages SET status = 'cancelled', updated_at = 5
+			WHERE enrollment_id IN (SELECT value FROM json_each('["e"]')) AND +status = 'queued'`, "messages_enrollment"},
+	} {
+		rows, err := raw.Query(`EXPLAIN QUERY PLAN ` + tt.q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var plan []string
+		for rows.Next() {
+			var id, parent, notused int
+			var detail string
+			if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
+				t.Fatal(err)
+			}
+			plan = append(plan, detail)
+		}
+		rows.Close()
+		p := strings.Join(plan, "; ")
+		if strings.Contains(p, "TEMP B-TREE") || !strings.Contains(p, "USING INDEX "+tt.index+" ") {
+			t.Errorf("%s\nplan: %s; want a search of %s without a sort", tt.q, p, tt.index)
+		}
+	}
 }

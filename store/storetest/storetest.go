@@ -13,6 +13,10 @@
 // are compared at microsecond precision, the precision both databases keep,
 // and must come back in UTC. Numbers in attribute and property maps come back
 // as float64, as encoding/json decodes them.
+//
+// The journey and engine cases also need nudge.JourneyStore and
+// nudge.EngineStore, which nudge.Store does not embed: they assert them, and
+// fail on a store that lacks them.
 package storetest
 
 import (
