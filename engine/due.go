@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/nudge/nudge"
 )
@@ -10,48 +11,93 @@ import (
 // ProcessDue claims the waiting enrollments whose wake time has come (in
 // WakeAt order) and advances each: a wait ends (next step), a wait_for times
 // out (on_timeout), a deferred send is tried again. Before that, the goal's
-// condition and the exit rules are checked on the contact as it is now. Each
-// enrollment's transition commits on its own. It returns how many
-// transitions it committed.
+// condition and the exit rules are checked on the contact as it is now.
+//
+// The batch's transitions commit together in one EngineCommit (one
+// transaction instead of hundreds); if that fails with ECONFLICT (an event
+// moved one of them meanwhile), each transition commits on its own, and the
+// ones that still conflict are left to the next claim. Either way each
+// enrollment's new state, decisions and messages commit atomically. It
+// returns how many transitions it committed.
 func (e *Engine) ProcessDue(ctx context.Context) (int, error) {
 	if err := e.ensureLoaded(ctx); err != nil {
 		return 0, err
 	}
-	ens, err := e.store.EnrollmentClaimDue(ctx, e.clock.Now(), e.batch, e.lease)
+	now := e.clock.Now()
+	ens, err := e.store.EnrollmentClaimDue(ctx, now, e.batch, e.lease)
 	if err != nil {
 		return 0, fmt.Errorf("engine: claim due enrollments: %w", err)
 	}
-	n := 0
+	var (
+		commits []*nudge.EngineCommit
+		all     = &nudge.EngineCommit{}
+	)
 	for _, en := range ens {
 		if err := ctx.Err(); err != nil {
-			return n, err
+			return 0, err
 		}
-		ok, err := e.processDue(ctx, en)
+		c, err := e.dueCommit(ctx, en, now)
 		if err != nil {
 			e.log.ErrorContext(ctx, "engine: due enrollment failed; it is retried when its claim expires", "enrollment_id", en.ID, "err", err)
 			continue
 		}
-		if ok {
-			n++
+		commits = append(commits, c)
+		all.Enrollments = append(all.Enrollments, c.Enrollments...)
+		all.Decisions = append(all.Decisions, c.Decisions...)
+		all.Messages = append(all.Messages, c.Messages...)
+		all.CancelMessages = append(all.CancelMessages, c.CancelMessages...)
+		all.ContactPatches = append(all.ContactPatches, c.ContactPatches...)
+		all.Released = append(all.Released, c.Released...)
+	}
+	if len(commits) == 0 {
+		return 0, nil
+	}
+	count := func(cs ...*nudge.EngineCommit) int {
+		n := 0
+		for _, c := range cs {
+			n += len(c.Enrollments)
 		}
+		return n
+	}
+	if len(commits) > 1 {
+		err := e.store.EngineCommit(ctx, all, now)
+		if err == nil {
+			return count(commits...), nil
+		}
+		if nudge.ErrorCode(err) != nudge.ECONFLICT {
+			return 0, fmt.Errorf("engine: commit due transitions: %w", err)
+		}
+		// The store resets what a failed commit set (Revs, ids); fall
+		// back to one commit per enrollment.
+	}
+	n := 0
+	for _, c := range commits {
+		err := e.store.EngineCommit(ctx, c, now)
+		if nudge.ErrorCode(err) == nudge.ECONFLICT {
+			// Another process (an event for this contact) moved it first;
+			// if it is still due, the next claim takes it again.
+			e.log.DebugContext(ctx, "engine: due enrollment changed meanwhile", "enrollment_ids", c.Released)
+			continue
+		}
+		if err != nil {
+			return n, fmt.Errorf("engine: commit due transition: %w", err)
+		}
+		n += count(c)
 	}
 	return n, nil
 }
 
-// processDue advances one claimed enrollment; ok is false when it made no
-// transition (released, or another process moved it first).
-func (e *Engine) processDue(ctx context.Context, en *nudge.Enrollment) (ok bool, err error) {
-	now := e.clock.Now()
-	release := func() (bool, error) {
-		return false, e.store.EngineCommit(ctx, &nudge.EngineCommit{Released: []string{en.ID}}, now)
-	}
+// dueCommit computes one claimed enrollment's transition: a commit with its
+// new state, or one that only releases it (a paused journey's waits hold).
+func (e *Engine) dueCommit(ctx context.Context, en *nudge.Enrollment, now time.Time) (*nudge.EngineCommit, error) {
+	release := &nudge.EngineCommit{Released: []string{en.ID}}
 	j, meta, err := e.version(ctx, en.JourneyID, en.Version)
 	if err != nil {
 		e.log.ErrorContext(ctx, "engine: enrollment's journey version is not available; released", "enrollment_id", en.ID, "journey_id", en.JourneyID, "version", en.Version, "err", err)
-		return release()
+		return release, nil
 	}
 	if meta.Status != nudge.JourneyActive {
-		return release() // a paused journey's waits hold
+		return release, nil
 	}
 	var tr *Transition
 	c, err := e.store.ContactGet(ctx, en.ContactID)
@@ -59,22 +105,22 @@ func (e *Engine) processDue(ctx context.Context, en *nudge.Enrollment) (ok bool,
 	case nudge.ErrorCode(err) == nudge.ENOTFOUND:
 		q, err := e.queuedCount(ctx, en.ID)
 		if err != nil {
-			return false, err
+			return nil, err
 		}
 		tr = endTransition(en, nil, nudge.EnrollmentExited, nudge.OutcomeExited, ReasonContactErased, "Exited: the contact was erased", nil, q, now)
 	case err != nil:
-		return false, fmt.Errorf("get contact: %w", err)
+		return nil, fmt.Errorf("get contact: %w", err)
 	default:
 		if met, why := goalMet(j, en, c, nil, now); met {
 			q, err := e.queuedCount(ctx, en.ID)
 			if err != nil {
-				return false, err
+				return nil, err
 			}
 			tr = convert(en, c, why, q, now)
 		} else if x := exitRule(j, en, c); x != nil {
 			q, err := e.queuedCount(ctx, en.ID)
 			if err != nil {
-				return false, err
+				return nil, err
 			}
 			tr = exitByRule(en, c, x, q, now)
 		} else {
@@ -83,15 +129,5 @@ func (e *Engine) processDue(ctx context.Context, en *nudge.Enrollment) (ok bool,
 	}
 	commit := &nudge.EngineCommit{}
 	add(commit, tr)
-	err = e.store.EngineCommit(ctx, commit, now)
-	if nudge.ErrorCode(err) == nudge.ECONFLICT {
-		// Another process (an event for this contact) moved it first; if it
-		// is still due, the next claim takes it again.
-		e.log.DebugContext(ctx, "engine: due enrollment changed meanwhile", "enrollment_id", en.ID)
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("commit: %w", err)
-	}
-	return true, nil
+	return commit, nil
 }
