@@ -8,6 +8,9 @@
 //	nudge apikey list | revoke ID
 //	nudge events prune               delete events older than the retention
 //	nudge bench ingest|import        measure ingest and import
+//	nudge journey validate|publish   check and publish journey files
+//	nudge simulate                   replay a timeline against journeys on a virtual clock
+//	nudge demo                       play the examples
 package main
 
 import (
@@ -33,6 +36,11 @@ Usage:
   nudge events prune [--retention 2160h]  delete events older than the retention
   nudge bench ingest [flags]             ingest throughput over HTTP vs raw store
   nudge bench import [flags]             CSV import rate and peak memory
+  nudge journey validate|publish FILE... check or publish journey files
+  nudge journey list|pause|resume|archive|diff|schema
+  nudge simulate --journey FILE --contacts FILE.csv --events FILE.jsonl
+                                         replay a timeline on a virtual clock
+  nudge demo                             play the four examples of examples/
   nudge version
 
 Every command takes --db (or NUDGE_DB): a SQLite file path (default nudge.db)
@@ -93,6 +101,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "bench":
 		what, r := sub()
 		return runBench(ctx, what, r, stdout, stderr)
+	case "journey":
+		what, r := sub()
+		return runJourney(ctx, what, r, stdout, stderr)
+	case "simulate":
+		return runSimulate(ctx, rest, stdout, stderr)
+	case "demo":
+		return runDemo(ctx, rest, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "nudge", version)
 		return nil
