@@ -9,6 +9,8 @@ type Store interface {
 	EventStore
 	ConsentStore
 	APIKeyStore
+	JourneyStore
+	EngineStore
 
 	// Migrate brings the schema up to date. A database whose schema is newer
 	// than this binary knows is refused with an error saying so.
