@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/nudge/nudge"
 	"github.com/nudge/nudge/api"
+	"github.com/nudge/nudge/engine"
 	"github.com/nudge/nudge/ingest"
 )
 
@@ -28,13 +30,14 @@ type Main struct {
 	Logger *slog.Logger
 	Stdout io.Writer // where the first-start admin key is printed
 
-	Store nudge.Store
+	Store  nudge.Store
+	Engine *engine.Engine
 
 	ln      net.Listener
 	srv     *http.Server
 	served  chan error
 	stopBg  context.CancelFunc
-	bgDone  chan struct{}
+	bg      sync.WaitGroup
 	started bool
 }
 
@@ -62,11 +65,17 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 
+	eng, err := engine.New(engine.Config{Store: s, Clock: m.Clock, Logger: m.Logger})
+	if err != nil {
+		return err
+	}
+	m.Engine = eng
+
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	contacts := &ingest.ContactNormalizer{DefaultRegion: m.Config.DefaultRegion}
 	a, err := api.New(api.Config{
-		Store:    s,
+		Store:    notifyingStore{Store: s, notify: eng.Notify},
 		Clock:    m.Clock,
 		Logger:   m.Logger,
 		Parser:   &ingest.Parser{Contacts: contacts},
@@ -94,8 +103,10 @@ func (m *Main) Run(ctx context.Context) error {
 	go func() { m.served <- m.srv.Serve(ln) }()
 
 	bg, cancel := context.WithCancel(context.Background())
-	m.stopBg, m.bgDone = cancel, make(chan struct{})
+	m.stopBg = cancel
+	m.bg.Add(2)
 	go m.pruneLoop(bg)
+	go m.engineLoop(bg)
 	m.started = true
 	m.Logger.Info("nudge listening", "addr", ln.Addr().String(), "db", redactURL(m.Config.DB), "version", version)
 	return nil
@@ -120,7 +131,7 @@ func (m *Main) Close() error {
 	}
 	if m.stopBg != nil {
 		m.stopBg()
-		<-m.bgDone
+		m.bg.Wait()
 	}
 	if m.Store != nil {
 		errs = append(errs, m.Store.Close())
@@ -155,7 +166,7 @@ func (m *Main) bootstrapKey(ctx context.Context) error {
 
 // pruneLoop deletes events older than the retention, hourly.
 func (m *Main) pruneLoop(ctx context.Context) {
-	defer close(m.bgDone)
+	defer m.bg.Done()
 	t := time.NewTicker(time.Hour)
 	defer t.Stop()
 	for {
@@ -172,6 +183,78 @@ func (m *Main) pruneLoop(ctx context.Context) {
 		case <-t.C:
 		}
 	}
+}
+
+// enginePoll is how often the engine looks for due waits and for work other
+// nodes left, when nothing on this node told it to.
+const enginePoll = 250 * time.Millisecond
+
+// engineLoop runs the journey engine: at once when ingest or an API change
+// notifies it, and every enginePoll for due waits. The engine itself never
+// sleeps or reads the wall clock; this loop is its driver.
+func (m *Main) engineLoop(ctx context.Context) {
+	defer m.bg.Done()
+	t := time.NewTicker(enginePoll)
+	defer t.Stop()
+	for {
+		if _, err := m.Engine.RunOnce(ctx); err != nil && ctx.Err() == nil {
+			m.Logger.WarnContext(ctx, "engine run", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-m.Engine.Wake():
+		case <-t.C:
+		}
+	}
+}
+
+// notifyingStore tells the engine about new work as soon as ingest or an API
+// change has committed it to the inbox, so event-to-decision latency does not
+// wait for the next poll.
+type notifyingStore struct {
+	nudge.Store
+	notify func()
+}
+
+func (s notifyingStore) EventIngest(ctx context.Context, items []nudge.IngestItem, now time.Time) (*nudge.IngestResult, error) {
+	res, err := s.Store.EventIngest(ctx, items, now)
+	if err == nil {
+		s.notify()
+	}
+	return res, err
+}
+
+func (s notifyingStore) ContactMerge(ctx context.Context, ps []*nudge.ContactPatch, now time.Time) ([]nudge.ContactMergeResult, error) {
+	res, err := s.Store.ContactMerge(ctx, ps, now)
+	if err == nil {
+		s.notify()
+	}
+	return res, err
+}
+
+func (s notifyingStore) ContactPut(ctx context.Context, c *nudge.Contact, now time.Time) (*nudge.Contact, bool, error) {
+	res, created, err := s.Store.ContactPut(ctx, c, now)
+	if err == nil {
+		s.notify()
+	}
+	return res, created, err
+}
+
+func (s notifyingStore) JourneyPublish(ctx context.Context, p *nudge.JourneyPublishParams, now time.Time) (*nudge.JourneyVersion, bool, error) {
+	v, created, err := s.Store.JourneyPublish(ctx, p, now)
+	if err == nil {
+		s.notify()
+	}
+	return v, created, err
+}
+
+func (s notifyingStore) JourneySetStatus(ctx context.Context, id, status string, now time.Time) error {
+	err := s.Store.JourneySetStatus(ctx, id, status, now)
+	if err == nil {
+		s.notify()
+	}
+	return err
 }
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
