@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nudge/nudge"
 	"github.com/nudge/nudge/nudgetest"
 	"github.com/nudge/nudge/store/postgres"
 )
@@ -305,5 +306,52 @@ func TestGracefulShutdown(t *testing.T) {
 	defer s.Close()
 	if _, err := s.ContactGet(context.Background(), "a2"); err != nil {
 		t.Errorf("contact sent during shutdown was not stored: %v", err)
+	}
+}
+
+// TestJourneyEndToEnd: a journey published over the API reacts to an event
+// sent over the API: the server's engine loop queues the welcome email.
+func TestJourneyEndToEnd(t *testing.T) {
+	m, key := startMain(t, filepath.Join(t.TempDir(), "nudge.db"))
+	c := &client{t: t, base: "http://" + m.Addr(), key: key}
+	const yaml = `id: welcome
+name: Welcome
+trigger:
+  event: signed.up
+steps:
+  - id: hello
+    email: {template: welcome}
+`
+	if code := c.do("POST", "/v1/journeys", yaml, nil); code != 200 && code != 201 {
+		t.Fatalf("publish: %d", code)
+	}
+	c.do("POST", "/v1/identify", `{"userId":"u1","traits":{"email":"u1@example.com"}}`, nil)
+	if code := c.do("POST", "/v1/track", `{"userId":"u1","event":"signed.up"}`, nil); code != 200 {
+		t.Fatalf("track: %d", code)
+	}
+	ctx := context.Background()
+	var msgs []*nudge.Message
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		var err error
+		if msgs, err = m.Store.MessageList(ctx, &nudge.MessageListParams{ContactID: "u1"}); err != nil {
+			t.Fatal(err)
+		}
+		if len(msgs) > 0 {
+			break
+		}
+	}
+	if len(msgs) != 1 || msgs[0].Template != "welcome" || msgs[0].Channel != nudge.ChannelEmail {
+		t.Fatalf("messages for u1 = %+v; want one welcome email", msgs)
+	}
+	ds, err := m.Store.DecisionList(ctx, &nudge.DecisionListParams{ContactID: "u1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var outcomes []string
+	for _, d := range ds {
+		outcomes = append(outcomes, d.Outcome)
+	}
+	if got := strings.Join(outcomes, " "); !strings.HasPrefix(got, "entered sent") {
+		t.Errorf("decisions = %q; want entered, sent, …", got)
 	}
 }
