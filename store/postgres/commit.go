@@ -18,12 +18,33 @@ import (
 // conflictState is the SQLSTATE nudge_conflict raises (migration 0002).
 const conflictState = "NC409"
 
-// EngineCommit commits a transition atomically. Its statements go to the
-// server as one pipelined batch: without contact patches the batch is its
-// own implicit transaction, one round trip; with them, the patches are
-// merged first (as ContactMerge does) in an explicit transaction that then
-// sends the batch. A moved rev or an inbox item consumed by someone else
-// makes a statement raise NC409, which rolls everything back.
+// EngineCommit commits a transition in one transaction; on any error
+// nothing of it is applied and the structs are left as they were.
+//
+// An enrollment with Rev 0 is inserted, with stored revision 1; ECONFLICT
+// if its id exists or if it would be a second live (waiting) enrollment for
+// its journey, contact and key. Any other is updated only if its stored
+// revision is still Rev (ECONFLICT naming it otherwise), which increments
+// it; updates go before inserts, so an enrollment that ends frees its key
+// for a new one in the same commit. Writing an enrollment clears its claim,
+// as does naming it in Released. After a successful commit each committed
+// enrollment's Rev is its new stored revision, its UpdatedAt now (and a
+// zero EnteredAt now); each decision's ID is set (increasing in commit
+// order) and a zero At is now. Messages are stored with CreatedAt and
+// UpdatedAt now, a zero AvailableAt as now and an empty Status as queued;
+// one whose idempotency key exists is skipped. CancelMessages then moves
+// the queued messages of those enrollments to cancelled. ContactPatches
+// merge as ContactMerge does, leaving changed contacts in the inbox.
+// InboxDone items are deleted; one no longer there was consumed by another
+// claim, and the commit fails with ECONFLICT rather than apply the same
+// work twice.
+//
+// The statements go to the server as one pipelined batch: without contact
+// patches the batch is its own implicit transaction, one round trip; with
+// them, the patches are merged first in an explicit transaction that then
+// sends the batch. A moved revision or a consumed inbox item makes a
+// statement raise NC409 (nudge_conflict), which rolls everything back
+// without a round trip to decide.
 func (db *DB) EngineCommit(ctx context.Context, c *nudge.EngineCommit, now time.Time) error {
 	if c == nil {
 		return nudge.Errorf(nudge.EINVALID, "engine commit: nothing to commit")
@@ -201,11 +222,11 @@ const enrollmentUnnest = `unnest($1::text[], $2::text[], $3::bigint[], $4::text[
 		entered_at, updated_at, ended_at, rev)`
 
 // updateEnrollmentsQuery advances enrollments whose rev is still the one
-// read, clearing their claims, and raises NC409 naming the others.
+// read, clearing their claims, and raises NC409 naming the others. An
+// enrollment's journey, version, contact and key never change.
 const updateEnrollmentsQuery = `
 	WITH v AS MATERIALIZED (SELECT * FROM ` + enrollmentUnnest + `), u AS (
-		UPDATE enrollments e SET journey_id = v.journey_id, version = v.version, contact_id = v.contact_id,
-			key = v.key, state = v.state, step_id = v.step_id, wake_at = v.wake_at, wait_event = v.wait_event,
+		UPDATE enrollments e SET state = v.state, step_id = v.step_id, wake_at = v.wake_at, wait_event = v.wait_event,
 			held_out = v.held_out, event = v.event::jsonb, steps = v.steps::jsonb, entered_at = v.entered_at,
 			updated_at = v.updated_at, ended_at = v.ended_at, rev = e.rev + 1, claimed_until = NULL
 		FROM v WHERE e.id = v.id AND e.rev = v.rev
@@ -402,5 +423,8 @@ func (cb *committed) done(now time.Time) {
 	for _, e := range cb.c.Enrollments {
 		e.Rev++
 		e.UpdatedAt = now
+		if e.EnteredAt.IsZero() {
+			e.EnteredAt = now
+		}
 	}
 }

@@ -76,10 +76,13 @@ func enrollmentColumnsOf(alias string) string {
 	return strings.Join(cols, ", ")
 }
 
-// EnrollmentClaimDue claims up to limit waiting enrollments of active
-// journeys whose WakeAt is at or before now, in WakeAt order, for lease.
+// EnrollmentClaimDue claims up to limit (default 100, at most 10000)
+// waiting enrollments of active journeys whose WakeAt is at or before now
+// and whose claim, if any, expired before now, until now+lease. They come
+// in WakeAt order, then by id.
 func (db *DB) EnrollmentClaimDue(ctx context.Context, now time.Time, limit int, lease time.Duration) ([]*nudge.Enrollment, error) {
-	if err := validClaim(limit, lease); err != nil {
+	limit, err := claimLimit(limit, lease)
+	if err != nil {
 		return nil, err
 	}
 	now = utc(now)
@@ -155,7 +158,7 @@ func (db *DB) EnrollmentList(ctx context.Context, p *nudge.EnrollmentListParams)
 	if p.AfterID != "" {
 		q.where = append(q.where, "id > "+q.arg(p.AfterID))
 	}
-	rows, err := db.pool.Query(ctx, q.sql(`SELECT `+enrollmentColumns+` FROM enrollments`, "id", limit(p.Limit, 100, 10000)), q.args...)
+	rows, err := db.pool.Query(ctx, q.sql(`SELECT `+enrollmentColumns+` FROM enrollments`, "id", engineLimit(p.Limit)), q.args...)
 	if err != nil {
 		return nil, wrap("enrollment list", err)
 	}
@@ -193,7 +196,7 @@ func (db *DB) DecisionList(ctx context.Context, p *nudge.DecisionListParams) ([]
 	if p.AfterID > 0 {
 		q.where = append(q.where, "id > "+q.arg(p.AfterID))
 	}
-	rows, err := db.pool.Query(ctx, q.sql(`SELECT `+decisionColumns+` FROM decisions`, "id", limit(p.Limit, 100, 10000)), q.args...)
+	rows, err := db.pool.Query(ctx, q.sql(`SELECT `+decisionColumns+` FROM decisions`, "id", engineLimit(p.Limit)), q.args...)
 	if err != nil {
 		return nil, wrap("decision list", err)
 	}
@@ -232,7 +235,7 @@ func (db *DB) MessageList(ctx context.Context, p *nudge.MessageListParams) ([]*n
 	if p.AfterID != "" {
 		q.where = append(q.where, "id > "+q.arg(p.AfterID))
 	}
-	rows, err := db.pool.Query(ctx, q.sql(`SELECT `+messageColumns+` FROM messages`, "id", limit(p.Limit, 100, 10000)), q.args...)
+	rows, err := db.pool.Query(ctx, q.sql(`SELECT `+messageColumns+` FROM messages`, "id", engineLimit(p.Limit)), q.args...)
 	if err != nil {
 		return nil, wrap("message list", err)
 	}

@@ -31,10 +31,13 @@ const inboxClaimQuery = `
 	FROM u LEFT JOIN events e ON e.seq = u.event_seq
 	ORDER BY u.seq`
 
-// InboxClaim claims up to limit unclaimed inbox items (or items whose claim
-// expired), oldest first, until now+lease.
+// InboxClaim claims up to limit (default 100, at most 10000) inbox items
+// that are not claimed or whose claim expired before now, oldest first,
+// until now+lease. An item of an event comes with its event; one whose
+// event was pruned since comes without, as if it were a contact change.
 func (db *DB) InboxClaim(ctx context.Context, now time.Time, limit int, lease time.Duration) ([]*nudge.InboxItem, error) {
-	if err := validClaim(limit, lease); err != nil {
+	limit, err := claimLimit(limit, lease)
+	if err != nil {
 		return nil, err
 	}
 	now = utc(now)
@@ -70,15 +73,17 @@ func (db *DB) InboxClaim(ctx context.Context, now time.Time, limit int, lease ti
 	return items, nil
 }
 
-func validClaim(limit int, lease time.Duration) error {
-	if limit <= 0 {
-		return nudge.FieldErrorf("limit", "must be positive, not %d", limit)
-	}
+// claimLimit checks a claim's lease and applies the default and the cap of
+// its limit.
+func claimLimit(limit int, lease time.Duration) (int, error) {
 	if lease <= 0 {
-		return nudge.FieldErrorf("lease", "must be positive, not %v", lease)
+		return 0, nudge.FieldErrorf("lease", "must be positive, not %v", lease)
 	}
-	return nil
+	return engineLimit(limit), nil
 }
+
+// engineLimit applies the default and the cap of the engine's claims and lists.
+func engineLimit(n int) int { return limit(n, 100, 10000) }
 
 // insertInbox leaves an inbox item (a contact change) for each id.
 func insertInbox(ctx context.Context, tx pgx.Tx, ids []string, now time.Time) error {

@@ -35,7 +35,8 @@ CREATE TRIGGER journey_versions_immutable BEFORE UPDATE OR DELETE ON journey_ver
 -- FOR UPDATE SKIP LOCKED and a lease (claimed_until), and delete them in the
 -- transaction that commits what they caused. No foreign keys: ingest's fast
 -- path inserts events and inbox items in one statement, and a contact's
--- erasure deletes its items itself.
+-- erasure deletes its items itself. No index but the key: every one costs
+-- ingest, and the inbox stays short while the engine keeps up.
 CREATE TABLE inbox (
 	seq           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
 	contact_id    text COLLATE "C" NOT NULL,
@@ -43,7 +44,6 @@ CREATE TABLE inbox (
 	at            timestamptz NOT NULL,
 	claimed_until timestamptz
 );
-CREATE INDEX inbox_contact_idx ON inbox (contact_id);
 
 -- enrollments: one contact's pass through one journey version. A waiting
 -- enrollment is a durable wait: wake_at is its timer. Engine nodes claim due
