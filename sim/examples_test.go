@@ -1,0 +1,8 @@
+package sim_test
+
+import "testing"
+
+func TestExampleWebinar(t *testing.T) {
+	_, out := runExample(t, "webinar")
+	t.Log("\n" + out)
+}

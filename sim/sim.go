@@ -1,0 +1,295 @@
+package sim
+
+import (
+	"cmp"
+	"container/heap"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/nudge/nudge"
+	"github.com/nudge/nudge/engine"
+	"github.com/nudge/nudge/ingest"
+	"github.com/nudge/nudge/journey"
+	"github.com/nudge/nudge/store/sqlite"
+)
+
+// Config is one simulation's input.
+type Config struct {
+	// Journeys are published, in order, when the replay starts.
+	Journeys []*journey.Journey
+	// Contacts is a CRM export in CSV (see ingest.CSVReader), nil for none;
+	// Mapping maps its headers (nil: the default mapping).
+	Contacts     io.Reader
+	ContactsName string // for messages; default "contacts.csv"
+	Mapping      ingest.Mapping
+	// Events is the parsed timeline (see ReadTimeline).
+	Events []*Event
+	// From and To bound the replay. Zero From: the first event's time;
+	// zero To: 30 days after the last event (after From without events).
+	From, To time.Time
+	// Normalizer validates contact fields of the CSV (nil: region US).
+	Normalizer *ingest.ContactNormalizer
+	// Dir is where the temporary store lives (default: a new directory in
+	// os.TempDir); the store file is removed at the end either way.
+	Dir string
+	// Policy is passed to the engine: the guardrails, when they exist.
+	Policy engine.Policy
+	// Logger receives the engine's warnings (default: discard).
+	Logger *slog.Logger
+	// Progress, if set, is called after each step of the replay with the
+	// virtual time reached.
+	Progress func(now time.Time)
+}
+
+// DefaultSpan is how long the replay runs after the last event when To is not given.
+const DefaultSpan = 30 * 24 * time.Hour
+
+// Run simulates cfg and returns the report.
+func Run(ctx context.Context, cfg Config) (*Report, error) {
+	if len(cfg.Journeys) == 0 {
+		return nil, errors.New("sim: no journeys to simulate")
+	}
+	from, to := cfg.From, cfg.To
+	if from.IsZero() {
+		if len(cfg.Events) == 0 {
+			return nil, errors.New("sim: no events and no start time: give a timeline or From")
+		}
+		from = cfg.Events[0].At()
+	}
+	if to.IsZero() {
+		to = from
+		if n := len(cfg.Events); n > 0 && cfg.Events[n-1].At().After(to) {
+			to = cfg.Events[n-1].At()
+		}
+		to = to.Add(DefaultSpan)
+	}
+	from, to = from.UTC(), to.UTC()
+	if !to.After(from) {
+		return nil, fmt.Errorf("sim: the end (%s) is not after the start (%s)", to.Format(time.RFC3339), from.Format(time.RFC3339))
+	}
+	logger := cmp.Or(cfg.Logger, slog.New(slog.DiscardHandler))
+	normalizer := cmp.Or(cfg.Normalizer, &ingest.ContactNormalizer{DefaultRegion: "US"})
+
+	dir, cleanup, err := tempDir(cfg.Dir)
+	if err != nil {
+		return nil, err
+	}
+	defer cleanup()
+	db, err := sqlite.Open(filepath.Join(dir, "sim.db"))
+	if err != nil {
+		return nil, fmt.Errorf("sim: %w", err)
+	}
+	defer db.Close()
+	if err := db.Migrate(ctx); err != nil {
+		return nil, fmt.Errorf("sim: %w", err)
+	}
+
+	clock := NewClock(from)
+	store := &simStore{Store: db, clock: clock}
+	var n int64
+	eng, err := engine.New(engine.Config{
+		Store:  store,
+		Clock:  clock,
+		Logger: logger,
+		NewID: func() string {
+			n++
+			return fmt.Sprintf("s%011d", n)
+		},
+		Policy:       cfg.Policy,
+		DateLookback: time.Nanosecond, // nothing before From
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	r := &Report{From: from, To: to}
+	if cfg.Contacts != nil {
+		if err := importContacts(ctx, db, cfg, normalizer, clock, r); err != nil {
+			return nil, err
+		}
+		// The CRM's starting state is not a change: drain what the import
+		// left in the inbox before any journey exists.
+		if _, err := eng.RunOnce(ctx); err != nil {
+			return nil, fmt.Errorf("sim: %w", err)
+		}
+	}
+	for _, j := range cfg.Journeys {
+		v, _, err := db.JourneyPublish(ctx, &nudge.JourneyPublishParams{ID: j.ID, Name: j.Name, Source: j.Source, Hash: j.Hash()}, from)
+		if err != nil {
+			return nil, fmt.Errorf("sim: publish %s: %w", j.ID, err)
+		}
+		r.Journeys = append(r.Journeys, ReportJourney{ID: j.ID, Name: j.Name, Version: v.Version})
+	}
+
+	dates, err := newDateStops(ctx, db, cfg.Journeys, cfg.Events, from, to)
+	if err != nil {
+		return nil, err
+	}
+	events := cfg.Events
+	for len(events) > 0 && events[0].At().Before(from) {
+		events = events[1:]
+		r.EventsOutside++
+	}
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		now := clock.Now()
+		var batch []nudge.IngestItem
+		for len(events) > 0 && !events[0].At().After(now) {
+			batch = append(batch, events[0].Item)
+			events = events[1:]
+		}
+		if err := ingestBatch(ctx, db, batch, now); err != nil {
+			return nil, err
+		}
+		r.Events += len(batch)
+		if _, err := eng.RunOnce(ctx); err != nil {
+			return nil, fmt.Errorf("sim: at %s: %w", now.Format(time.RFC3339), err)
+		}
+		if cfg.Progress != nil {
+			cfg.Progress(now)
+		}
+		next := store.nextWake(now)
+		if len(events) > 0 && (next.IsZero() || events[0].At().Before(next)) {
+			next = events[0].At()
+		}
+		if d := dates.next(now); !d.IsZero() && (next.IsZero() || d.Before(next)) {
+			next = d
+		}
+		if next.IsZero() || next.After(to) {
+			break
+		}
+		clock.Set(next)
+	}
+	r.EventsOutside += len(events)
+	if err := r.collect(ctx, db); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+func tempDir(dir string) (string, func(), error) {
+	if dir != "" {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return "", nil, err
+		}
+		return dir, func() {
+			for _, suffix := range []string{"", "-wal", "-shm"} {
+				os.Remove(filepath.Join(dir, "sim.db"+suffix))
+			}
+		}, nil
+	}
+	d, err := os.MkdirTemp("", "nudge-sim-")
+	if err != nil {
+		return "", nil, err
+	}
+	return d, func() { os.RemoveAll(d) }, nil
+}
+
+func importContacts(ctx context.Context, db nudge.Store, cfg Config, n *ingest.ContactNormalizer, clock *Clock, r *Report) error {
+	name := cmp.Or(cfg.ContactsName, "contacts.csv")
+	cr, err := ingest.NewCSVReader(cfg.Contacts, cfg.Mapping, n)
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	sum, err := ingest.Import(ctx, db, cr, ingest.ImportOptions{Now: clock.Now, MaxErrors: 20})
+	if err != nil {
+		return fmt.Errorf("import %s: %w", name, err)
+	}
+	r.ContactsImported = sum.Imported + sum.Updated
+	for _, e := range sum.Errors {
+		r.ImportErrors = append(r.ImportErrors, fmt.Sprintf("%s: %v", name, &e))
+	}
+	r.ImportRejected = sum.Rejected
+	return nil
+}
+
+// ingestBatch stores events as the API would, in batches.
+func ingestBatch(ctx context.Context, db nudge.Store, items []nudge.IngestItem, now time.Time) error {
+	for len(items) > 0 {
+		k := min(len(items), 1000)
+		if _, err := db.EventIngest(ctx, items[:k], now); err != nil {
+			return fmt.Errorf("sim: ingest events at %s: %w", now.Format(time.RFC3339), err)
+		}
+		items = items[k:]
+	}
+	return nil
+}
+
+// simStore is the store the engine sees. It notes the wake time of every
+// waiting enrollment the engine commits, so the replay knows where to move
+// the clock without scanning enrollments, and it models delivery: a queued
+// message whose time has come counts as handed to its provider, so it is
+// not among the queued messages a conversion cancels.
+type simStore struct {
+	nudge.Store
+	clock *Clock
+
+	mu    sync.Mutex
+	wakes timeHeap
+}
+
+func (s *simStore) EngineCommit(ctx context.Context, c *nudge.EngineCommit, now time.Time) error {
+	if err := s.Store.EngineCommit(ctx, c, now); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, en := range c.Enrollments {
+		if en.State == nudge.EnrollmentWaiting && !en.WakeAt.IsZero() {
+			heap.Push(&s.wakes, en.WakeAt)
+		}
+	}
+	return nil
+}
+
+func (s *simStore) MessageList(ctx context.Context, p *nudge.MessageListParams) ([]*nudge.Message, error) {
+	ms, err := s.Store.MessageList(ctx, p)
+	if err != nil || p.Status != nudge.MessageQueued {
+		return ms, err
+	}
+	now := s.clock.Now()
+	out := ms[:0]
+	for _, m := range ms {
+		if m.AvailableAt.After(now) {
+			out = append(out, m)
+		}
+	}
+	return out, nil
+}
+
+// nextWake is the earliest noted wake time after now. Wake times at or
+// before now were handled by the last run; a noted time whose enrollment
+// moved on since only costs one idle run.
+func (s *simStore) nextWake(now time.Time) time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for len(s.wakes) > 0 && !s.wakes[0].After(now) {
+		heap.Pop(&s.wakes)
+	}
+	if len(s.wakes) == 0 {
+		return time.Time{}
+	}
+	return s.wakes[0]
+}
+
+type timeHeap []time.Time
+
+func (h timeHeap) Len() int           { return len(h) }
+func (h timeHeap) Less(i, j int) bool { return h[i].Before(h[j]) }
+func (h timeHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *timeHeap) Push(x any)        { *h = append(*h, x.(time.Time)) }
+func (h *timeHeap) Pop() any {
+	old := *h
+	t := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return t
+}
