@@ -17,6 +17,19 @@
 // transaction-scoped advisory locks taken in a fixed order, so the
 // "a CRM import cannot undo a STOP" rule holds under concurrency.
 //
+// The engine's work is shared by row locks. Ingest and contact changes
+// leave inbox items in the transaction of the change (ingest's track-only
+// path stays one statement: events, new contacts and inbox items in one
+// CTE). InboxClaim and EnrollmentClaimDue lock the oldest free rows with
+// FOR UPDATE SKIP LOCKED and stamp them with a lease (claimed_until), so
+// nodes claiming at once take disjoint rows without waiting on each other;
+// a row claimed and committed by another node meanwhile is re-checked and
+// left. EngineCommit sends its statements as one pipelined batch, an
+// implicit transaction of one round trip; optimistic-concurrency failures
+// (a moved enrollment revision, an inbox item already consumed) are raised
+// inside the batch by nudge_conflict (SQLSTATE NC409), which rolls it back
+// and becomes ECONFLICT.
+//
 // Times are stored as timestamptz truncated to microseconds and returned in
 // UTC. Errors carry nudge error codes; a connection failure has code
 // nudge.EUNAVAILABLE, so the API can answer 503.

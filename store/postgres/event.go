@@ -16,8 +16,9 @@ import (
 
 // EventIngest stores items in one transaction. It inserts the events with
 // one statement that reports which message ids were new, creates the
-// contacts of the stored events, and merges the identify patches of the
-// stored ones. Duplicates, of events stored before or of an earlier item of
+// contacts of the stored events and leaves each stored event in the
+// engine's inbox, and merges the identify patches of the stored ones (which
+// leave no inbox item of their own). Duplicates, of events stored before or of an earlier item of
 // the same call, are skipped whole. A zero Timestamp or ReceivedAt is now.
 func (db *DB) EventIngest(ctx context.Context, items []nudge.IngestItem, now time.Time) (*nudge.IngestResult, error) {
 	res := &nudge.IngestResult{Duplicate: make([]bool, len(items))}
