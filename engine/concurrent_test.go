@@ -91,31 +91,3 @@ func TestTwoEnginesOnePostgres(t *testing.T) {
 		}
 	}
 }
-
-// BenchmarkDrain measures transitions per second while N waiting
-// enrollments fall due at once, on SQLite.
-func BenchmarkDrain(b *testing.B) {
-	const n = 5000
-	for b.Loop() {
-		b.StopTimer()
-		e := newEnv(b, nudgetest.SQLite(b))
-		seedWaiting(b, e, n)
-		e.clock.Advance(25 * time.Hour)
-		b.StartTimer()
-		got := 0
-		for {
-			k, err := e.eng.ProcessDue(ctx)
-			if err != nil {
-				b.Fatal(err)
-			}
-			if k == 0 {
-				break
-			}
-			got += k
-		}
-		if got != n {
-			b.Fatalf("drained %d, want %d", got, n)
-		}
-	}
-	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "transitions/s")
-}
