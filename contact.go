@@ -116,14 +116,17 @@ type ContactStore interface {
 	ContactList(ctx context.Context, p *ContactListParams) (*ContactPage, error)
 	// ContactPut creates or replaces a contact wholly (PUT semantics): fields
 	// and attributes not in c are cleared. It returns the stored contact and
-	// whether it was created. Like ContactMerge, it leaves an inbox item.
+	// whether it was created. Like ContactMerge, it leaves an inbox item when
+	// the contact was created or changed.
 	ContactPut(ctx context.Context, c *Contact, now time.Time) (*Contact, bool, error)
 	// ContactMerge applies patches in order in one transaction, creating
-	// contacts that do not exist. Every patch needs an ID. Each changed
-	// contact is left in the engine's inbox (an InboxItem without Event), in
-	// the same transaction, so journeys see the change.
+	// contacts that do not exist. Every patch needs an ID. Each contact
+	// created or changed (a field or attribute differs) is left in the
+	// engine's inbox (an InboxItem without Event), in the same transaction,
+	// so journeys see the change. UpdatedAt moves even when nothing changed.
 	ContactMerge(ctx context.Context, patches []*ContactPatch, now time.Time) ([]ContactMergeResult, error)
-	// ContactErase deletes a contact and its events (a privacy request). Its
+	// ContactErase deletes a contact and its events, enrollments, decisions,
+	// messages and inbox items (a privacy request). Its
 	// consent ledger entries remain, keyed by address hash only: the contact
 	// id and evidence IP are removed from them. ENOTFOUND if it does not exist.
 	ContactErase(ctx context.Context, id string, now time.Time) error

@@ -99,7 +99,9 @@ type EnrollmentListParams struct {
 type EngineStore interface {
 	// InboxClaim claims up to limit unclaimed inbox items (or items whose
 	// claim expired), oldest first, for lease. Several processes may claim
-	// concurrently; each item goes to one (SKIP LOCKED on PostgreSQL).
+	// concurrently; each item goes to one (SKIP LOCKED on PostgreSQL). A
+	// claim holds until now+lease inclusive; lease must be positive. Limit
+	// defaults to 100, at most 10000 (as for EnrollmentClaimDue).
 	InboxClaim(ctx context.Context, now time.Time, limit int, lease time.Duration) ([]*InboxItem, error)
 	// EnrollmentClaimDue claims up to limit waiting enrollments whose WakeAt
 	// is at or before now, of active journeys, not claimed by someone else
@@ -110,9 +112,13 @@ type EngineStore interface {
 	// EnrollmentGet returns an enrollment, or ENOTFOUND.
 	EnrollmentGet(ctx context.Context, id string) (*Enrollment, error)
 	// EngineCommit commits a transition atomically (see EngineCommit). An
-	// enrollment whose Rev changed makes it fail with ECONFLICT and change
-	// nothing; inserting a second live enrollment for the same journey,
-	// contact and key also fails with ECONFLICT.
+	// enrollment whose Rev changed, an inbox item already consumed by another
+	// worker, or a second live enrollment for the same journey, contact and
+	// key make it fail with ECONFLICT and change nothing. An enrollment may
+	// appear once per commit; an update never changes its journey, version,
+	// contact or key. On success only, the store sets each enrollment's Rev,
+	// UpdatedAt (and EnteredAt if zero) and each decision's ID (and At if
+	// zero) on the caller's structs.
 	EngineCommit(ctx context.Context, c *EngineCommit, now time.Time) error
 	// DecisionList pages the decision log.
 	DecisionList(ctx context.Context, p *DecisionListParams) ([]*Decision, error)
