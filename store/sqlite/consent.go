@@ -4,8 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
-	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/nudge/nudge"
@@ -14,6 +14,11 @@ import (
 // ConsentRecord appends entries to the consent ledger and updates the
 // current state, in order, in one transaction. A change that cannot be
 // recorded is reported in its result; the others are recorded.
+//
+// The contacts and the current states the changes need are read in one
+// statement each; each change is checked against the state the changes
+// before it left; the entries are inserted, and the final state of each
+// address, channel and purpose written, by multi-row statements.
 func (db *DB) ConsentRecord(ctx context.Context, ps []*nudge.ConsentRecordParams, now time.Time) ([]nudge.ConsentRecordResult, error) {
 	results := make([]nudge.ConsentRecordResult, len(ps))
 	if len(ps) == 0 {
@@ -23,19 +28,124 @@ func (db *DB) ConsentRecord(ctx context.Context, ps []*nudge.ConsentRecordParams
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: consent record: %w", err)
 	}
+	ws, err := db.writeStmts(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: consent record: %w", err)
+	}
+	// What can be checked without the database is checked first.
+	var ids []string
+	seen := map[string]bool{}
+	for i, p := range ps {
+		if p == nil {
+			results[i].Err = nudge.Errorf(nudge.EINVALID, "consent change required")
+			continue
+		}
+		if err := nudge.ValidateConsentParams(p); err != nil {
+			results[i].Err = err
+			continue
+		}
+		if !seen[p.ContactID] {
+			seen[p.ContactID] = true
+			ids = append(ids, p.ContactID)
+		}
+	}
 	err = db.inTx(ctx, func(tx *sql.Tx) error {
+		contacts := make(map[string]*nudge.Contact, len(ids))
+		if len(ids) > 0 {
+			if err := scanContacts(ctx, tx.StmtContext(ctx, ws.contactsGet), ids, contacts); err != nil {
+				return err
+			}
+		}
+		hashes := make([]string, len(ps))
+		var hs []string
+		seen := map[string]bool{}
 		for i, p := range ps {
-			e, err := recordConsent(ctx, tx, key, p, now)
+			if results[i].Err != nil {
+				continue
+			}
+			c := contacts[p.ContactID]
+			if c == nil {
+				continue
+			}
+			if addr := nudge.ContactAddress(c, p.Channel); addr != "" {
+				hashes[i] = nudge.AddressHash(key, p.Channel, addr)
+				if !seen[hashes[i]] {
+					seen[hashes[i]] = true
+					hs = append(hs, hashes[i])
+				}
+			}
+		}
+		states, err := consentStates(ctx, tx.StmtContext(ctx, ws.consentStates), hs)
+		if err != nil {
+			return err
+		}
+		var (
+			entries []*nudge.ConsentEntry
+			args    []any
+			last    = map[stateKey]*nudge.ConsentEntry{} // the latest entry of each state
+			order   []stateKey                           // states in the order of their first entry
+		)
+		for i, p := range ps {
+			if results[i].Err != nil {
+				continue
+			}
+			e, err := consentEntry(contacts[p.ContactID], p, hashes[i], states, now)
 			if code := nudge.ErrorCode(err); code != "" && code != nudge.EINTERNAL {
-				results[i] = nudge.ConsentRecordResult{Err: err}
+				results[i].Err = err
 				continue
 			}
 			if err != nil {
 				return err
 			}
-			results[i] = nudge.ConsentRecordResult{Entry: e}
+			evidence, err := json.Marshal(p.Evidence)
+			if err != nil {
+				return err
+			}
+			k := stateKey{e.AddressHash, e.Channel, e.Purpose}
+			states[k] = &nudge.ConsentState{Channel: e.Channel, Purpose: e.Purpose, Status: e.Status, Source: e.Source,
+				UpdatedAt: e.OccurredAt}
+			if last[k] == nil {
+				order = append(order, k)
+			}
+			last[k] = e
+			results[i].Entry = e
+			entries = append(entries, e)
+			args = append(args, e.ContactID, e.AddressHash, e.Channel, e.Purpose, e.Status, e.Source, string(evidence),
+				micros(e.OccurredAt), micros(e.RecordedAt))
 		}
-		return nil
+		if len(entries) == 0 {
+			return nil
+		}
+		// AUTOINCREMENT ids grow in the order a statement inserts its
+		// rows, which RETURNING need not keep: sorted, they are in
+		// the order of the entries.
+		ledgerIDs := make([]int64, 0, len(entries))
+		if err := execRows(ctx, tx, ws.ledgerInsert, ledgerInsertColumns, args, func(rows *sql.Rows) error {
+			var id int64
+			if err := rows.Scan(&id); err != nil {
+				return err
+			}
+			ledgerIDs = append(ledgerIDs, id)
+			return nil
+		}); err != nil {
+			return err
+		}
+		if len(ledgerIDs) != len(entries) {
+			return fmt.Errorf("%d ledger entries inserted, %d returned", len(entries), len(ledgerIDs))
+		}
+		slices.Sort(ledgerIDs)
+		for i, e := range entries {
+			e.ID = ledgerIDs[i]
+		}
+		// The state is the latest recorded entry; its time is when the
+		// change happened, which is what a person reading "opted out
+		// on ..." means.
+		args = args[:0]
+		for _, k := range order {
+			e := last[k]
+			args = append(args, e.AddressHash, e.Channel, e.Purpose, e.Status, e.Source, micros(e.OccurredAt), e.ID)
+		}
+		return execRows(ctx, tx, ws.stateUpsert, stateUpsertColumns, args, nil)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: consent record: %w", err)
@@ -43,42 +153,31 @@ func (db *DB) ConsentRecord(ctx context.Context, ps []*nudge.ConsentRecordParams
 	return results, nil
 }
 
-func recordConsent(ctx context.Context, tx *sql.Tx, key []byte, p *nudge.ConsentRecordParams, now time.Time) (*nudge.ConsentEntry, error) {
-	if p == nil {
-		return nil, nudge.Errorf(nudge.EINVALID, "consent change required")
+// stateKey names a consent state.
+type stateKey struct{ hash, channel, purpose string }
+
+// consentEntry checks a valid change of contact c's consent (nil: the
+// contact does not exist), whose address hashes to hash ("": it has none),
+// against the current states, and returns its ledger entry, without id.
+func consentEntry(c *nudge.Contact, p *nudge.ConsentRecordParams, hash string, states map[stateKey]*nudge.ConsentState, now time.Time) (*nudge.ConsentEntry, error) {
+	if c == nil {
+		return nil, nudge.Errorf(nudge.ENOTFOUND, "contact %q not found", p.ContactID)
 	}
-	if err := nudge.ValidateConsentParams(p); err != nil {
-		return nil, err
-	}
-	c, err := getContact(ctx, tx, p.ContactID)
-	if err != nil {
-		return nil, err
-	}
-	addr := nudge.ContactAddress(c, p.Channel)
-	if addr == "" {
+	if hash == "" {
 		what := "an email address"
 		if p.Channel == nudge.ChannelSMS {
 			what = "a phone number"
 		}
 		return nil, nudge.FieldErrorf("channel", "contact %q has no %s: consent for %s needs one", c.ID, what, p.Channel)
 	}
-	hash := nudge.AddressHash(key, p.Channel, addr)
-	cur, err := consentState(ctx, tx, hash, p.Channel, p.Purpose)
-	if err != nil {
-		return nil, err
-	}
-	if err := nudge.CheckConsentChange(cur, p); err != nil {
+	if err := nudge.CheckConsentChange(states[stateKey{hash, p.Channel, p.Purpose}], p); err != nil {
 		return nil, err
 	}
 	occurred := p.OccurredAt
 	if occurred.IsZero() {
 		occurred = now
 	}
-	evidence, err := json.Marshal(p.Evidence)
-	if err != nil {
-		return nil, err
-	}
-	e := &nudge.ConsentEntry{
+	return &nudge.ConsentEntry{
 		ContactID:   c.ID,
 		AddressHash: hash,
 		Channel:     p.Channel,
@@ -88,28 +187,64 @@ func recordConsent(ctx context.Context, tx *sql.Tx, key []byte, p *nudge.Consent
 		Evidence:    p.Evidence,
 		OccurredAt:  fromMicros(micros(occurred)),
 		RecordedAt:  fromMicros(micros(now)),
-	}
-	err = tx.QueryRowContext(ctx, `INSERT INTO consent_ledger
+	}, nil
+}
+
+const (
+	ledgerInsertColumns = 9
+	stateUpsertColumns  = 7
+)
+
+// ledgerInsertQuery appends n entries to the ledger and returns their ids.
+func ledgerInsertQuery(n int) string {
+	return `INSERT INTO consent_ledger
 		(contact_id, address_hash, channel, purpose, status, source, evidence, occurred_at, recorded_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
-		e.ContactID, e.AddressHash, e.Channel, e.Purpose, e.Status, e.Source, string(evidence),
-		micros(e.OccurredAt), micros(e.RecordedAt)).Scan(&e.ID)
-	if err != nil {
-		return nil, err
-	}
-	// The state is the latest recorded entry; its time is when the change
-	// happened, which is what a person reading "opted out on ..." means.
-	_, err = tx.ExecContext(ctx, `INSERT INTO consent_state
+		VALUES ` + valuesRows(n, ledgerInsertColumns) + ` RETURNING id`
+}
+
+// stateUpsertQuery sets n consent states, of distinct keys.
+func stateUpsertQuery(n int) string {
+	return `INSERT INTO consent_state
 		(address_hash, channel, purpose, status, source, updated_at, entry_id)
-		VALUES (?, ?, ?, ?, ?, ?, ?)
+		VALUES ` + valuesRows(n, stateUpsertColumns) + `
 		ON CONFLICT (address_hash, channel, purpose) DO UPDATE SET
 			status = excluded.status, source = excluded.source,
-			updated_at = excluded.updated_at, entry_id = excluded.entry_id`,
-		e.AddressHash, e.Channel, e.Purpose, e.Status, e.Source, micros(e.OccurredAt), e.ID)
+			updated_at = excluded.updated_at, entry_id = excluded.entry_id`
+}
+
+// consentStatesQuery reads the states of a JSON array of address hashes.
+const consentStatesQuery = `SELECT address_hash, ` + consentStateColumns + `
+	FROM consent_state WHERE address_hash IN (SELECT value FROM json_each(?))`
+
+// consentStates returns the current states of the address hashes, through
+// s, a consentStatesQuery statement.
+func consentStates(ctx context.Context, s *sql.Stmt, hashes []string) (map[stateKey]*nudge.ConsentState, error) {
+	states := map[stateKey]*nudge.ConsentState{}
+	if len(hashes) == 0 {
+		return states, nil
+	}
+	arr, err := jsonArray(hashes)
 	if err != nil {
 		return nil, err
 	}
-	return e, nil
+	rows, err := s.QueryContext(ctx, arr)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			hash    string
+			st      nudge.ConsentState
+			updated int64
+		)
+		if err := rows.Scan(&hash, &st.Channel, &st.Purpose, &st.Status, &st.Source, &updated, &st.EntryID); err != nil {
+			return nil, err
+		}
+		st.UpdatedAt = fromMicros(updated)
+		states[stateKey{hash, st.Channel, st.Purpose}] = &st
+	}
+	return states, rows.Err()
 }
 
 const consentStateColumns = `channel, purpose, status, source, updated_at, entry_id`
@@ -124,17 +259,6 @@ func scanConsentState(s scanner) (*nudge.ConsentState, error) {
 	}
 	st.UpdatedAt = fromMicros(updated)
 	return &st, nil
-}
-
-// consentState returns the current state of an address, or nil if none was
-// ever recorded.
-func consentState(ctx context.Context, q querier, hash, channel, purpose string) (*nudge.ConsentState, error) {
-	st, err := scanConsentState(q.QueryRowContext(ctx, `SELECT `+consentStateColumns+`
-		FROM consent_state WHERE address_hash = ? AND channel = ? AND purpose = ?`, hash, channel, purpose))
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, nil
-	}
-	return st, err
 }
 
 // addressHashes returns the hashes of the contact's current addresses.

@@ -42,13 +42,65 @@ func scanContact(s scanner) (*nudge.Contact, error) {
 	return &c, nil
 }
 
+// contactGetQuery is ContactGet's statement, prepared on the read pool.
+const contactGetQuery = `SELECT ` + contactColumns + ` FROM contacts WHERE id = ?`
+
 // ContactGet returns the contact, or ENOTFOUND.
 func (db *DB) ContactGet(ctx context.Context, id string) (*nudge.Contact, error) {
-	c, err := getContact(ctx, db.read, id)
+	s, err := db.readStmt(ctx, contactGetQuery)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: contact get: %w", err)
+	}
+	c, err := scanContact(s.QueryRowContext(ctx, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		err = nudge.Errorf(nudge.ENOTFOUND, "contact %q not found", id)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: contact get: %w", err)
 	}
 	return c, nil
+}
+
+// ContactGetMany returns the contacts of ids that exist, by id, in one
+// statement; ids that do not exist are absent from the map.
+func (db *DB) ContactGetMany(ctx context.Context, ids []string) (map[string]*nudge.Contact, error) {
+	cs := make(map[string]*nudge.Contact, len(ids))
+	if len(ids) == 0 {
+		return cs, nil
+	}
+	s, err := db.readStmt(ctx, contactsGetQuery)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: contact get many: %w", err)
+	}
+	if err := scanContacts(ctx, s, ids, cs); err != nil {
+		return nil, fmt.Errorf("sqlite: contact get many: %w", err)
+	}
+	return cs, nil
+}
+
+// contactsGetQuery reads the contacts of a JSON array of ids.
+const contactsGetQuery = `SELECT ` + contactColumns + ` FROM contacts WHERE id IN (SELECT value FROM json_each(?))`
+
+// scanContacts adds the contacts of ids that exist to cs, through s, a
+// contactsGetQuery statement.
+func scanContacts(ctx context.Context, s *sql.Stmt, ids []string, cs map[string]*nudge.Contact) error {
+	arr, err := jsonArray(ids)
+	if err != nil {
+		return err
+	}
+	rows, err := s.QueryContext(ctx, arr)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		c, err := scanContact(rows)
+		if err != nil {
+			return err
+		}
+		cs[c.ID] = c
+	}
+	return rows.Err()
 }
 
 func getContact(ctx context.Context, q querier, id string) (*nudge.Contact, error) {
@@ -80,26 +132,29 @@ func normalize(c *nudge.Contact) (*nudge.Contact, string, error) {
 	return &cc, string(b), nil
 }
 
-// putContact writes c, created or replaced, keeping created_at of an
-// existing row. It returns the contact as stored.
-func putContact(ctx context.Context, tx *sql.Tx, c *nudge.Contact) (*nudge.Contact, error) {
-	n, attrs, err := normalize(c)
-	if err != nil {
-		return nil, err
-	}
-	_, err = tx.ExecContext(ctx, `INSERT INTO contacts (`+contactColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+const contactColumnCount = 10
+
+// contactsPutQuery writes n contacts, created or replaced, keeping
+// created_at of an existing row.
+func contactsPutQuery(n int) string {
+	return `INSERT INTO contacts (` + contactColumns + `)
+		VALUES ` + valuesRows(n, contactColumnCount) + `
 		ON CONFLICT (id) DO UPDATE SET
 			email = excluded.email, phone = excluded.phone, timezone = excluded.timezone,
 			lifecycle_stage = excluded.lifecycle_stage, journey_stage = excluded.journey_stage,
 			is_customer = excluded.is_customer, attributes = excluded.attributes,
-			updated_at = excluded.updated_at`,
-		n.ID, n.Email, n.Phone, n.Timezone, n.LifecycleStage, n.JourneyStage, n.IsCustomer, attrs,
-		micros(n.CreatedAt), micros(n.UpdatedAt))
-	if err != nil {
-		return nil, err
+			updated_at = excluded.updated_at`
+}
+
+// putContacts writes contacts in their stored form (normalize's), with
+// their attributes as JSON, in one statement per maxBatchRows of them.
+func putContacts(ctx context.Context, tx *sql.Tx, ws *writeStmts, cs []*nudge.Contact, attrs []string) error {
+	args := make([]any, 0, len(cs)*contactColumnCount)
+	for i, n := range cs {
+		args = append(args, n.ID, n.Email, n.Phone, n.Timezone, n.LifecycleStage, n.JourneyStage, n.IsCustomer, attrs[i],
+			micros(n.CreatedAt), micros(n.UpdatedAt))
 	}
-	return n, nil
+	return execRows(ctx, tx, ws.contactsPut, contactColumnCount, args, nil)
 }
 
 // ContactPut creates or replaces a contact wholly. A contact it creates or
@@ -112,23 +167,35 @@ func (db *DB) ContactPut(ctx context.Context, c *nudge.Contact, now time.Time) (
 		stored  *nudge.Contact
 		created bool
 	)
-	err := db.inTx(ctx, func(tx *sql.Tx) error {
+	ws, err := db.writeStmts(ctx)
+	if err != nil {
+		return nil, false, fmt.Errorf("sqlite: contact put: %w", err)
+	}
+	err = db.inTx(ctx, func(tx *sql.Tx) error {
 		cc := c.Clone()
 		cc.CreatedAt, cc.UpdatedAt = now, now
-		old, err := getContact(ctx, tx, c.ID)
-		switch {
-		case nudge.ErrorCode(err) == nudge.ENOTFOUND:
-			created = true
-		case err != nil:
+		cur := map[string]*nudge.Contact{}
+		if err := scanContacts(ctx, tx.StmtContext(ctx, ws.contactsGet), []string{c.ID}, cur); err != nil {
 			return err
-		default:
+		}
+		old := cur[c.ID]
+		if old == nil {
+			created = true
+		} else {
 			cc.CreatedAt = old.CreatedAt
 		}
-		if stored, err = putContact(ctx, tx, cc); err != nil {
+		var (
+			attrs string
+			err   error
+		)
+		if stored, attrs, err = normalize(cc); err != nil {
+			return err
+		}
+		if err := putContacts(ctx, tx, ws, []*nudge.Contact{stored}, []string{attrs}); err != nil {
 			return err
 		}
 		if created || !sameContact(old, stored) {
-			return inboxAddContacts(ctx, tx, []string{c.ID}, now)
+			return inboxAddContacts(ctx, tx, ws, []string{c.ID}, now)
 		}
 		return nil
 	})
@@ -145,10 +212,14 @@ func (db *DB) ContactMerge(ctx context.Context, patches []*nudge.ContactPatch, n
 	if err := checkPatches(patches); err != nil {
 		return nil, err
 	}
-	results := make([]nudge.ContactMergeResult, 0, len(patches))
-	err := db.inTx(ctx, func(tx *sql.Tx) error {
+	ws, err := db.writeStmts(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: contact merge: %w", err)
+	}
+	var results []nudge.ContactMergeResult
+	err = db.inTx(ctx, func(tx *sql.Tx) error {
 		var err error
-		results, err = mergeContacts(ctx, tx, patches, now)
+		results, err = mergeContacts(ctx, tx, ws, patches, now)
 		return err
 	})
 	if err != nil {
@@ -168,44 +239,71 @@ func checkPatches(patches []*nudge.ContactPatch) error {
 
 // mergeContacts applies patches in order and leaves each contact they
 // created or changed in the inbox, once, in the order of its first change.
-func mergeContacts(ctx context.Context, tx *sql.Tx, patches []*nudge.ContactPatch, now time.Time) ([]nudge.ContactMergeResult, error) {
+func mergeContacts(ctx context.Context, tx *sql.Tx, ws *writeStmts, patches []*nudge.ContactPatch, now time.Time) ([]nudge.ContactMergeResult, error) {
+	results, changed, err := applyPatches(ctx, tx, ws, patches, now, nil)
+	if err != nil {
+		return nil, err
+	}
+	return results, inboxAddContacts(ctx, tx, ws, changed, now)
+}
+
+// applyPatches applies patches in order: it reads the contacts they name in
+// one statement, applies each patch to the contact as the patches before it
+// left it, and writes each contact once, as the last of its patches left
+// it. It returns the result of each patch and the contacts the patches
+// created or changed, in the order of their first change. An error of
+// patch i is passed through wrap, if not nil.
+func applyPatches(ctx context.Context, tx *sql.Tx, ws *writeStmts, patches []*nudge.ContactPatch, now time.Time,
+	wrap func(i int, err error) error) ([]nudge.ContactMergeResult, []string, error) {
 	results := make([]nudge.ContactMergeResult, 0, len(patches))
-	var changed []string
-	seen := map[string]bool{}
+	if len(patches) == 0 {
+		return results, nil, nil
+	}
+	idx := make(map[string]int, len(patches)) // contact id: its index in ids
+	ids := make([]string, 0, len(patches))
 	for _, p := range patches {
-		r, ch, err := mergeContact(ctx, tx, p, now)
-		if err != nil {
-			return nil, err
+		if _, ok := idx[p.ID]; !ok {
+			idx[p.ID] = len(ids)
+			ids = append(ids, p.ID)
 		}
-		results = append(results, r)
-		if ch && !seen[p.ID] {
-			seen[p.ID] = true
+	}
+	cur := make(map[string]*nudge.Contact, len(ids))
+	if err := scanContacts(ctx, tx.StmtContext(ctx, ws.contactsGet), ids, cur); err != nil {
+		return nil, nil, err
+	}
+	final := make([]*nudge.Contact, len(ids))
+	attrs := make([]string, len(ids))
+	seen := make([]bool, len(ids))
+	var changed []string
+	for pi, p := range patches {
+		i := idx[p.ID]
+		old := cur[p.ID]
+		var c *nudge.Contact
+		if old == nil {
+			c = &nudge.Contact{ID: p.ID, Attributes: map[string]any{}, CreatedAt: now}
+		} else {
+			c = old.Clone()
+		}
+		p.Apply(c)
+		c.UpdatedAt = now
+		stored, a, err := normalize(c)
+		if err != nil {
+			if wrap != nil {
+				err = wrap(pi, err)
+			}
+			return nil, nil, err
+		}
+		cur[p.ID], final[i], attrs[i] = stored, stored, a
+		results = append(results, nudge.ContactMergeResult{Contact: stored, Created: old == nil})
+		if (old == nil || !sameContact(old, stored)) && !seen[i] {
+			seen[i] = true
 			changed = append(changed, p.ID)
 		}
 	}
-	return results, inboxAddContacts(ctx, tx, changed, now)
-}
-
-// mergeContact applies one patch. It reports whether the patch created the
-// contact or changed any of its fields or attributes.
-func mergeContact(ctx context.Context, tx *sql.Tx, p *nudge.ContactPatch, now time.Time) (nudge.ContactMergeResult, bool, error) {
-	c, err := getContact(ctx, tx, p.ID)
-	var old *nudge.Contact
-	switch {
-	case nudge.ErrorCode(err) == nudge.ENOTFOUND:
-		c = &nudge.Contact{ID: p.ID, Attributes: map[string]any{}, CreatedAt: now}
-	case err != nil:
-		return nudge.ContactMergeResult{}, false, err
-	default:
-		old = c.Clone()
+	if err := putContacts(ctx, tx, ws, final, attrs); err != nil {
+		return nil, nil, err
 	}
-	p.Apply(c)
-	c.UpdatedAt = now
-	stored, err := putContact(ctx, tx, c)
-	if err != nil {
-		return nudge.ContactMergeResult{}, false, err
-	}
-	return nudge.ContactMergeResult{Contact: stored, Created: old == nil}, old == nil || !sameContact(old, stored), nil
+	return results, changed, nil
 }
 
 // sameContact reports whether two stored forms of a contact have the same

@@ -26,7 +26,7 @@ func jsonArray[T any](ids []T) (string, error) {
 
 // inboxAddContacts leaves contacts that changed in the engine's inbox, in
 // the transaction of the change.
-func inboxAddContacts(ctx context.Context, tx *sql.Tx, ids []string, now time.Time) error {
+func inboxAddContacts(ctx context.Context, tx *sql.Tx, ws *writeStmts, ids []string, now time.Time) error {
 	if len(ids) == 0 {
 		return nil
 	}
@@ -34,10 +34,12 @@ func inboxAddContacts(ctx context.Context, tx *sql.Tx, ids []string, now time.Ti
 	if err != nil {
 		return err
 	}
-	_, err = tx.ExecContext(ctx, `INSERT INTO inbox (contact_id, at)
-		SELECT value, ? FROM json_each(?) ORDER BY key`, micros(now), arr)
+	_, err = tx.StmtContext(ctx, ws.inboxAddContacts).ExecContext(ctx, micros(now), arr)
 	return err
 }
+
+const inboxAddContactsQuery = `INSERT INTO inbox (contact_id, at)
+	SELECT value, ? FROM json_each(?) ORDER BY key`
 
 func checkLease(lease time.Duration) error {
 	if lease <= 0 {
@@ -301,14 +303,35 @@ const (
 		held_out = ?10, event = ?11, steps = ?12, entered_at = ?13, updated_at = ?14, ended_at = ?15,
 		rev = rev + 1, claimed_until = NULL
 		WHERE id = ?1 AND rev = ?16`
-	decisionInsertQuery = `INSERT INTO decisions (at, contact_id, journey_id, version, enrollment_id, step_id,
-		channel, outcome, reason, message, details, policy_version)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
-	messageInsertQuery = `INSERT INTO messages (id, enrollment_id, contact_id, journey_id, version, step_id,
-		channel, template, purpose, status, idempotency_key, available_at, details, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (idempotency_key) DO NOTHING`
+	enrollmentsReleaseQuery = `UPDATE enrollments SET claimed_until = NULL
+		WHERE id IN (SELECT value FROM json_each(?)) AND claimed_until IS NOT NULL`
+	// The unary + keeps the planner off messages_status, which would
+	// visit every queued message of the outbox.
+	messagesCancelQuery = `UPDATE messages SET status = 'cancelled', updated_at = ?
+		WHERE enrollment_id IN (SELECT value FROM json_each(?)) AND +status = 'queued'`
+	inboxDeleteQuery = `DELETE FROM inbox WHERE seq IN (SELECT value FROM json_each(?))`
 )
+
+const (
+	decisionInsertColumns = 12
+	messageInsertColumns  = 15
+)
+
+// decisionsInsertQuery inserts n decisions and returns their ids.
+func decisionsInsertQuery(n int) string {
+	return `INSERT INTO decisions (at, contact_id, journey_id, version, enrollment_id, step_id,
+		channel, outcome, reason, message, details, policy_version)
+		VALUES ` + valuesRows(n, decisionInsertColumns) + ` RETURNING id`
+}
+
+// messagesInsertQuery inserts n messages, skipping any whose idempotency
+// key exists (in the table or earlier in the statement).
+func messagesInsertQuery(n int) string {
+	return `INSERT INTO messages (id, enrollment_id, contact_id, journey_id, version, step_id,
+		channel, template, purpose, status, idempotency_key, available_at, details, created_at, updated_at)
+		VALUES ` + valuesRows(n, messageInsertColumns) + `
+		ON CONFLICT (idempotency_key) DO NOTHING`
+}
 
 func nullMicros(t time.Time) any {
 	if t.IsZero() {
@@ -463,21 +486,21 @@ func (db *DB) EngineCommit(ctx context.Context, c *nudge.EngineCommit, now time.
 		}
 		eargs[i] = a
 	}
-	dargs := make([][]any, len(c.Decisions))
+	dargs := make([]any, 0, len(c.Decisions)*decisionInsertColumns)
 	for i, d := range c.Decisions {
 		a, err := decisionArgs(d, now)
 		if err != nil {
 			return fmt.Errorf("sqlite: engine commit: %w", nudge.WithField(fmt.Sprintf("decisions[%d]", i), err))
 		}
-		dargs[i] = a
+		dargs = append(dargs, a...)
 	}
-	margs := make([][]any, len(c.Messages))
+	margs := make([]any, 0, len(c.Messages)*messageInsertColumns)
 	for i, m := range c.Messages {
 		a, err := messageArgs(m, now)
 		if err != nil {
 			return fmt.Errorf("sqlite: engine commit: %w", nudge.WithField(fmt.Sprintf("messages[%d]", i), err))
 		}
-		margs[i] = a
+		margs = append(margs, a...)
 	}
 	if err := checkPatches(c.ContactPatches); err != nil {
 		return fmt.Errorf("sqlite: engine commit: %w", nudge.WithField("contact_patches", err))
@@ -486,21 +509,45 @@ func (db *DB) EngineCommit(ctx context.Context, c *nudge.EngineCommit, now time.
 	slices.Sort(done)
 	done = slices.Compact(done)
 
-	var stmts [4]*sql.Stmt
-	for i, q := range []string{enrollmentInsertQuery, enrollmentUpdateQuery, decisionInsertQuery, messageInsertQuery} {
-		s, err := db.stmt(ctx, q)
-		if err != nil {
+	var released, cancel, inboxDone string
+	var err error
+	if len(c.Released) > 0 {
+		if released, err = jsonArray(c.Released); err != nil {
 			return fmt.Errorf("sqlite: engine commit: %w", err)
 		}
-		stmts[i] = s
 	}
-	insertE, updateE, insertD, insertM := stmts[0], stmts[1], stmts[2], stmts[3]
+	if len(c.CancelMessages) > 0 {
+		if cancel, err = jsonArray(c.CancelMessages); err != nil {
+			return fmt.Errorf("sqlite: engine commit: %w", err)
+		}
+	}
+	if len(done) > 0 {
+		if inboxDone, err = jsonArray(done); err != nil {
+			return fmt.Errorf("sqlite: engine commit: %w", err)
+		}
+	}
+	// Patches are the caller's: merge copies.
+	var patches []*nudge.ContactPatch
+	if len(c.ContactPatches) > 0 {
+		patches = make([]*nudge.ContactPatch, len(c.ContactPatches))
+		for i, p := range c.ContactPatches {
+			cp := *p
+			patches[i] = &cp
+		}
+	}
 
-	decisionIDs := make([]int64, len(c.Decisions))
-	err := db.inTx(ctx, func(tx *sql.Tx) error {
-		ins, upd := tx.StmtContext(ctx, insertE), tx.StmtContext(ctx, updateE)
+	ws, err := db.writeStmts(ctx)
+	if err != nil {
+		return fmt.Errorf("sqlite: engine commit: %w", err)
+	}
+	decisionIDs := make([]int64, 0, len(c.Decisions))
+	err = db.inTx(ctx, func(tx *sql.Tx) error {
+		var ins, upd *sql.Stmt
 		for i, e := range c.Enrollments {
 			if e.Rev == 0 {
+				if ins == nil {
+					ins = tx.StmtContext(ctx, ws.enrollmentInsert)
+				}
 				r, err := ins.ExecContext(ctx, eargs[i]...)
 				if isForeignKey(err) {
 					return nudge.Errorf(nudge.EINVALID, "enrollment %q: contact %q or version %d of journey %q does not exist",
@@ -517,6 +564,9 @@ func (db *DB) EngineCommit(ctx context.Context, c *nudge.EngineCommit, now time.
 				}
 				continue
 			}
+			if upd == nil {
+				upd = tx.StmtContext(ctx, ws.enrollmentUpdate)
+			}
 			r, err := upd.ExecContext(ctx, append(eargs[i], e.Rev)...)
 			if err != nil {
 				return err
@@ -527,61 +577,43 @@ func (db *DB) EngineCommit(ctx context.Context, c *nudge.EngineCommit, now time.
 				return nudge.Errorf(nudge.ECONFLICT, "enrollment %q changed concurrently (revision %d is not the stored one)", e.ID, e.Rev)
 			}
 		}
-		if len(c.Released) > 0 {
-			arr, err := jsonArray(c.Released)
-			if err != nil {
-				return err
-			}
-			if _, err := tx.ExecContext(ctx, `UPDATE enrollments SET claimed_until = NULL
-				WHERE id IN (SELECT value FROM json_each(?)) AND claimed_until IS NOT NULL`, arr); err != nil {
+		if released != "" {
+			if _, err := tx.StmtContext(ctx, ws.enrollmentsRelease).ExecContext(ctx, released); err != nil {
 				return err
 			}
 		}
-		insD := tx.StmtContext(ctx, insertD)
-		for i := range c.Decisions {
-			r, err := insD.ExecContext(ctx, dargs[i]...)
-			if err != nil {
+		// AUTOINCREMENT ids grow in the order a statement inserts its
+		// rows, which RETURNING need not keep: sorted, they are in
+		// commit order.
+		if err := execRows(ctx, tx, ws.decisionsInsert, decisionInsertColumns, dargs, func(rows *sql.Rows) error {
+			var id int64
+			if err := rows.Scan(&id); err != nil {
 				return err
 			}
-			if decisionIDs[i], err = r.LastInsertId(); err != nil {
+			decisionIDs = append(decisionIDs, id)
+			return nil
+		}); err != nil {
+			return err
+		}
+		slices.Sort(decisionIDs)
+		if len(decisionIDs) != len(c.Decisions) {
+			return fmt.Errorf("%d decisions inserted, %d returned", len(c.Decisions), len(decisionIDs))
+		}
+		if err := execRows(ctx, tx, ws.messagesInsert, messageInsertColumns, margs, nil); err != nil {
+			return err
+		}
+		if cancel != "" {
+			if _, err := tx.StmtContext(ctx, ws.messagesCancel).ExecContext(ctx, micros(now), cancel); err != nil {
 				return err
 			}
 		}
-		insM := tx.StmtContext(ctx, insertM)
-		for i := range c.Messages {
-			if _, err := insM.ExecContext(ctx, margs[i]...); err != nil {
+		if len(patches) > 0 {
+			if _, err := mergeContacts(ctx, tx, ws, patches, now); err != nil {
 				return err
 			}
 		}
-		if len(c.CancelMessages) > 0 {
-			arr, err := jsonArray(c.CancelMessages)
-			if err != nil {
-				return err
-			}
-			// The unary + keeps the planner off messages_status, which
-			// would visit every queued message of the outbox.
-			if _, err := tx.ExecContext(ctx, `UPDATE messages SET status = 'cancelled', updated_at = ?
-				WHERE enrollment_id IN (SELECT value FROM json_each(?)) AND +status = 'queued'`, micros(now), arr); err != nil {
-				return err
-			}
-		}
-		if len(c.ContactPatches) > 0 {
-			// Patches are the caller's: merge copies.
-			ps := make([]*nudge.ContactPatch, len(c.ContactPatches))
-			for i, p := range c.ContactPatches {
-				cp := *p
-				ps[i] = &cp
-			}
-			if _, err := mergeContacts(ctx, tx, ps, now); err != nil {
-				return err
-			}
-		}
-		if len(done) > 0 {
-			arr, err := jsonArray(done)
-			if err != nil {
-				return err
-			}
-			r, err := tx.ExecContext(ctx, `DELETE FROM inbox WHERE seq IN (SELECT value FROM json_each(?))`, arr)
+		if inboxDone != "" {
+			r, err := tx.StmtContext(ctx, ws.inboxDelete).ExecContext(ctx, inboxDone)
 			if err != nil {
 				return err
 			}

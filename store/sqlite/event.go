@@ -121,6 +121,10 @@ func (db *DB) EventIngest(ctx context.Context, items []nudge.IngestItem, now tim
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: event ingest: %w", err)
 	}
+	ws, err := db.writeStmts(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: event ingest: %w", err)
+	}
 
 	err = db.inTx(ctx, func(tx *sql.Tx) error {
 		stored := make(map[string]bool, len(uniq))
@@ -181,17 +185,23 @@ func (db *DB) EventIngest(ctx context.Context, items []nudge.IngestItem, now tim
 		}
 		// An identify's event is in the inbox already: its traits add
 		// no item of their own.
+		var (
+			patches []*nudge.ContactPatch
+			of      []int // item of each patch
+		)
 		for i, it := range items {
 			if res.Duplicate[i] || it.Patch == nil {
 				continue
 			}
 			p := *it.Patch
 			p.ID = it.Event.ContactID
-			if _, _, err := mergeContact(ctx, tx, &p, now); err != nil {
-				return nudge.WithField(fmt.Sprintf("[%d].traits", i), err)
-			}
+			patches = append(patches, &p)
+			of = append(of, i)
 		}
-		return nil
+		_, _, err := applyPatches(ctx, tx, ws, patches, now, func(i int, err error) error {
+			return nudge.WithField(fmt.Sprintf("[%d].traits", of[i]), err)
+		})
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: event ingest: %w", err)

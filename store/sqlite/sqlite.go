@@ -80,8 +80,10 @@ type DB struct {
 	write *sql.DB // exactly one connection: all writes queue on it
 	read  *sql.DB // read-only connections
 
-	stmtMu sync.Mutex
-	stmts  map[string]*sql.Stmt // prepared on write, by query text
+	stmtMu    sync.Mutex
+	stmts     map[string]*sql.Stmt // prepared on write, by query text
+	ws        *writeStmts          // prepared on write, once
+	readStmts map[string]*sql.Stmt // prepared on read, by query text
 
 	keyMu sync.Mutex
 	key   []byte // workspace secret, loaded on first use
@@ -134,7 +136,7 @@ func Open(path string) (*DB, error) {
 	n := max(4, runtime.GOMAXPROCS(0))
 	read.SetMaxOpenConns(n)
 	read.SetMaxIdleConns(n)
-	return &DB{path: path, write: write, read: read, stmts: map[string]*sql.Stmt{}}, nil
+	return &DB{path: path, write: write, read: read, stmts: map[string]*sql.Stmt{}, readStmts: map[string]*sql.Stmt{}}, nil
 }
 
 // Close closes the database.
@@ -143,7 +145,10 @@ func (db *DB) Close() error {
 	for _, s := range db.stmts {
 		s.Close()
 	}
-	db.stmts = map[string]*sql.Stmt{}
+	for _, s := range db.readStmts {
+		s.Close()
+	}
+	db.stmts, db.readStmts, db.ws = map[string]*sql.Stmt{}, map[string]*sql.Stmt{}, nil
 	db.stmtMu.Unlock()
 	return errors.Join(db.read.Close(), db.write.Close())
 }
