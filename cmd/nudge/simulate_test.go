@@ -1,0 +1,79 @@
+package main
+
+import (
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestSimulateCommand(t *testing.T) {
+	ex := "../../examples/webinar/"
+	args := []string{"simulate", "--journey", ex + "journey.yaml", "--contacts", ex + "contacts.csv", "--events", ex + "timeline.jsonl"}
+	out1, errOut, err := cli(t, args...)
+	if err != nil {
+		t.Fatalf("simulate: %v\n%s", err, errOut)
+	}
+	for _, want := range []string{
+		"journey webinar-reminder v1",
+		"Thu 2026-03-05 16:00  webinar-reminder  text (sms)        sent",
+		"messages: email 10, sms 3",
+	} {
+		if !strings.Contains(out1, want) {
+			t.Errorf("output lacks %q:\n%s", want, out1)
+		}
+	}
+	// The same input gives the same output, byte for byte.
+	out2, _, err := cli(t, args...)
+	if err != nil || out2 != out1 {
+		t.Errorf("second run differs (err %v)", err)
+	}
+
+	js1, _, err := cli(t, append(args, "--json")...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]any
+	if err := json.Unmarshal([]byte(js1), &doc); err != nil {
+		t.Fatalf("--json output is not JSON: %v", err)
+	}
+	if _, ok := doc["totals"]; !ok {
+		t.Errorf("--json lacks totals: %s", js1)
+	}
+	js2, _, _ := cli(t, append(args, "--json")...)
+	if js1 != js2 {
+		t.Error("--json output differs between runs")
+	}
+
+	sum, _, err := cli(t, append(args, "--summary", "--from", "2026-03-03", "--to", "2026-03-05T12:00:00Z")...)
+	if err != nil || strings.Contains(sum, "w-ana\n") || !strings.Contains(sum, "4 outside the window") {
+		t.Errorf("--summary with a window: %v\n%s", err, sum)
+	}
+
+	// A journey with problems is reported, not simulated.
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.yaml")
+	writeFile(t, bad, "id: x\ntrigger: {event: a}\nsteps:\n  - id: w\n    wait: {for: soon}\n")
+	_, errOut, err = cli(t, "simulate", "--journey", bad, "--events", ex+"timeline.jsonl")
+	if err == nil || !strings.Contains(errOut, bad+":5:") {
+		t.Errorf("bad journey: %v\n%s", err, errOut)
+	}
+}
+
+func TestDemo(t *testing.T) {
+	out, errOut, err := cli(t, "demo", "--dir", "../../examples")
+	if err != nil {
+		t.Fatalf("demo: %v\n%s", err, errOut)
+	}
+	for _, want := range []string{"1. Webinar reminder", "2. Stalled high-intent prospect", "3. New-customer onboarding", "4. Time-sensitive renewal", "Summary"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("demo output lacks %q", want)
+		}
+	}
+	if errOut != "" {
+		t.Errorf("demo wrote to stderr:\n%s", errOut)
+	}
+	if _, _, err := cli(t, "demo", "--dir", t.TempDir()); err == nil || !strings.Contains(err.Error(), "repository's root") {
+		t.Errorf("demo without examples: %v", err)
+	}
+}
