@@ -28,15 +28,30 @@ func (e *Engine) ProcessDue(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("engine: claim due enrollments: %w", err)
 	}
+	if len(ens) == 0 {
+		return 0, nil
+	}
+	ids := make([]string, 0, len(ens))
+	seen := make(map[string]bool, len(ens))
+	for _, en := range ens {
+		if !seen[en.ContactID] {
+			seen[en.ContactID] = true
+			ids = append(ids, en.ContactID)
+		}
+	}
+	contacts, err := e.contacts(ctx, ids)
+	if err != nil {
+		return 0, fmt.Errorf("engine: read the contacts of due enrollments: %w", err)
+	}
 	var (
-		commits []*nudge.EngineCommit
-		all     = &nudge.EngineCommit{}
+		commits = make([]*nudge.EngineCommit, 0, len(ens))
+		all     = &nudge.EngineCommit{Enrollments: make([]*nudge.Enrollment, 0, len(ens))}
 	)
 	for _, en := range ens {
 		if err := ctx.Err(); err != nil {
 			return 0, err
 		}
-		c, err := e.dueCommit(ctx, en, now)
+		c, err := e.dueCommit(ctx, en, contacts[en.ContactID], now)
 		if err != nil {
 			e.log.ErrorContext(ctx, "engine: due enrollment failed; it is retried when its claim expires", "enrollment_id", en.ID, "err", err)
 			continue
@@ -87,9 +102,10 @@ func (e *Engine) ProcessDue(ctx context.Context) (int, error) {
 	return n, nil
 }
 
-// dueCommit computes one claimed enrollment's transition: a commit with its
-// new state, or one that only releases it (a paused journey's waits hold).
-func (e *Engine) dueCommit(ctx context.Context, en *nudge.Enrollment, now time.Time) (*nudge.EngineCommit, error) {
+// dueCommit computes one claimed enrollment's transition, on its contact c
+// (nil: erased): a commit with its new state, or one that only releases it
+// (a paused journey's waits hold).
+func (e *Engine) dueCommit(ctx context.Context, en *nudge.Enrollment, c *nudge.Contact, now time.Time) (*nudge.EngineCommit, error) {
 	release := &nudge.EngineCommit{Released: []string{en.ID}}
 	j, meta, err := e.version(ctx, en.JourneyID, en.Version)
 	if err != nil {
@@ -100,16 +116,13 @@ func (e *Engine) dueCommit(ctx context.Context, en *nudge.Enrollment, now time.T
 		return release, nil
 	}
 	var tr *Transition
-	c, err := e.store.ContactGet(ctx, en.ContactID)
 	switch {
-	case nudge.ErrorCode(err) == nudge.ENOTFOUND:
+	case c == nil:
 		q, err := e.queuedCount(ctx, en.ID)
 		if err != nil {
 			return nil, err
 		}
 		tr = endTransition(en, nil, nudge.EnrollmentExited, nudge.OutcomeExited, ReasonContactErased, "Exited: the contact was erased", nil, q, now)
-	case err != nil:
-		return nil, fmt.Errorf("get contact: %w", err)
 	default:
 		if met, why := goalMet(j, en, c, nil, now); met {
 			q, err := e.queuedCount(ctx, en.ID)

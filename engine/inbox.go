@@ -1,23 +1,36 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/nudge/nudge"
 	"github.com/nudge/nudge/journey"
 )
 
-// ProcessInbox claims a batch of inbox items and processes each, in Seq
-// order: the contact's live enrollments first (goal met → converted, exit
-// rule → exited, an awaited event → on_event), then the triggers of active
-// journeys. Everything one item changes commits in one EngineCommit that
-// also deletes the item, so an item is processed exactly once; on ECONFLICT
-// (another process moved one of the contact's enrollments) the item is
-// evaluated again on fresh state. It returns how many items it processed. An
-// item that fails otherwise is logged and left claimed: it is tried again
-// when its lease expires.
+// ProcessInbox claims a batch of inbox items and processes them, each
+// contact's in Seq order: the contact's live enrollments first (goal met →
+// converted, exit rule → exited, an awaited event → on_event), then the
+// triggers of active journeys. It returns how many items it processed.
+//
+// The batch is grouped by contact: one read of the contacts and one list of
+// each contact's enrollments serve all its items, evaluated one after the
+// other on the state the previous one left, and everything commits in one
+// EngineCommit that also deletes the items, so an item is processed exactly
+// once. An item that would change an enrollment already changed in that
+// commit waits for the next one (a round): one commit never holds two
+// transitions of an enrollment from the same revision, whose updates would
+// conflict and whose idempotency keys could collide. Most batches take one
+// round.
+//
+// If a round's commit fails (ECONFLICT: another process moved one of the
+// contacts' enrollments, or consumed an item whose lease expired), its
+// items and the rest are processed one by one on fresh state, each in its
+// own commit. An item that fails otherwise is logged and left claimed, with
+// its contact's later items: they are tried again when their lease expires.
 func (e *Engine) ProcessInbox(ctx context.Context) (int, error) {
 	if err := e.ensureLoaded(ctx); err != nil {
 		return 0, err
@@ -26,26 +39,186 @@ func (e *Engine) ProcessInbox(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("engine: claim inbox: %w", err)
 	}
-	n := 0
+	if len(items) == 0 {
+		return 0, nil
+	}
+	var (
+		pending []*contactWork
+		byID    = make(map[string]*contactWork, len(items))
+		ids     = make([]string, 0, len(items))
+	)
 	for _, it := range items {
+		w := byID[it.ContactID]
+		if w == nil {
+			w = &contactWork{id: it.ContactID}
+			byID[it.ContactID] = w
+			pending = append(pending, w)
+			ids = append(ids, it.ContactID)
+		}
+		w.items = append(w.items, it)
+	}
+	for _, w := range pending {
+		// Claims come in Seq order; keep each contact's so.
+		slices.SortFunc(w.items, func(a, b *nudge.InboxItem) int { return cmp.Compare(a.Seq, b.Seq) })
+	}
+	contacts, err := e.contacts(ctx, ids)
+	if err != nil {
+		return 0, fmt.Errorf("engine: read the contacts of inbox items: %w", err)
+	}
+	ready := pending[:0]
+	for _, w := range pending {
+		if err := ctx.Err(); err != nil {
+			return 0, err
+		}
+		w.c = contacts[w.id]
+		if w.c != nil {
+			if w.enrs, err = e.contactEnrollments(ctx, w.id); err != nil {
+				e.log.ErrorContext(ctx, "engine: inbox items failed; they are retried when their claim expires", "contact_id", w.id, "items", len(w.items), "err", err)
+				continue
+			}
+		}
+		ready = append(ready, w)
+	}
+	pending = ready
+
+	n := 0
+	for len(pending) > 0 {
 		if err := ctx.Err(); err != nil {
 			return n, err
 		}
-		if err := e.processItem(ctx, it); err != nil {
-			e.log.ErrorContext(ctx, "engine: inbox item failed; it is retried when its claim expires", "seq", it.Seq, "contact_id", it.ContactID, "err", err)
+		now := e.clock.Now()
+		round := &nudge.EngineCommit{}
+		touched := map[string]bool{}
+		var (
+			took  []*nudge.InboxItem
+			next  []*contactWork
+			after []contactState
+		)
+		for _, w := range pending {
+			st := contactState{w: w, c: w.c, enrs: w.enrs}
+			k := 0
+		items:
+			for ; k < len(w.items); k++ {
+				it := w.items[k]
+				c, st2, err := e.itemCommit(ctx, it, st, now)
+				if err != nil {
+					e.log.ErrorContext(ctx, "engine: inbox item failed; it is retried when its claim expires", "seq", it.Seq, "contact_id", it.ContactID, "err", err)
+					w.items = nil // its later items wait for it
+					break
+				}
+				for _, en := range c.Enrollments {
+					if touched[en.ID] {
+						break items
+					}
+				}
+				for _, en := range c.Enrollments {
+					touched[en.ID] = true
+				}
+				merge(round, c)
+				took = append(took, it)
+				st = st2
+			}
+			after = append(after, st)
+			if k < len(w.items) {
+				w.items = w.items[k:]
+				next = append(next, w)
+			}
+		}
+		if len(took) == 0 {
+			break
+		}
+		err := e.store.EngineCommit(ctx, round, now)
+		if err == nil {
+			n += len(took)
+			for _, st := range after {
+				st.w.c, st.w.enrs = st.c, st.enrs
+			}
+			pending = next
 			continue
 		}
-		n++
+		if ctx.Err() != nil {
+			return n, ctx.Err()
+		}
+		e.log.DebugContext(ctx, "engine: inbox batch did not commit; processing its items one by one", "items", len(took), "err", err)
+		rest := took
+		for _, w := range next {
+			rest = append(rest, w.items...)
+		}
+		slices.SortFunc(rest, func(a, b *nudge.InboxItem) int { return cmp.Compare(a.Seq, b.Seq) })
+		failed := map[string]bool{}
+		for _, it := range rest {
+			if err := ctx.Err(); err != nil {
+				return n, err
+			}
+			if failed[it.ContactID] {
+				continue
+			}
+			ok, err := e.processItem(ctx, it)
+			if err != nil {
+				e.log.ErrorContext(ctx, "engine: inbox item failed; it is retried when its claim expires", "seq", it.Seq, "contact_id", it.ContactID, "err", err)
+				failed[it.ContactID] = true
+				continue
+			}
+			if ok {
+				n++
+			}
+		}
+		break
 	}
 	return n, nil
 }
 
-func (e *Engine) processItem(ctx context.Context, it *nudge.InboxItem) error {
+// contactWork is a contact's items of a claimed batch, and the state they
+// are evaluated on: the contact (nil: erased meanwhile) and its enrollments.
+type contactWork struct {
+	id    string
+	items []*nudge.InboxItem
+	c     *nudge.Contact
+	enrs  []*nudge.Enrollment
+}
+
+// contactState is a contact's state as the items evaluated so far leave it.
+type contactState struct {
+	w    *contactWork
+	c    *nudge.Contact
+	enrs []*nudge.Enrollment
+}
+
+// merge appends a commit to another.
+func merge(all, c *nudge.EngineCommit) {
+	all.Enrollments = append(all.Enrollments, c.Enrollments...)
+	all.Decisions = append(all.Decisions, c.Decisions...)
+	all.Messages = append(all.Messages, c.Messages...)
+	all.CancelMessages = append(all.CancelMessages, c.CancelMessages...)
+	all.ContactPatches = append(all.ContactPatches, c.ContactPatches...)
+	all.InboxDone = append(all.InboxDone, c.InboxDone...)
+	all.Released = append(all.Released, c.Released...)
+}
+
+// processItem processes one item in its own commit, on fresh state, again
+// after ECONFLICT. It reports false, without an error, for an item that
+// still conflicts after commitRetries attempts: most likely another process
+// consumed it after this one's lease expired, and there is nothing left to
+// do.
+func (e *Engine) processItem(ctx context.Context, it *nudge.InboxItem) (bool, error) {
+	var err error
 	for range commitRetries {
 		now := e.clock.Now()
-		c, err := e.itemCommit(ctx, it, now)
+		var st contactState
+		st.c, err = e.store.ContactGet(ctx, it.ContactID)
+		switch {
+		case nudge.ErrorCode(err) == nudge.ENOTFOUND:
+			st.c = nil // erased meanwhile: nothing to do
+		case err != nil:
+			return false, fmt.Errorf("get contact: %w", err)
+		default:
+			if st.enrs, err = e.contactEnrollments(ctx, it.ContactID); err != nil {
+				return false, fmt.Errorf("list enrollments: %w", err)
+			}
+		}
+		c, _, err := e.itemCommit(ctx, it, st, now)
 		if err != nil {
-			return err
+			return false, err
 		}
 		err = e.store.EngineCommit(ctx, c, now)
 		if nudge.ErrorCode(err) == nudge.ECONFLICT {
@@ -53,27 +226,25 @@ func (e *Engine) processItem(ctx context.Context, it *nudge.InboxItem) error {
 			continue
 		}
 		if err != nil {
-			return fmt.Errorf("commit: %w", err)
+			return false, fmt.Errorf("commit: %w", err)
 		}
-		return nil
+		return true, nil
 	}
-	return fmt.Errorf("commit: still conflicting after %d attempts", commitRetries)
+	e.log.DebugContext(ctx, "engine: inbox item still conflicts; dropped as consumed by another process", "seq", it.Seq, "contact_id", it.ContactID, "attempts", commitRetries, "err", err)
+	return false, nil
 }
 
-// itemCommit computes everything one inbox item changes.
-func (e *Engine) itemCommit(ctx context.Context, it *nudge.InboxItem, now time.Time) (*nudge.EngineCommit, error) {
+// itemCommit computes everything one inbox item changes, on the state st
+// (st.c nil: the contact was erased, and the item is only consumed). It
+// returns the commit and the state after it; st is not changed.
+func (e *Engine) itemCommit(ctx context.Context, it *nudge.InboxItem, st contactState, now time.Time) (*nudge.EngineCommit, contactState, error) {
 	commit := &nudge.EngineCommit{InboxDone: []int64{it.Seq}}
-	c, err := e.store.ContactGet(ctx, it.ContactID)
-	if nudge.ErrorCode(err) == nudge.ENOTFOUND {
-		return commit, nil // erased meanwhile: nothing to do
+	c := st.c
+	if c == nil {
+		return commit, st, nil
 	}
-	if err != nil {
-		return nil, fmt.Errorf("get contact: %w", err)
-	}
-	enrs, err := e.contactEnrollments(ctx, c.ID)
-	if err != nil {
-		return nil, fmt.Errorf("list enrollments: %w", err)
-	}
+	// Transitions replace entries of enrs: work on a copy.
+	enrs := slices.Clone(st.enrs)
 	ev := it.Event
 	if ev != nil && ev.Type == nudge.EventIdentify {
 		ev = nil // an identify is a contact change: its traits are in the contact
@@ -93,13 +264,13 @@ func (e *Engine) itemCommit(ctx context.Context, it *nudge.InboxItem, now time.T
 		if ok, why := goalMet(j, en, c, ev, now); ok {
 			q, err := e.queuedCount(ctx, en.ID)
 			if err != nil {
-				return nil, err
+				return nil, st, err
 			}
 			tr = convert(en, c, why, q, now)
 		} else if x := exitRule(j, en, c); x != nil {
 			q, err := e.queuedCount(ctx, en.ID)
 			if err != nil {
-				return nil, err
+				return nil, st, err
 			}
 			tr = exitByRule(en, c, x, q, now)
 		} else if ev != nil && en.WaitEvent != "" && en.WaitEvent == ev.Name && meta.Status == nudge.JourneyActive && awaited(j, en, c, ev) {
@@ -154,7 +325,8 @@ func (e *Engine) itemCommit(ctx context.Context, it *nudge.InboxItem, now time.T
 			c = tr.Contact
 		}
 	}
-	return commit, nil
+	st.c, st.enrs = c, enrs
+	return commit, st, nil
 }
 
 // awaited reports whether ev is the event en's wait_for step waits for.
