@@ -24,20 +24,20 @@ type Decision struct {
 
 // Used is the facts a decision rests on, for the decision log and explain.
 type Used struct {
-	Zones     Zones
-	LocalTime time.Time // now in the primary zone
-	Transactional bool
-	Consent   *nudge.ConsentState // the consent entry the consent rule read
-	Suppression *Suppression
-	Engaged   *Engaged      // the engagement that satisfied the rule
-	Window    *Window       // the quiet-hours window that applied
-	Region    string        // the region whose window applied, if any
-	Cap       *Cap          // the cap that stopped the send
-	Counted   []Sent        // the messages that filled it
-	FreesAt   time.Time     // when the cap frees
-	Winner    *Pending      // the higher-priority message that won
+	Zones                    Zones
+	LocalTime                time.Time // now in the primary zone
+	Transactional            bool
+	Consent                  *nudge.ConsentState // the consent entry the consent rule read
+	Suppression              *Suppression
+	Engaged                  *Engaged  // the engagement that satisfied the rule
+	Window                   *Window   // the quiet-hours window that applied
+	Region                   string    // the region whose window applied, if any
+	Cap                      *Cap      // the cap that stopped the send
+	Counted                  []Sent    // the messages that filled it
+	FreesAt                  time.Time // when the cap frees
+	Winner                   *Pending  // the higher-priority message that won
 	WinnerPriority, Priority int
-	Deadline  time.Time // the earlier of Expires and Deadline
+	Deadline                 time.Time // the earlier of Expires and Deadline
 }
 
 // Allowed reports whether the send may go now.
