@@ -320,27 +320,21 @@ func add(c *nudge.EngineCommit, tr *Transition) {
 	}
 }
 
-// contactBatchGetter is a store that reads many contacts in one query. The
-// engine uses it when the store offers it, else one ContactGet per contact.
+// contactBatchGetter is a store that reads many contacts in one query
+// (*sqlite.DB). The engine uses it when the store offers it, else one
+// ContactGet per contact.
 type contactBatchGetter interface {
-	// ContactGetMany returns the contacts of ids that exist, in any order.
-	ContactGetMany(ctx context.Context, ids []string) ([]*nudge.Contact, error)
+	// ContactGetMany returns the contacts of ids that exist, by id.
+	ContactGetMany(ctx context.Context, ids []string) (map[string]*nudge.Contact, error)
 }
 
 // contacts reads the contacts of ids (unique), by id; one that does not
 // exist (erased meanwhile) is absent.
 func (e *Engine) contacts(ctx context.Context, ids []string) (map[string]*nudge.Contact, error) {
-	out := make(map[string]*nudge.Contact, len(ids))
 	if g, ok := e.store.(contactBatchGetter); ok {
-		cs, err := g.ContactGetMany(ctx, ids)
-		if err != nil {
-			return nil, err
-		}
-		for _, c := range cs {
-			out[c.ID] = c
-		}
-		return out, nil
+		return g.ContactGetMany(ctx, ids)
 	}
+	out := make(map[string]*nudge.Contact, len(ids))
 	for _, id := range ids {
 		c, err := e.store.ContactGet(ctx, id)
 		if nudge.ErrorCode(err) == nudge.ENOTFOUND {
