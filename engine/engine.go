@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nudge/nudge"
@@ -334,18 +335,64 @@ func (e *Engine) contacts(ctx context.Context, ids []string) (map[string]*nudge.
 	if g, ok := e.store.(contactBatchGetter); ok {
 		return g.ContactGetMany(ctx, ids)
 	}
-	out := make(map[string]*nudge.Contact, len(ids))
-	for _, id := range ids {
-		c, err := e.store.ContactGet(ctx, id)
+	cs := make([]*nudge.Contact, len(ids))
+	err := parallel(len(ids), func(i int) error {
+		c, err := e.store.ContactGet(ctx, ids[i])
 		if nudge.ErrorCode(err) == nudge.ENOTFOUND {
-			continue
+			return nil
 		}
-		if err != nil {
-			return nil, err
+		cs[i] = c
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]*nudge.Contact, len(ids))
+	for _, c := range cs {
+		if c != nil {
+			out[c.ID] = c
 		}
-		out[id] = c
 	}
 	return out, nil
+}
+
+// readers bounds the reads the engine runs at once for one batch: a batch's
+// per-contact reads wait mostly for the database (PostgreSQL's round trips),
+// not for this process.
+const readers = 8
+
+// parallel calls f(0) … f(n-1), up to readers at a time, and returns the
+// first error (by index).
+func parallel(n int, f func(i int) error) error {
+	if n <= 1 {
+		if n == 1 {
+			return f(0)
+		}
+		return nil
+	}
+	errs := make([]error, n)
+	var (
+		wg   sync.WaitGroup
+		next atomic.Int64
+	)
+	for range min(n, readers) {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				errs[i] = f(i)
+			}
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // contactEnrollments lists all of a contact's enrollments, live and ended.

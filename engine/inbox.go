@@ -65,17 +65,22 @@ func (e *Engine) ProcessInbox(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("engine: read the contacts of inbox items: %w", err)
 	}
-	ready := pending[:0]
-	for _, w := range pending {
-		if err := ctx.Err(); err != nil {
-			return 0, err
+	listErrs := make([]error, len(pending))
+	parallel(len(pending), func(i int) error {
+		w := pending[i]
+		if w.c = contacts[w.id]; w.c != nil {
+			w.enrs, listErrs[i] = e.contactEnrollments(ctx, w.id)
 		}
-		w.c = contacts[w.id]
-		if w.c != nil {
-			if w.enrs, err = e.contactEnrollments(ctx, w.id); err != nil {
-				e.log.ErrorContext(ctx, "engine: inbox items failed; they are retried when their claim expires", "contact_id", w.id, "items", len(w.items), "err", err)
-				continue
-			}
+		return nil
+	})
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	ready := pending[:0]
+	for i, w := range pending {
+		if err := listErrs[i]; err != nil {
+			e.log.ErrorContext(ctx, "engine: inbox items failed; they are retried when their claim expires", "contact_id", w.id, "items", len(w.items), "err", err)
+			continue
 		}
 		ready = append(ready, w)
 	}
