@@ -169,11 +169,12 @@ func match1(words, keywords []string) (string, bool) {
 }
 
 // nearMiss finds an opt-out keyword of at least four letters that w misses
-// by one letter, or by swapping two: "STOPP", "SOTP", "UNSUBSCRIBR".
+// by one letter, or by swapping two: "STOPP", "SOTP", "UNSUBSCRIBR" (words
+// of four letters or more: "TOP" is a word).
 func nearMiss(w string, keywords []string) (string, bool) {
 	for _, k := range keywords {
 		kw := strings.Join(keywordWords(k), "")
-		if len(kw) < 4 || kw == w {
+		if len(kw) < 4 || len(w) < 4 || kw == w {
 			continue
 		}
 		if editDistance(w, kw) <= 1 || len(w) == len(kw) && sortedLetters(w) == sortedLetters(kw) && editDistance(w, kw) <= 2 {
