@@ -175,24 +175,21 @@ func (e *eval) consent() bool {
 	if req == "" {
 		req = RequireOptedIn
 	}
-	var st, marketing *nudge.ConsentState
+	var st, keyword *nudge.ConsentState
 	for _, s := range e.f.Consent {
 		if s == nil || s.Channel != ch {
 			continue
 		}
 		if s.Purpose == purpose {
 			st = s
-		}
-		if s.Purpose == nudge.PurposeMarketing {
-			marketing = s
+		} else if ch == nudge.ChannelSMS && s.Status == nudge.ConsentOptedOut && s.Source == nudge.SourceKeyword {
+			keyword = s
 		}
 	}
-	// STOP by keyword stops every text, not only marketing ones (CTIA):
-	// a transactional send reads the marketing opt-out when it came by
-	// keyword.
-	if purpose == nudge.PurposeTransactional && marketing != nil && marketing.Status == nudge.ConsentOptedOut &&
-		marketing.Source == nudge.SourceKeyword && (st == nil || !st.UpdatedAt.After(marketing.UpdatedAt)) {
-		st = marketing
+	// STOP by keyword stops every text, whatever purpose it was recorded
+	// under (CTIA), until the person opts back in for this purpose.
+	if keyword != nil && (st == nil || !st.UpdatedAt.After(keyword.UpdatedAt)) {
+		st = keyword
 	}
 	e.d.Used.Consent = st
 	if st != nil && st.Status == nudge.ConsentOptedOut {

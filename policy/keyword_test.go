@@ -28,7 +28,7 @@ func TestParseKeyword(t *testing.T) {
 		{"revoke", KeywordOptOut, "REVOKE", "en"},
 		{"remove", KeywordOptOut, "REMOVE", "en"},
 		{"TD", KeywordOptOut, "TD", "en"},
-		{"ＳＴＯＰ", KeywordOptOut, "STOP", "en"},  // full-width
+		{"ＳＴＯＰ", KeywordOptOut, "STOP", "en"},       // full-width
 		{"S\u200bTOP", KeywordOptOut, "STOP", "en"}, // zero-width space
 		{"STOP 🛑", KeywordOptOut, "STOP", "en"},
 		{"Arrêt", KeywordOptOut, "ARRET", "fr"},
