@@ -53,6 +53,7 @@ func (p *Policy) Evaluate(f *Facts, now time.Time) Decision {
 		c = &nudge.Contact{}
 	}
 	e := &eval{p: p, f: f, c: c, now: now}
+	e.qcv.wins = e.winBuf[:0]
 	e.d.Used.Zones = p.Locate(c.Timezone, c.Phone)
 	e.d.Used.LocalTime = now.In(e.d.Used.Zones.locs[0])
 	e.d.Used.Transactional = f.Transactional()
@@ -61,7 +62,7 @@ func (p *Policy) Evaluate(f *Facts, now time.Time) Decision {
 		return e.d
 	}
 	e.d.Outcome, e.d.Reason = nudge.OutcomeSent, ReasonAllowed
-	e.d.Sentence = fmt.Sprintf("%s allowed at %s (%s).", e.what(), e.at(now), e.d.Used.Zones.Describe())
+	e.d.Sentence = e.what() + " allowed at " + e.at(now) + " (" + e.d.Used.Zones.Describe() + ")."
 	return e.d
 }
 
@@ -72,6 +73,11 @@ type eval struct {
 	now time.Time
 	d   Decision
 	qc  *quietCheck
+
+	// qcv and winBuf hold the quiet-hours check without allocating.
+	qcv    quietCheck
+	winBuf [4]*Window
+	rw     Window
 }
 
 func earliest(a, b time.Time) time.Time {
@@ -322,10 +328,12 @@ func (e *eval) quiet() *quietCheck {
 	if q == nil || e.f.Transactional() && !q.Transactional {
 		return nil
 	}
-	qc := &quietCheck{locs: e.d.Used.Zones.locs}
+	qc := &e.qcv
+	qc.locs = e.d.Used.Zones.locs
 	if rw, ok := q.Regions[e.d.Used.Zones.Region]; ok && e.d.Used.Zones.Region != "" {
-		qc.region, qc.regionWin = e.d.Used.Zones.Region, &rw
-		qc.wins = append(qc.wins, &rw)
+		e.rw = rw
+		qc.region, qc.regionWin = e.d.Used.Zones.Region, &e.rw
+		qc.wins = append(qc.wins, &e.rw)
 	} else {
 		qc.wins = append(qc.wins, &q.Allow)
 	}

@@ -43,8 +43,8 @@ func (p *Policy) Locate(timezone, phone string) Zones {
 		z.Region, z.Prefix = ph.region, ph.prefix
 	}
 	if timezone != "" {
-		if loc := location(timezone); loc != nil {
-			z.Names, z.locs, z.Source = []string{timezone}, []*time.Location{loc}, ZoneFromContact
+		if one := zone(timezone); one != nil {
+			z.Names, z.locs, z.Source = one.names, one.locs, ZoneFromContact
 			return z
 		}
 		z.Problem = "timezone \"" + timezone + "\" is unknown"
@@ -53,12 +53,11 @@ func (p *Policy) Locate(timezone, phone string) Zones {
 		z.Names, z.locs, z.Source = ph.zones, ph.locs, ZoneFromPhone
 		return z
 	}
-	name := p.Timezone
-	loc := location(name)
-	if loc == nil {
-		name, loc = "UTC", time.UTC
+	one := zone(p.Timezone)
+	if one == nil {
+		one = zone("UTC")
 	}
-	z.Names, z.locs, z.Source = []string{name}, []*time.Location{loc}, ZoneFromDefault
+	z.Names, z.locs, z.Source = one.names, one.locs, ZoneFromDefault
 	return z
 }
 
@@ -81,19 +80,34 @@ func (z Zones) Describe() string {
 	return s
 }
 
-var locations sync.Map // IANA name → *time.Location, or nil when unknown
+// oneZone is a zone as Zones holds it, made once per name so that Locate
+// does not allocate.
+type oneZone struct {
+	names []string
+	locs  []*time.Location
+}
 
-// location loads a zone once: time.LoadLocation reads the zone database.
-func location(name string) *time.Location {
+var locations sync.Map // IANA name → *oneZone, or nil when unknown
+
+// zone loads a zone once: time.LoadLocation reads the zone database.
+func zone(name string) *oneZone {
 	if v, ok := locations.Load(name); ok {
-		return v.(*time.Location)
+		return v.(*oneZone)
 	}
-	loc, err := time.LoadLocation(name)
-	if err != nil || name == "" || name == "Local" {
-		loc = nil
+	var z *oneZone
+	if loc, err := time.LoadLocation(name); err == nil && name != "" && name != "Local" {
+		z = &oneZone{names: []string{name}, locs: []*time.Location{loc}}
 	}
-	locations.Store(name, loc)
-	return loc
+	locations.Store(name, z)
+	return z
+}
+
+// location returns the zone's location, or nil when the name is unknown.
+func location(name string) *time.Location {
+	if z := zone(name); z != nil {
+		return z.locs[0]
+	}
+	return nil
 }
 
 type phoneInfo struct {
