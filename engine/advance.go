@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -141,13 +142,11 @@ func newRun(j *journey.Journey, en *nudge.Enrollment, c *nudge.Contact, now time
 	}
 	cp.UpdatedAt = now
 	cc := c.Clone()
-	// Idempotency keys name the transition by the revision it starts from:
-	// 0 for a new enrollment, else the stored Rev + 1. A step run again later
-	// (a loop through a wait) gets a new key; the same transition computed
-	// twice (two engines) gets the same key, so only one message is stored.
+	// Idempotency keys name the transition (see the package doc): 0 for a
+	// new enrollment, else the revision it commits, the stored Rev + 1.
 	rev := "0"
 	if !entering {
-		rev = fmt.Sprint(en.Rev + 1)
+		rev = strconv.FormatInt(en.Rev+1, 10)
 	}
 	return &run{j: j, en: &cp, c: cc, now: now, opt: opt, rev: rev, visits: map[string]int{},
 		tr: &Transition{Enrollment: &cp, Contact: cc}}

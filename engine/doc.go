@@ -7,23 +7,38 @@
 // version, enrollment, contact, input, now) and nothing else, so the live
 // server, the simulator and the tests run the same code; time comes from the
 // injected clock and nothing sleeps. The Engine around it claims work from
-// the store (inbox items, due enrollments) in batches, evaluates, and
-// commits; several engines may share one PostgreSQL store: claims hand each
-// item to one of them, and an optimistic revision check on every enrollment
-// (ECONFLICT) makes each transition happen once.
+// the store (inbox items, due enrollments) in batches, reads the batch's
+// contacts together (in one query when the store has ContactGetMany),
+// evaluates, and commits the whole batch in one transaction, falling back to
+// one transaction per item or enrollment when that conflicts. Several
+// engines may share one PostgreSQL store: claims hand each item to one of
+// them, and an optimistic revision check on every enrollment (ECONFLICT)
+// makes each transition happen once. The engine holds one batch at a time:
+// its memory does not grow with the number of waiting enrollments.
 //
 // # Steps
 //
 // An enrollment runs steps until it waits or ends, within one transition
 // (at most MaxSteps). email and sms put a queued message in the outbox
-// (idempotency key: enrollment id, step id, and the revision the transition
-// starts from) unless the contact has no address for the channel
+// (see Idempotency keys) unless the contact has no address for the channel
 // (no_address) or the enrollment is held out (held_out: nothing is sent,
 // including webhooks; update_contact still applies). Config.Policy, the
 // guardrails' hook, may skip or defer a send. wait and wait_for make the
 // enrollment wait with a wake time; a wait whose time already passed
 // continues at once (wait_passed). until_local uses the contact's time zone,
 // UTC when it has none (the decision says so).
+//
+// # Idempotency keys
+//
+// A message's idempotency key is "ENROLLMENT:STEP:N", where N names the
+// transition rather than counting the step's visits: 0 for the transition
+// that enters, else the revision the transition commits (the stored Rev + 1),
+// with ".2", ".3" … for a step run again within one transition (a loop
+// through a wait that has passed). A step run again later (a loop through a
+// wait) gets a new key; the same transition computed twice (two engines, or
+// again after a crash) gets the same key, so the outbox keeps one message.
+// One commit never holds two transitions of an enrollment from the same
+// revision (see ProcessInbox), so their keys cannot collide.
 //
 // # Errors in conditions
 //

@@ -20,17 +20,25 @@ import (
 // enrollment's new state, decisions and messages commit atomically. It
 // returns how many transitions it committed.
 func (e *Engine) ProcessDue(ctx context.Context) (int, error) {
+	n, _, err := e.processDue(ctx)
+	return n, err
+}
+
+// processDue is ProcessDue; more reports that there may be more work: the
+// claim was full, or a commit changed contacts (leaving inbox items).
+func (e *Engine) processDue(ctx context.Context) (n int, more bool, err error) {
 	if err := e.ensureLoaded(ctx); err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	now := e.clock.Now()
 	ens, err := e.store.EnrollmentClaimDue(ctx, now, e.batch, e.lease)
 	if err != nil {
-		return 0, fmt.Errorf("engine: claim due enrollments: %w", err)
+		return 0, false, fmt.Errorf("engine: claim due enrollments: %w", err)
 	}
 	if len(ens) == 0 {
-		return 0, nil
+		return 0, false, nil
 	}
+	more = len(ens) >= e.batch
 	ids := make([]string, 0, len(ens))
 	seen := make(map[string]bool, len(ens))
 	for _, en := range ens {
@@ -41,7 +49,7 @@ func (e *Engine) ProcessDue(ctx context.Context) (int, error) {
 	}
 	contacts, err := e.contacts(ctx, ids)
 	if err != nil {
-		return 0, fmt.Errorf("engine: read the contacts of due enrollments: %w", err)
+		return 0, more, fmt.Errorf("engine: read the contacts of due enrollments: %w", err)
 	}
 	var (
 		commits = make([]*nudge.EngineCommit, 0, len(ens))
@@ -49,7 +57,7 @@ func (e *Engine) ProcessDue(ctx context.Context) (int, error) {
 	)
 	for _, en := range ens {
 		if err := ctx.Err(); err != nil {
-			return 0, err
+			return 0, more, err
 		}
 		c, err := e.dueCommit(ctx, en, contacts[en.ContactID], now)
 		if err != nil {
@@ -65,8 +73,9 @@ func (e *Engine) ProcessDue(ctx context.Context) (int, error) {
 		all.Released = append(all.Released, c.Released...)
 	}
 	if len(commits) == 0 {
-		return 0, nil
+		return 0, more, nil
 	}
+	more = more || len(all.ContactPatches) > 0
 	count := func(cs ...*nudge.EngineCommit) int {
 		n := 0
 		for _, c := range cs {
@@ -77,15 +86,14 @@ func (e *Engine) ProcessDue(ctx context.Context) (int, error) {
 	if len(commits) > 1 {
 		err := e.store.EngineCommit(ctx, all, now)
 		if err == nil {
-			return count(commits...), nil
+			return count(commits...), more, nil
 		}
 		if nudge.ErrorCode(err) != nudge.ECONFLICT {
-			return 0, fmt.Errorf("engine: commit due transitions: %w", err)
+			return 0, more, fmt.Errorf("engine: commit due transitions: %w", err)
 		}
 		// The store resets what a failed commit set (Revs, ids); fall
 		// back to one commit per enrollment.
 	}
-	n := 0
 	for _, c := range commits {
 		err := e.store.EngineCommit(ctx, c, now)
 		if nudge.ErrorCode(err) == nudge.ECONFLICT {
@@ -95,11 +103,11 @@ func (e *Engine) ProcessDue(ctx context.Context) (int, error) {
 			continue
 		}
 		if err != nil {
-			return n, fmt.Errorf("engine: commit due transition: %w", err)
+			return n, more, fmt.Errorf("engine: commit due transition: %w", err)
 		}
 		n += count(c)
 	}
-	return n, nil
+	return n, more, nil
 }
 
 // dueCommit computes one claimed enrollment's transition, on its contact c

@@ -123,7 +123,19 @@ func newIDFunc(clock nudge.Clock) func() string {
 		seq++
 		ms, n := last, seq
 		mu.Unlock()
-		return fmt.Sprintf("%012x%012x%08x", ms&(1<<48-1), n&(1<<48-1), rand.Uint32())
+		var b [32]byte
+		putHex(b[:12], uint64(ms))
+		putHex(b[12:24], n)
+		putHex(b[24:], uint64(rand.Uint32()))
+		return string(b[:])
+	}
+}
+
+// putHex writes the low bits of v to b as len(b) lower-case hex digits.
+func putHex(b []byte, v uint64) {
+	for i := len(b) - 1; i >= 0; i-- {
+		b[i] = "0123456789abcdef"[v&15]
+		v >>= 4
 	}
 }
 
@@ -274,18 +286,23 @@ func (e *Engine) RunOnce(ctx context.Context) (int, error) {
 	if err != nil {
 		return total, err
 	}
+	// A pass asks again only if it did something and there may be more: a
+	// claim came back full, or a commit changed contacts (which leaves
+	// inbox items). Items ingested meanwhile come with a Notify, hence
+	// another RunOnce; a claim of nothing but failures or releases does
+	// not spin.
 	for {
-		a, err := e.ProcessInbox(ctx)
+		a, moreA, err := e.processInbox(ctx)
 		total += a
 		if err != nil {
 			return total, err
 		}
-		b, err := e.ProcessDue(ctx)
+		b, moreB, err := e.processDue(ctx)
 		total += b
 		if err != nil {
 			return total, err
 		}
-		if a == 0 && b == 0 {
+		if !(moreA && a > 0) && !(moreB && b > 0) {
 			return total, nil
 		}
 	}

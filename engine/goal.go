@@ -50,6 +50,9 @@ func withinGoal(g *journey.Goal, en *nudge.Enrollment, at time.Time) bool {
 // exitRule returns the first of the journey's exit rules that is true for
 // the contact, or nil. Like goals, a rule that fails to evaluate is false.
 func exitRule(j *journey.Journey, en *nudge.Enrollment, c *nudge.Contact) *journey.Expr {
+	if len(j.Exit) == 0 {
+		return nil
+	}
 	v := journey.Vars{Contact: c, Event: en.Event, Journey: journeyVars(j, en)}
 	for _, x := range j.Exit {
 		if ok, err := x.EvalBool(v); err == nil && ok {

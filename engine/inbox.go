@@ -24,7 +24,9 @@ import (
 // commit waits for the next one (a round): one commit never holds two
 // transitions of an enrollment from the same revision, whose updates would
 // conflict and whose idempotency keys could collide. Most batches take one
-// round.
+// round. (A round's commit sets its enrollments' Rev to the stored one, as
+// the stores document, so the next round updates them; a store that did
+// not would make it conflict, and fall back as below.)
 //
 // If a round's commit fails (ECONFLICT: another process moved one of the
 // contacts' enrollments, or consumed an item whose lease expired), its
@@ -32,16 +34,24 @@ import (
 // own commit. An item that fails otherwise is logged and left claimed, with
 // its contact's later items: they are tried again when their lease expires.
 func (e *Engine) ProcessInbox(ctx context.Context) (int, error) {
+	n, _, err := e.processInbox(ctx)
+	return n, err
+}
+
+// processInbox is ProcessInbox; more reports that the inbox may hold more
+// work: the claim was full, or a commit changed contacts.
+func (e *Engine) processInbox(ctx context.Context) (n int, more bool, err error) {
 	if err := e.ensureLoaded(ctx); err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	items, err := e.store.InboxClaim(ctx, e.clock.Now(), e.batch, e.lease)
 	if err != nil {
-		return 0, fmt.Errorf("engine: claim inbox: %w", err)
+		return 0, false, fmt.Errorf("engine: claim inbox: %w", err)
 	}
 	if len(items) == 0 {
-		return 0, nil
+		return 0, false, nil
 	}
+	more = len(items) >= e.batch
 	var (
 		pending []*contactWork
 		byID    = make(map[string]*contactWork, len(items))
@@ -63,7 +73,7 @@ func (e *Engine) ProcessInbox(ctx context.Context) (int, error) {
 	}
 	contacts, err := e.contacts(ctx, ids)
 	if err != nil {
-		return 0, fmt.Errorf("engine: read the contacts of inbox items: %w", err)
+		return 0, more, fmt.Errorf("engine: read the contacts of inbox items: %w", err)
 	}
 	listErrs := make([]error, len(pending))
 	parallel(len(pending), func(i int) error {
@@ -74,7 +84,7 @@ func (e *Engine) ProcessInbox(ctx context.Context) (int, error) {
 		return nil
 	})
 	if err := ctx.Err(); err != nil {
-		return 0, err
+		return 0, more, err
 	}
 	ready := pending[:0]
 	for i, w := range pending {
@@ -86,10 +96,9 @@ func (e *Engine) ProcessInbox(ctx context.Context) (int, error) {
 	}
 	pending = ready
 
-	n := 0
 	for len(pending) > 0 {
 		if err := ctx.Err(); err != nil {
-			return n, err
+			return n, more, err
 		}
 		now := e.clock.Now()
 		round := &nudge.EngineCommit{}
@@ -135,6 +144,7 @@ func (e *Engine) ProcessInbox(ctx context.Context) (int, error) {
 		err := e.store.EngineCommit(ctx, round, now)
 		if err == nil {
 			n += len(took)
+			more = more || len(round.ContactPatches) > 0
 			for _, st := range after {
 				st.w.c, st.w.enrs = st.c, st.enrs
 			}
@@ -142,7 +152,7 @@ func (e *Engine) ProcessInbox(ctx context.Context) (int, error) {
 			continue
 		}
 		if ctx.Err() != nil {
-			return n, ctx.Err()
+			return n, more, ctx.Err()
 		}
 		e.log.DebugContext(ctx, "engine: inbox batch did not commit; processing its items one by one", "items", len(took), "err", err)
 		rest := took
@@ -153,12 +163,12 @@ func (e *Engine) ProcessInbox(ctx context.Context) (int, error) {
 		failed := map[string]bool{}
 		for _, it := range rest {
 			if err := ctx.Err(); err != nil {
-				return n, err
+				return n, more, err
 			}
 			if failed[it.ContactID] {
 				continue
 			}
-			ok, err := e.processItem(ctx, it)
+			ok, patched, err := e.processItem(ctx, it)
 			if err != nil {
 				e.log.ErrorContext(ctx, "engine: inbox item failed; it is retried when its claim expires", "seq", it.Seq, "contact_id", it.ContactID, "err", err)
 				failed[it.ContactID] = true
@@ -166,11 +176,12 @@ func (e *Engine) ProcessInbox(ctx context.Context) (int, error) {
 			}
 			if ok {
 				n++
+				more = more || patched
 			}
 		}
 		break
 	}
-	return n, nil
+	return n, more, nil
 }
 
 // contactWork is a contact's items of a claimed batch, and the state they
@@ -201,12 +212,12 @@ func merge(all, c *nudge.EngineCommit) {
 }
 
 // processItem processes one item in its own commit, on fresh state, again
-// after ECONFLICT. It reports false, without an error, for an item that
+// after ECONFLICT; patched reports that the commit changed contacts. It
+// reports false, without an error, for an item that
 // still conflicts after commitRetries attempts: most likely another process
 // consumed it after this one's lease expired, and there is nothing left to
 // do.
-func (e *Engine) processItem(ctx context.Context, it *nudge.InboxItem) (bool, error) {
-	var err error
+func (e *Engine) processItem(ctx context.Context, it *nudge.InboxItem) (ok, patched bool, err error) {
 	for range commitRetries {
 		now := e.clock.Now()
 		var st contactState
@@ -215,15 +226,15 @@ func (e *Engine) processItem(ctx context.Context, it *nudge.InboxItem) (bool, er
 		case nudge.ErrorCode(err) == nudge.ENOTFOUND:
 			st.c = nil // erased meanwhile: nothing to do
 		case err != nil:
-			return false, fmt.Errorf("get contact: %w", err)
+			return false, false, fmt.Errorf("get contact: %w", err)
 		default:
 			if st.enrs, err = e.contactEnrollments(ctx, it.ContactID); err != nil {
-				return false, fmt.Errorf("list enrollments: %w", err)
+				return false, false, fmt.Errorf("list enrollments: %w", err)
 			}
 		}
-		c, _, err := e.itemCommit(ctx, it, st, now)
-		if err != nil {
-			return false, err
+		var c *nudge.EngineCommit
+		if c, _, err = e.itemCommit(ctx, it, st, now); err != nil {
+			return false, false, err
 		}
 		err = e.store.EngineCommit(ctx, c, now)
 		if nudge.ErrorCode(err) == nudge.ECONFLICT {
@@ -231,12 +242,12 @@ func (e *Engine) processItem(ctx context.Context, it *nudge.InboxItem) (bool, er
 			continue
 		}
 		if err != nil {
-			return false, fmt.Errorf("commit: %w", err)
+			return false, false, fmt.Errorf("commit: %w", err)
 		}
-		return true, nil
+		return true, len(c.ContactPatches) > 0, nil
 	}
 	e.log.DebugContext(ctx, "engine: inbox item still conflicts; dropped as consumed by another process", "seq", it.Seq, "contact_id", it.ContactID, "attempts", commitRetries, "err", err)
-	return false, nil
+	return false, false, nil
 }
 
 // itemCommit computes everything one inbox item changes, on the state st
