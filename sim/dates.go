@@ -75,6 +75,11 @@ func newDateStops(ctx context.Context, s nudge.Store, js []*journey.Journey, eve
 	return d, nil
 }
 
+// at reports whether now is a stop.
+func (d *dateStops) at(now time.Time) bool {
+	return len(d.times) > 0 && d.times[0].Equal(now)
+}
+
 // next is the first stop after now, zero if none.
 func (d *dateStops) next(now time.Time) time.Time {
 	for len(d.times) > 0 && !d.times[0].After(now) {

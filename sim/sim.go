@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nudge/nudge"
@@ -47,6 +48,9 @@ type Config struct {
 	// virtual time reached.
 	Progress func(now time.Time)
 }
+
+// batchSize is how many inbox items or due enrollments the engine claims at once.
+const batchSize = 1000
 
 // DefaultSpan is how long the replay runs after the last event when To is not given.
 const DefaultSpan = 30 * 24 * time.Hour
@@ -92,7 +96,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 
 	clock := NewClock(from)
-	store := &simStore{Store: db, clock: clock}
+	store := &simStore{DB: db, clock: clock}
 	var n int64
 	eng, err := engine.New(engine.Config{
 		Store:  store,
@@ -102,6 +106,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			n++
 			return fmt.Sprintf("s%011d", n)
 		},
+		Batch:        batchSize,
 		Policy:       cfg.Policy,
 		DateLookback: time.Nanosecond, // nothing before From
 	})
@@ -132,11 +137,15 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := eng.Reload(ctx); err != nil {
+		return nil, fmt.Errorf("sim: %w", err)
+	}
 	events := cfg.Events
 	for len(events) > 0 && events[0].At().Before(from) {
 		events = events[1:]
 		r.EventsOutside++
 	}
+	first := true
 	for {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -151,9 +160,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			return nil, err
 		}
 		r.Events += len(batch)
-		if _, err := eng.RunOnce(ctx); err != nil {
+		if err := store.step(ctx, eng, now, first || dates.at(now), first || len(batch) > 0); err != nil {
 			return nil, fmt.Errorf("sim: at %s: %w", now.Format(time.RFC3339), err)
 		}
+		first = false
 		if cfg.Progress != nil {
 			cfg.Progress(now)
 		}
@@ -224,22 +234,69 @@ func ingestBatch(ctx context.Context, db nudge.Store, items []nudge.IngestItem, 
 	return nil
 }
 
+// step does the engine's work at now, as RunOnce would, but without the
+// claims that would find nothing: journeys do not change during a replay,
+// the inbox only has work after events were ingested or a transition
+// changed a contact, and enrollments are due only at noted wake times.
+func (s *simStore) step(ctx context.Context, eng *engine.Engine, now time.Time, dates, inbox bool) error {
+	if dates {
+		if _, err := eng.ProcessDates(ctx); err != nil {
+			return err
+		}
+	}
+	for {
+		s.patched.Store(false)
+		a := 0
+		if inbox {
+			var err error
+			if a, err = eng.ProcessInbox(ctx); err != nil {
+				return err
+			}
+		}
+		if s.dueBy(now) {
+			b, err := eng.ProcessDue(ctx)
+			if err != nil {
+				return err
+			}
+			// A claim of fewer than a batch took every due enrollment:
+			// no need to ask again. (One that failed is logged by the
+			// engine and waits for its claim to expire, as in the server.)
+			if b < batchSize {
+				s.dropThrough(now)
+			}
+		}
+		inbox = a >= batchSize || s.patched.Load()
+		if !inbox && !s.dueBy(now) {
+			return nil
+		}
+	}
+}
+
 // simStore is the store the engine sees. It notes the wake time of every
 // waiting enrollment the engine commits, so the replay knows where to move
 // the clock without scanning enrollments, and it models delivery: a queued
 // message whose time has come counts as handed to its provider, so it is
 // not among the queued messages a conversion cancels.
 type simStore struct {
-	nudge.Store
-	clock *Clock
+	*sqlite.DB // concrete, so that the store's optional methods reach the engine
+	clock      *Clock
+
+	patched atomic.Bool // a commit changed a contact: the inbox has work
 
 	mu    sync.Mutex
 	wakes timeHeap
+	// later holds the enrollments with a message made available after the
+	// time it was committed at (deferred): the only ones with messages a
+	// conversion could still cancel.
+	later map[string]bool
 }
 
 func (s *simStore) EngineCommit(ctx context.Context, c *nudge.EngineCommit, now time.Time) error {
-	if err := s.Store.EngineCommit(ctx, c, now); err != nil {
+	if err := s.DB.EngineCommit(ctx, c, now); err != nil {
 		return err
+	}
+	if len(c.ContactPatches) > 0 {
+		s.patched.Store(true)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -248,11 +305,27 @@ func (s *simStore) EngineCommit(ctx context.Context, c *nudge.EngineCommit, now 
 			heap.Push(&s.wakes, en.WakeAt)
 		}
 	}
+	for _, m := range c.Messages {
+		if m.AvailableAt.After(now) {
+			if s.later == nil {
+				s.later = map[string]bool{}
+			}
+			s.later[m.EnrollmentID] = true
+		}
+	}
 	return nil
 }
 
 func (s *simStore) MessageList(ctx context.Context, p *nudge.MessageListParams) ([]*nudge.Message, error) {
-	ms, err := s.Store.MessageList(ctx, p)
+	if p.Status == nudge.MessageQueued && p.EnrollmentID != "" {
+		s.mu.Lock()
+		later := s.later[p.EnrollmentID]
+		s.mu.Unlock()
+		if !later {
+			return nil, nil // every message of it was available, so delivered
+		}
+	}
+	ms, err := s.DB.MessageList(ctx, p)
 	if err != nil || p.Status != nudge.MessageQueued {
 		return ms, err
 	}
@@ -279,6 +352,22 @@ func (s *simStore) nextWake(now time.Time) time.Time {
 		return time.Time{}
 	}
 	return s.wakes[0]
+}
+
+// dueBy reports whether a noted wake time is at or before now.
+func (s *simStore) dueBy(now time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.wakes) > 0 && !s.wakes[0].After(now)
+}
+
+// dropThrough forgets the wake times at or before now: nothing is due.
+func (s *simStore) dropThrough(now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for len(s.wakes) > 0 && !s.wakes[0].After(now) {
+		heap.Pop(&s.wakes)
+	}
 }
 
 type timeHeap []time.Time
