@@ -58,11 +58,13 @@ func (db *DB) InboxClaim(ctx context.Context, now time.Time, limit int, lease ti
 		return nil, err
 	}
 	n := limitOf(limit)
+	ws, err := db.writeStmts(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: inbox claim: %w", err)
+	}
 	var items []*nudge.InboxItem
-	err := db.inTx(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, `UPDATE inbox SET claimed_until = ?1
-			WHERE seq IN (SELECT seq FROM inbox WHERE claimed_until IS NULL OR claimed_until < ?2 ORDER BY seq LIMIT ?3)
-			RETURNING seq`, micros(now.Add(lease)), micros(now), n)
+	err = db.inTx(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.StmtContext(ctx, ws.inboxClaim).QueryContext(ctx, micros(now.Add(lease)), micros(now), n)
 		if err != nil {
 			return err
 		}
@@ -83,9 +85,7 @@ func (db *DB) InboxClaim(ctx context.Context, now time.Time, limit int, lease ti
 		if err != nil {
 			return err
 		}
-		rows, err = tx.QueryContext(ctx, `SELECT i.seq, i.contact_id, i.at, e.`+strings.ReplaceAll(eventColumns, ", ", ", e.")+`
-			FROM inbox i LEFT JOIN events e ON e.seq = i.event_seq
-			WHERE i.seq IN (SELECT value FROM json_each(?)) ORDER BY i.seq`, arr)
+		rows, err = tx.StmtContext(ctx, ws.inboxItems).QueryContext(ctx, arr)
 		if err != nil {
 			return err
 		}
@@ -202,15 +202,13 @@ func (db *DB) EnrollmentClaimDue(ctx context.Context, now time.Time, limit int, 
 	if err := checkLease(lease); err != nil {
 		return nil, err
 	}
+	ws, err := db.writeStmts(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: enrollment claim due: %w", err)
+	}
 	var es []*nudge.Enrollment
-	err := db.inTx(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, `UPDATE enrollments SET claimed_until = ?1
-			WHERE id IN (
-				SELECT e.id FROM enrollments e JOIN journeys j ON j.id = e.journey_id
-				WHERE e.state = 'waiting' AND e.wake_at <= ?2 AND j.status = 'active'
-					AND (e.claimed_until IS NULL OR e.claimed_until < ?2)
-				ORDER BY e.wake_at, e.id LIMIT ?3)
-			RETURNING `+enrollmentColumns, micros(now.Add(lease)), micros(now), limitOf(limit))
+	err = db.inTx(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.StmtContext(ctx, ws.enrollmentsClaimDue).QueryContext(ctx, micros(now.Add(lease)), micros(now), limitOf(limit))
 		if err != nil {
 			return err
 		}
@@ -245,8 +243,12 @@ func (db *DB) EnrollmentList(ctx context.Context, p *nudge.EnrollmentListParams)
 	if p.AfterID != "" {
 		w.add("id > ?", p.AfterID)
 	}
-	rows, err := db.read.QueryContext(ctx, `SELECT `+enrollmentColumns+` FROM enrollments`+w.sql()+
-		` ORDER BY id LIMIT ?`, append(w.args, limitOf(p.Limit))...)
+	// The filters make a few query texts: each is prepared once.
+	st, err := db.readStmt(ctx, `SELECT `+enrollmentColumns+` FROM enrollments`+w.sql()+` ORDER BY id LIMIT ?`)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: enrollment list: %w", err)
+	}
+	rows, err := st.QueryContext(ctx, append(w.args, limitOf(p.Limit))...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: enrollment list: %w", err)
 	}
@@ -259,7 +261,11 @@ func (db *DB) EnrollmentList(ctx context.Context, p *nudge.EnrollmentListParams)
 
 // EnrollmentGet returns an enrollment, or ENOTFOUND.
 func (db *DB) EnrollmentGet(ctx context.Context, id string) (*nudge.Enrollment, error) {
-	e, err := scanEnrollment(db.read.QueryRowContext(ctx, `SELECT `+enrollmentColumns+` FROM enrollments WHERE id = ?`, id))
+	st, err := db.readStmt(ctx, `SELECT `+enrollmentColumns+` FROM enrollments WHERE id = ?`)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: enrollment get: %w", err)
+	}
+	e, err := scanEnrollment(st.QueryRowContext(ctx, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		err = nudge.Errorf(nudge.ENOTFOUND, "enrollment %q not found", id)
 	}
@@ -293,8 +299,19 @@ func (w *where) sql() string {
 	return " WHERE " + strings.Join(w.terms, " AND ")
 }
 
-// Statements of EngineCommit, prepared once on the writer.
+// Statements of the claims and of EngineCommit, prepared once on the writer.
 const (
+	inboxClaimQuery = `UPDATE inbox SET claimed_until = ?1
+		WHERE seq IN (SELECT seq FROM inbox WHERE claimed_until IS NULL OR claimed_until < ?2 ORDER BY seq LIMIT ?3)
+		RETURNING seq`
+	enrollmentsClaimDueQuery = `UPDATE enrollments SET claimed_until = ?1
+		WHERE id IN (
+			SELECT e.id FROM enrollments e JOIN journeys j ON j.id = e.journey_id
+			WHERE e.state = 'waiting' AND e.wake_at <= ?2 AND j.status = 'active'
+				AND (e.claimed_until IS NULL OR e.claimed_until < ?2)
+			ORDER BY e.wake_at, e.id LIMIT ?3)
+		RETURNING ` + enrollmentColumns
+
 	enrollmentInsertQuery = `INSERT INTO enrollments (id, journey_id, version, contact_id, key, state, step_id,
 		wake_at, wait_event, held_out, event, steps, entered_at, updated_at, ended_at, rev)
 		VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, 1)
@@ -660,8 +677,11 @@ func (db *DB) DecisionList(ctx context.Context, p *nudge.DecisionListParams) ([]
 	if p.AfterID > 0 {
 		w.add("id > ?", p.AfterID)
 	}
-	rows, err := db.read.QueryContext(ctx, `SELECT `+decisionColumns+` FROM decisions`+w.sql()+
-		` ORDER BY id LIMIT ?`, append(w.args, limitOf(p.Limit))...)
+	st, err := db.readStmt(ctx, `SELECT `+decisionColumns+` FROM decisions`+w.sql()+` ORDER BY id LIMIT ?`)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: decision list: %w", err)
+	}
+	rows, err := st.QueryContext(ctx, append(w.args, limitOf(p.Limit))...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: decision list: %w", err)
 	}
@@ -709,8 +729,11 @@ func (db *DB) MessageList(ctx context.Context, p *nudge.MessageListParams) ([]*n
 	if p.AfterID != "" {
 		w.add("id > ?", p.AfterID)
 	}
-	rows, err := db.read.QueryContext(ctx, `SELECT `+messageColumns+` FROM messages`+w.sql()+
-		` ORDER BY id LIMIT ?`, append(w.args, limitOf(p.Limit))...)
+	st, err := db.readStmt(ctx, `SELECT `+messageColumns+` FROM messages`+w.sql()+` ORDER BY id LIMIT ?`)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: message list: %w", err)
+	}
+	rows, err := st.QueryContext(ctx, append(w.args, limitOf(p.Limit))...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: message list: %w", err)
 	}

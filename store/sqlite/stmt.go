@@ -43,6 +43,7 @@ type writeStmts struct {
 	ledgerInsert  []*sql.Stmt
 	stateUpsert   []*sql.Stmt
 
+	inboxClaim, inboxItems, enrollmentsClaimDue            *sql.Stmt
 	enrollmentInsert, enrollmentUpdate, enrollmentsRelease *sql.Stmt
 	decisionsInsert, messagesInsert                        []*sql.Stmt
 	messagesCancel, inboxDelete                            *sql.Stmt
@@ -85,6 +86,11 @@ func (db *DB) writeStmts(ctx context.Context) (*writeStmts, error) {
 	ws.consentStates = one(consentStatesQuery)
 	ws.ledgerInsert = many(ledgerInsertQuery)
 	ws.stateUpsert = many(stateUpsertQuery)
+	ws.inboxClaim = one(inboxClaimQuery)
+	ws.inboxItems = one(`SELECT i.seq, i.contact_id, i.at, e.` + strings.ReplaceAll(eventColumns, ", ", ", e.") + `
+		FROM inbox i LEFT JOIN events e ON e.seq = i.event_seq
+		WHERE i.seq IN (SELECT value FROM json_each(?)) ORDER BY i.seq`)
+	ws.enrollmentsClaimDue = one(enrollmentsClaimDueQuery)
 	ws.enrollmentInsert = one(enrollmentInsertQuery)
 	ws.enrollmentUpdate = one(enrollmentUpdateQuery)
 	ws.enrollmentsRelease = one(enrollmentsReleaseQuery)
