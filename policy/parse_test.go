@@ -2,6 +2,7 @@ package policy
 
 import (
 	"errors"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -237,4 +238,35 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("not a ValidationError: %v", err)
 		}
 	})
+}
+
+// The example policy file in the package documentation parses.
+func TestDocExample(t *testing.T) {
+	src, err := os.ReadFile("doc.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	in := false
+	for _, line := range strings.Split(string(src), "\n") {
+		if strings.HasPrefix(line, "//\ttimezone:") {
+			in = true
+		}
+		if in {
+			if !strings.HasPrefix(line, "//\t") {
+				break
+			}
+			b.WriteString(strings.TrimPrefix(line, "//\t") + "\n")
+		}
+	}
+	if b.Len() == 0 {
+		t.Fatal("no example in doc.go")
+	}
+	p, err := Parse("doc.go", []byte(b.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Priorities["onboarding"] != 10 || len(p.Caps) != 4 || p.Keywords.Program != "Acme Events" {
+		t.Errorf("parsed %+v", p)
+	}
 }
