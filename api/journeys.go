@@ -13,17 +13,6 @@ import (
 // maxJourneyBytes caps a journey file sent to validate or publish.
 const maxJourneyBytes = 1 << 20
 
-// journeyStore returns the store's journey seam. Both stores implement it;
-// until nudge.Store embeds it, a store without it answers 501-like internal
-// errors rather than panicking.
-func (s *Server) journeyStore() (nudge.JourneyStore, error) {
-	js, ok := s.store.(nudge.JourneyStore)
-	if !ok {
-		return nil, errors.New("api: the store does not keep journeys")
-	}
-	return js, nil
-}
-
 // problemJSON is one validation problem, as the API shows it.
 type problemJSON struct {
 	Line    int    `json:"line"`
@@ -94,11 +83,6 @@ type publishResponse struct {
 // equals the latest version, 400 with every problem when it is invalid (an
 // invalid file is never published).
 func (s *Server) handleJourneyPublish(w http.ResponseWriter, r *http.Request) {
-	js, err := s.journeyStore()
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
 	j, problems, err := s.parseJourney(w, r)
 	if err != nil {
 		s.fail(w, r, err)
@@ -115,14 +99,14 @@ func (s *Server) handleJourneyPublish(w http.ResponseWriter, r *http.Request) {
 		})
 		return
 	}
-	v, created, err := js.JourneyPublish(r.Context(), &nudge.JourneyPublishParams{
+	v, created, err := s.store.JourneyPublish(r.Context(), &nudge.JourneyPublishParams{
 		ID: j.ID, Name: j.Name, Source: j.Source, Hash: j.Hash(),
 	}, s.clock.Now())
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	meta, err := js.JourneyGet(r.Context(), j.ID)
+	meta, err := s.store.JourneyGet(r.Context(), j.ID)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -137,11 +121,6 @@ func (s *Server) handleJourneyPublish(w http.ResponseWriter, r *http.Request) {
 // handleJourneyList lists journeys by id. Archived journeys are left out
 // unless ?status=archived or ?all=true asks for them.
 func (s *Server) handleJourneyList(w http.ResponseWriter, r *http.Request) {
-	js, err := s.journeyStore()
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
 	q := r.URL.Query()
 	status := q.Get("status")
 	switch status {
@@ -151,7 +130,7 @@ func (s *Server) handleJourneyList(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	all, _ := strconv.ParseBool(q.Get("all"))
-	list, err := js.JourneyList(r.Context())
+	list, err := s.store.JourneyList(r.Context())
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -175,18 +154,13 @@ type journeyDetail struct {
 }
 
 func (s *Server) handleJourneyGet(w http.ResponseWriter, r *http.Request) {
-	js, err := s.journeyStore()
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
 	id := r.PathValue("id")
-	j, err := js.JourneyGet(r.Context(), id)
+	j, err := s.store.JourneyGet(r.Context(), id)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	vs, err := js.JourneyVersionList(r.Context(), id)
+	vs, err := s.store.JourneyVersionList(r.Context(), id)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -204,17 +178,12 @@ type versionJSON struct {
 // default, the YAML file itself when the client accepts only YAML or text
 // (or asks ?format=yaml).
 func (s *Server) handleJourneyVersionGet(w http.ResponseWriter, r *http.Request) {
-	js, err := s.journeyStore()
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
 	v, err := strconv.ParseInt(r.PathValue("v"), 10, 64)
 	if err != nil || v < 1 {
 		s.fail(w, r, nudge.FieldErrorf("version", "%q is not a version number; versions are 1, 2, …", r.PathValue("v")))
 		return
 	}
-	jv, err := js.JourneyVersionGet(r.Context(), r.PathValue("id"), v)
+	jv, err := s.store.JourneyVersionGet(r.Context(), r.PathValue("id"), v)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -231,14 +200,9 @@ func (s *Server) handleJourneyVersionGet(w http.ResponseWriter, r *http.Request)
 // handleJourneyStatus pauses, resumes or archives a journey.
 func (s *Server) handleJourneyStatus(status string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		js, err := s.journeyStore()
-		if err != nil {
-			s.fail(w, r, err)
-			return
-		}
 		id := r.PathValue("id")
 		if status == nudge.JourneyActive {
-			cur, err := js.JourneyGet(r.Context(), id)
+			cur, err := s.store.JourneyGet(r.Context(), id)
 			if err != nil {
 				s.fail(w, r, err)
 				return
@@ -248,11 +212,11 @@ func (s *Server) handleJourneyStatus(status string) http.HandlerFunc {
 				return
 			}
 		}
-		if err := js.JourneySetStatus(r.Context(), id, status, s.clock.Now()); err != nil {
+		if err := s.store.JourneySetStatus(r.Context(), id, status, s.clock.Now()); err != nil {
 			s.fail(w, r, err)
 			return
 		}
-		j, err := js.JourneyGet(r.Context(), id)
+		j, err := s.store.JourneyGet(r.Context(), id)
 		if err != nil {
 			s.fail(w, r, err)
 			return

@@ -153,13 +153,9 @@ func journeyPublish(ctx context.Context, args []string, stdout, stderr io.Writer
 	if bad > 0 {
 		return fmt.Errorf("%d of %d journey files have problems; nothing was published", bad, fs.NArg())
 	}
-	store, err := journeyStore(s)
-	if err != nil {
-		return err
-	}
 	now := nudge.SystemClock{}.Now()
 	for _, j := range js {
-		v, created, err := store.JourneyPublish(ctx, &nudge.JourneyPublishParams{ID: j.ID, Name: j.Name, Source: j.Source, Hash: j.Hash()}, now)
+		v, created, err := s.JourneyPublish(ctx, &nudge.JourneyPublishParams{ID: j.ID, Name: j.Name, Source: j.Source, Hash: j.Hash()}, now)
 		if err != nil {
 			return fmt.Errorf("publish %s: %w", j.File, err)
 		}
@@ -172,15 +168,6 @@ func journeyPublish(ctx context.Context, args []string, stdout, stderr io.Writer
 	return nil
 }
 
-// journeyStore returns the store's journey seam (both stores have it).
-func journeyStore(s nudge.Store) (nudge.JourneyStore, error) {
-	js, ok := s.(nudge.JourneyStore)
-	if !ok {
-		return nil, errors.New("this database does not keep journeys")
-	}
-	return js, nil
-}
-
 func journeyList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var all bool
 	s, _, _, err := openFor(ctx, "journey list", args, stderr, func(fs *flag.FlagSet) {
@@ -190,11 +177,7 @@ func journeyList(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return err
 	}
 	defer s.Close()
-	store, err := journeyStore(s)
-	if err != nil {
-		return err
-	}
-	list, err := store.JourneyList(ctx)
+	list, err := s.JourneyList(ctx)
 	if err != nil {
 		return err
 	}
@@ -218,20 +201,16 @@ func journeySetStatus(ctx context.Context, what string, args []string, stdout, s
 	if fs.NArg() != 1 {
 		return fmt.Errorf("journey %s: give one journey id (see nudge journey list)", what)
 	}
-	store, err := journeyStore(s)
-	if err != nil {
-		return err
-	}
 	id := fs.Arg(0)
 	status := map[string]string{"pause": nudge.JourneyPaused, "resume": nudge.JourneyActive, "archive": nudge.JourneyArchived}[what]
-	cur, err := store.JourneyGet(ctx, id)
+	cur, err := s.JourneyGet(ctx, id)
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", what, id, err)
 	}
 	if what == "resume" && cur.Status == nudge.JourneyArchived {
 		return fmt.Errorf("resume %s: it is archived; publish it again to make it active", id)
 	}
-	if err := store.JourneySetStatus(ctx, id, status, nudge.SystemClock{}.Now()); err != nil {
+	if err := s.JourneySetStatus(ctx, id, status, nudge.SystemClock{}.Now()); err != nil {
 		return fmt.Errorf("%s %s: %w", what, id, err)
 	}
 	fmt.Fprintf(stdout, "%s is %s (v%d)\n", id, status, cur.Version)
@@ -249,12 +228,8 @@ func journeyDiff(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if fs.NArg() < 1 || fs.NArg() > 3 {
 		return fmt.Errorf("journey diff: give a journey id and up to two versions: diff ID [V1 [V2]]")
 	}
-	store, err := journeyStore(s)
-	if err != nil {
-		return err
-	}
 	id := fs.Arg(0)
-	j, err := store.JourneyGet(ctx, id)
+	j, err := s.JourneyGet(ctx, id)
 	if err != nil {
 		return err
 	}
@@ -279,11 +254,11 @@ func journeyDiff(ctx context.Context, args []string, stdout, stderr io.Writer) e
 			return err
 		}
 	}
-	a, err := store.JourneyVersionGet(ctx, id, v1)
+	a, err := s.JourneyVersionGet(ctx, id, v1)
 	if err != nil {
 		return err
 	}
-	b, err := store.JourneyVersionGet(ctx, id, v2)
+	b, err := s.JourneyVersionGet(ctx, id, v2)
 	if err != nil {
 		return err
 	}
