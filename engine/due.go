@@ -99,7 +99,11 @@ func (e *Engine) processDue(ctx context.Context) (n int, more bool, err error) {
 		if nudge.ErrorCode(err) == nudge.ECONFLICT {
 			// Another process (an event for this contact) moved it first;
 			// if it is still due, the next claim takes it again.
-			e.log.DebugContext(ctx, "engine: due enrollment changed meanwhile", "enrollment_ids", c.Released)
+			var ids []string
+			for _, en := range c.Enrollments {
+				ids = append(ids, en.ID)
+			}
+			e.log.DebugContext(ctx, "engine: due enrollment changed meanwhile", "enrollment_ids", ids, "err", err)
 			continue
 		}
 		if err != nil {
