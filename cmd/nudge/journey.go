@@ -68,8 +68,9 @@ func templateChecker(file, dir string) (check func(channel, name string) bool, n
 
 // parseFiles parses journey files; it prints every problem of every file
 // as file:line:col and returns the journeys of the files without problems.
-// bad counts the files with problems.
-func parseFiles(files []string, templates string, stderr io.Writer) (js []*journey.Journey, bad int, err error) {
+// bad counts the files with problems. With unique, two files with one id
+// is a problem (they cannot be published or simulated together).
+func parseFiles(files []string, templates string, unique bool, stderr io.Writer) (js []*journey.Journey, bad int, err error) {
 	if len(files) == 0 {
 		return nil, 0, fmt.Errorf("give one or more journey files")
 	}
@@ -95,7 +96,7 @@ func parseFiles(files []string, templates string, stderr io.Writer) (js []*journ
 		case err != nil:
 			return nil, 0, fmt.Errorf("%s: %w", f, err)
 		}
-		if other, ok := seen[j.ID]; ok {
+		if other, ok := seen[j.ID]; ok && unique {
 			fmt.Fprintf(stderr, "%s:1:1: journey id %q is also the id of %s; each journey needs its own id\n", f, j.ID, other)
 			bad++
 			continue
@@ -121,7 +122,7 @@ func journeyValidate(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	js, bad, err := parseFiles(fs.Args(), templates, stderr)
+	js, bad, err := parseFiles(fs.Args(), templates, false, stderr)
 	if err != nil {
 		return err
 	}
@@ -146,7 +147,7 @@ func journeyPublish(ctx context.Context, args []string, stdout, stderr io.Writer
 		return err
 	}
 	defer s.Close()
-	js, bad, err := parseFiles(fs.Args(), templates, stderr)
+	js, bad, err := parseFiles(fs.Args(), templates, true, stderr)
 	if err != nil {
 		return err
 	}

@@ -107,6 +107,11 @@ func TestJourneyCommands(t *testing.T) {
 	if out, _, err = cli(t, "journey", "publish", "--db", db, file, bad); err == nil || !strings.Contains(err.Error(), "nothing was published") {
 		t.Fatalf("publish bad: %v %q", err, out)
 	}
+	twin := filepath.Join(dir, "twin.yaml")
+	writeFile(t, twin, testJourney)
+	if _, errOut, err := cli(t, "journey", "publish", "--db", db, file, twin); err == nil || !strings.Contains(errOut, "also the id of") {
+		t.Fatalf("two files with one id: %v\n%s", err, errOut)
+	}
 	out, _, err = cli(t, "journey", "publish", "--db", db, file)
 	if err != nil || out != "published hello v2\n" {
 		t.Fatalf("publish v2: %v %q", err, out)

@@ -43,7 +43,7 @@ type simInput struct {
 // Journey problems are printed to stderr as file:line:col.
 func loadSim(in simInput, stderr io.Writer) (cfg sim.Config, closeFn func(), err error) {
 	closeFn = func() {}
-	js, bad, err := parseFiles(in.Journeys, in.Templates, stderr)
+	js, bad, err := parseFiles(in.Journeys, in.Templates, true, stderr)
 	if err != nil {
 		return cfg, closeFn, err
 	}
