@@ -107,7 +107,7 @@ func (e *eval) skip(reason, format string, args ...any) bool {
 
 func (e *eval) deferTo(until time.Time, reason, why string) bool {
 	e.d.Outcome, e.d.Reason, e.d.Until = nudge.OutcomeDeferred, reason, until
-	e.d.Sentence = fmt.Sprintf("%s deferred to %s (%s; %s).", e.what(), e.at(until), why, e.d.Used.Zones.Describe())
+	e.d.Sentence = e.what() + " deferred to " + e.at(until) + " (" + why + "; " + e.d.Used.Zones.Describe() + ")."
 	return true
 }
 

@@ -347,7 +347,11 @@ func FormatDuration(d time.Duration) string {
 	return b.String()
 }
 
-func clock(min int) string { return fmt.Sprintf("%02d:%02d", min/60, min%60) }
+// clock writes minutes after midnight as 15:04.
+func clock(min int) string {
+	h, m := min/60, min%60
+	return string([]byte{byte('0' + h/10), byte('0' + h%10), ':', byte('0' + m/10), byte('0' + m%10)})
+}
 
 // String writes the window as "08:00–21:00" with its days when not every day.
 func (w Window) String() string {
