@@ -1,11 +1,13 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/nudge/nudge"
@@ -50,11 +52,9 @@ func (db *DB) ConsentRecord(ctx context.Context, ps []*nudge.ConsentRecordParams
 		}
 	}
 	err = db.inTx(ctx, func(tx *sql.Tx) error {
-		contacts := make(map[string]*nudge.Contact, len(ids))
-		if len(ids) > 0 {
-			if err := scanContacts(ctx, tx.StmtContext(ctx, ws.contactsGet), ids, contacts); err != nil {
-				return err
-			}
+		contacts, err := contactAddresses(ctx, tx.StmtContext(ctx, ws.contactAddresses), ids)
+		if err != nil {
+			return err
 		}
 		hashes := make([]string, len(ps))
 		var hs []string
@@ -83,7 +83,7 @@ func (db *DB) ConsentRecord(ctx context.Context, ps []*nudge.ConsentRecordParams
 			entries []*nudge.ConsentEntry
 			args    []any
 			last    = map[stateKey]*nudge.ConsentEntry{} // the latest entry of each state
-			order   []stateKey                           // states in the order of their first entry
+			order   []stateKey                           // the states changed
 		)
 		for i, p := range ps {
 			if results[i].Err != nil {
@@ -140,6 +140,11 @@ func (db *DB) ConsentRecord(ctx context.Context, ps []*nudge.ConsentRecordParams
 		// The state is the latest recorded entry; its time is when the
 		// change happened, which is what a person reading "opted out
 		// on ..." means.
+		// In key order, each row lands next to the one before it in
+		// the table's B-tree.
+		slices.SortFunc(order, func(a, b stateKey) int {
+			return cmp.Or(strings.Compare(a.hash, b.hash), strings.Compare(a.channel, b.channel), strings.Compare(a.purpose, b.purpose))
+		})
 		args = args[:0]
 		for _, k := range order {
 			e := last[k]
@@ -151,6 +156,36 @@ func (db *DB) ConsentRecord(ctx context.Context, ps []*nudge.ConsentRecordParams
 		return nil, fmt.Errorf("sqlite: consent record: %w", err)
 	}
 	return results, nil
+}
+
+// contactAddressesQuery reads the addresses of the contacts of a JSON array
+// of ids: all that consent needs of them.
+const contactAddressesQuery = `SELECT id, email, phone FROM contacts WHERE id IN (SELECT value FROM json_each(?))`
+
+// contactAddresses returns the contacts of ids that exist, with only their
+// id and addresses, through s, a contactAddressesQuery statement.
+func contactAddresses(ctx context.Context, s *sql.Stmt, ids []string) (map[string]*nudge.Contact, error) {
+	cs := make(map[string]*nudge.Contact, len(ids))
+	if len(ids) == 0 {
+		return cs, nil
+	}
+	arr, err := jsonArray(ids)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.QueryContext(ctx, arr)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var c nudge.Contact
+		if err := rows.Scan(&c.ID, &c.Email, &c.Phone); err != nil {
+			return nil, err
+		}
+		cs[c.ID] = &c
+	}
+	return cs, rows.Err()
 }
 
 // stateKey names a consent state.

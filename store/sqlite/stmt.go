@@ -39,9 +39,10 @@ type writeStmts struct {
 	contactsPut      []*sql.Stmt
 	inboxAddContacts *sql.Stmt
 
-	consentStates *sql.Stmt // the states of a JSON array of address hashes
-	ledgerInsert  []*sql.Stmt
-	stateUpsert   []*sql.Stmt
+	contactAddresses *sql.Stmt // ids and addresses of a JSON array of contact ids
+	consentStates    *sql.Stmt // the states of a JSON array of address hashes
+	ledgerInsert     []*sql.Stmt
+	stateUpsert      []*sql.Stmt
 
 	inboxClaim, inboxItems, enrollmentsClaimDue            *sql.Stmt
 	enrollmentInsert, enrollmentUpdate, enrollmentsRelease *sql.Stmt
@@ -83,6 +84,7 @@ func (db *DB) writeStmts(ctx context.Context) (*writeStmts, error) {
 	ws.contactsGet = one(`SELECT ` + contactColumns + ` FROM contacts WHERE id IN (SELECT value FROM json_each(?))`)
 	ws.contactsPut = many(contactsPutQuery)
 	ws.inboxAddContacts = one(inboxAddContactsQuery)
+	ws.contactAddresses = one(contactAddressesQuery)
 	ws.consentStates = one(consentStatesQuery)
 	ws.ledgerInsert = many(ledgerInsertQuery)
 	ws.stateUpsert = many(stateUpsertQuery)
