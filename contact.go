@@ -112,6 +112,9 @@ type ContactPage struct {
 type ContactStore interface {
 	// ContactGet returns the contact, or ENOTFOUND.
 	ContactGet(ctx context.Context, id string) (*Contact, error)
+	// ContactGetMany returns the contacts of ids that exist, by id; ids that
+	// do not exist are absent from the map (no error).
+	ContactGetMany(ctx context.Context, ids []string) (map[string]*Contact, error)
 	// ContactList returns a page of contacts matching the filters.
 	ContactList(ctx context.Context, p *ContactListParams) (*ContactPage, error)
 	// ContactPut creates or replaces a contact wholly (PUT semantics): fields

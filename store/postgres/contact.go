@@ -55,6 +55,31 @@ func (db *DB) ContactGet(ctx context.Context, id string) (*nudge.Contact, error)
 	return c, nil
 }
 
+// ContactGetMany returns the contacts of ids that exist, by id, in one
+// statement; ids that do not exist are absent from the map.
+func (db *DB) ContactGetMany(ctx context.Context, ids []string) (map[string]*nudge.Contact, error) {
+	cs := make(map[string]*nudge.Contact, len(ids))
+	if len(ids) == 0 {
+		return cs, nil
+	}
+	rows, err := db.pool.Query(ctx, `SELECT `+contactColumns+` FROM contacts WHERE id = ANY($1)`, ids)
+	if err != nil {
+		return nil, wrap("contact get many", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		c, err := scanContact(rows)
+		if err != nil {
+			return nil, wrap("contact get many", err)
+		}
+		cs[c.ID] = c
+	}
+	if err := rows.Err(); err != nil {
+		return nil, wrap("contact get many", err)
+	}
+	return cs, nil
+}
+
 func contactNotFound(id string) error {
 	return nudge.Errorf(nudge.ENOTFOUND, "contact %q not found", id)
 }

@@ -103,6 +103,17 @@ func testContactGet(t *testing.T, open func(t *testing.T) nudge.Store) {
 	if got := mustGet(t, s, "c1"); got.ID != "c1" {
 		t.Errorf("ContactGet(c1).ID = %q", got.ID)
 	}
+	mustPut(t, s, now, &nudge.Contact{ID: "c2", Email: "c2@example.com"})
+	many, err := s.ContactGetMany(ctx, []string{"c2", "nobody", "c1"})
+	if err != nil {
+		t.Fatalf("ContactGetMany: %v", err)
+	}
+	if len(many) != 2 || many["c1"] == nil || many["c2"] == nil || many["c2"].Email != "c2@example.com" {
+		t.Errorf("ContactGetMany(c2, nobody, c1) = %v; want c1 and c2 only, whole", many)
+	}
+	if many, err := s.ContactGetMany(ctx, nil); err != nil || len(many) != 0 {
+		t.Errorf("ContactGetMany(nil) = %v, %v; want empty, nil", many, err)
+	}
 }
 
 func testContactMerge(t *testing.T, open func(t *testing.T) nudge.Store) {
