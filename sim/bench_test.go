@@ -55,8 +55,9 @@ func BenchmarkSimulate(b *testing.B) {
 	for b.Loop() {
 		steps := 0
 		r, err := sim.Run(context.Background(), sim.Config{
-			Progress: func(time.Time) { steps++ },
-			Journeys: js, Contacts: bytes.NewReader(csv), Events: events, Normalizer: norm,
+			Progress:   func(time.Time) { steps++ },
+			TotalsOnly: true,
+			Journeys:   js, Contacts: bytes.NewReader(csv), Events: events, Normalizer: norm,
 			From: from, To: from.Add(30 * 24 * time.Hour), Dir: benchDir(b),
 		})
 		if err != nil {

@@ -31,6 +31,8 @@ type Report struct {
 	// decisions in time order.
 	Contacts []*ContactDecisions `json:"contacts"`
 	Totals   Totals              `json:"totals"`
+
+	totalsOnly bool
 }
 
 // ReportJourney is a journey as the simulation published it.
@@ -125,6 +127,7 @@ func (r *Report) collect(ctx context.Context, s nudge.Store) error {
 	perStep := map[StepCount]int{}
 	reasons := map[ReasonCount]int{}
 	r.Totals.Messages = map[string]int{}
+	r.Contacts = []*ContactDecisions{}
 	var after int64
 	for {
 		ds, err := s.DecisionList(ctx, &nudge.DecisionListParams{AfterID: after, Limit: 10000})
@@ -133,15 +136,17 @@ func (r *Report) collect(ctx context.Context, s nudge.Store) error {
 		}
 		for _, d := range ds {
 			r.Totals.Decisions++
-			cd := byContact[d.ContactID]
-			if cd == nil {
-				cd = &ContactDecisions{ContactID: d.ContactID}
-				byContact[d.ContactID] = cd
+			if !r.totalsOnly {
+				cd := byContact[d.ContactID]
+				if cd == nil {
+					cd = &ContactDecisions{ContactID: d.ContactID}
+					byContact[d.ContactID] = cd
+				}
+				cd.Decisions = append(cd.Decisions, &Decision{
+					At: d.At, JourneyID: d.JourneyID, EnrollmentID: d.EnrollmentID, StepID: d.StepID, Channel: d.Channel,
+					Outcome: d.Outcome, Reason: d.Reason, Message: d.Message, Details: d.Details,
+				})
 			}
-			cd.Decisions = append(cd.Decisions, &Decision{
-				At: d.At, JourneyID: d.JourneyID, EnrollmentID: d.EnrollmentID, StepID: d.StepID, Channel: d.Channel,
-				Outcome: d.Outcome, Reason: d.Reason, Message: d.Message, Details: d.Details,
-			})
 			switch {
 			case d.Outcome == nudge.OutcomeSent:
 				r.Totals.Messages[d.Channel]++

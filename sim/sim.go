@@ -44,6 +44,9 @@ type Config struct {
 	Policy engine.Policy
 	// Logger receives the engine's warnings (default: discard).
 	Logger *slog.Logger
+	// TotalsOnly leaves Report.Contacts empty: for large runs, whose
+	// decisions need not all be held in memory.
+	TotalsOnly bool
 	// Progress, if set, is called after each step of the replay with the
 	// virtual time reached.
 	Progress func(now time.Time)
@@ -114,7 +117,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 
-	r := &Report{From: from, To: to}
+	r := &Report{From: from, To: to, totalsOnly: cfg.TotalsOnly}
 	if cfg.Contacts != nil {
 		if err := importContacts(ctx, db, cfg, normalizer, clock, r); err != nil {
 			return nil, err

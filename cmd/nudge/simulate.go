@@ -123,7 +123,7 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs.Var(timeFlag{&in.To}, "to", "end of the replay (default: 30 days after the last event)")
 	fs.StringVar(&in.Region, "default-region", DefaultConfig().DefaultRegion, "region for phone numbers written without +country code")
 	fs.BoolVar(&jsonOut, "json", false, "print the report as one JSON document")
-	fs.BoolVar(&summary, "summary", false, "print only the totals, not every decision")
+	fs.BoolVar(&summary, "summary", false, "print only the totals, not every decision (and keep only the totals in memory)")
 	fs.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile to this file")
 	if err := fs.Parse(args); err != nil {
 		return errUsage
@@ -139,6 +139,7 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return err
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	cfg.TotalsOnly = summary && !jsonOut
 	if cpuProfile != "" {
 		stop, err := startCPUProfile(cpuProfile)
 		if err != nil {
