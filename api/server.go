@@ -143,6 +143,7 @@ func (s *Server) routes() http.Handler {
 	admin("GET /v1/apikeys", s.handleAPIKeyList)
 	admin("DELETE /v1/apikeys/{id}", s.handleAPIKeyRevoke)
 	s.journeyRoutes(read, admin)
+	s.policyRoutes(read, admin)
 
 	// Everything else: under /v1 only with a key, so that no route there
 	// answers without one; 405 if the path exists with another method.
