@@ -16,7 +16,8 @@
 //
 // The journey and engine cases also need nudge.JourneyStore and
 // nudge.EngineStore, which nudge.Store does not embed: they assert them, and
-// fail on a store that lacks them.
+// fail on a store that lacks them. The policy cases assert
+// nudge.PolicyStore and nudge.PolicyFactStore in the same way.
 package storetest
 
 import (
@@ -65,6 +66,15 @@ func Run(t *testing.T, open func(t *testing.T) nudge.Store) {
 	t.Run("MessageList", func(t *testing.T) { testMessageList(t, open) })
 	t.Run("EngineErase", func(t *testing.T) { testEngineErase(t, open) })
 	t.Run("ClaimConcurrent", func(t *testing.T) { testClaimConcurrent(t, open) })
+	t.Run("PolicyPublish", func(t *testing.T) { testPolicyPublish(t, open) })
+	t.Run("PolicyPublishConcurrent", func(t *testing.T) { testPolicyPublishConcurrent(t, open) })
+	t.Run("SuppressionAdd", func(t *testing.T) { testSuppressionAdd(t, open) })
+	t.Run("SuppressionRemove", func(t *testing.T) { testSuppressionRemove(t, open) })
+	t.Run("SuppressionList", func(t *testing.T) { testSuppressionList(t, open) })
+	t.Run("SuppressionsFor", func(t *testing.T) { testSuppressionsFor(t, open) })
+	t.Run("SuppressionErase", func(t *testing.T) { testSuppressionErase(t, open) })
+	t.Run("ConsentListMany", func(t *testing.T) { testConsentListMany(t, open) })
+	t.Run("MessageRecent", func(t *testing.T) { testMessageRecent(t, open) })
 }
 
 // now is the fixed time every test starts from.
