@@ -37,10 +37,21 @@ func SuppressionParams(n *ingest.ContactNormalizer, channel, address, reason, no
 	if err != nil {
 		return nil, err
 	}
+	if ch := reasonChannels[reason]; ch != "" && ch != channel {
+		return nil, nudge.FieldErrorf("reason", "%s applies to %s addresses only", reason, ch)
+	}
 	if len(note) > 1000 {
 		return nil, nudge.FieldErrorf("note", "is over 1000 bytes")
 	}
 	return &nudge.SuppressionAddParams{Channel: channel, Address: addr, Reason: reason, Source: source, Note: note}, nil
+}
+
+// reasonChannels are the reasons that only one channel can have.
+var reasonChannels = map[string]string{
+	nudge.SuppressHardBounce:     nudge.ChannelEmail,
+	nudge.SuppressComplaint:      nudge.ChannelEmail,
+	nudge.SuppressProviderOptOut: nudge.ChannelSMS,
+	nudge.SuppressUnreachable:    nudge.ChannelSMS,
 }
 
 // suppressionAddress normalizes an address of a channel as contacts' are,

@@ -30,6 +30,7 @@ func TestSuppressions(t *testing.T) {
 			{map[string]any{"channel": "email"}, "address"},
 			{map[string]any{"channel": "email", "address": "jane@example.com", "reason": "annoyed"}, "reason"},
 			{map[string]any{"channel": "email", "address": "jane@example.com", "why": "x"}, "why"},
+			{map[string]any{"channel": "sms", "address": "+14155552671", "reason": "hard_bounce"}, "reason"},
 		} {
 			r := e.must(e.do("POST", "/v1/suppressions", e.admin, c.body), 400)
 			if r.errField("field") != c.field {

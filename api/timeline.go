@@ -86,7 +86,7 @@ func BuildTimeline(ctx context.Context, st TimelineStore, p *TimelineParams) (*T
 			if d.At.Before(p.Since) {
 				continue
 			}
-			t.Entries = append(t.Entries, decisionEntry(d))
+			t.Entries = append(t.Entries, DecisionEntry(d))
 		}
 		if len(ds) < dp.Limit {
 			break
@@ -131,7 +131,8 @@ func kindOrder(k string) int {
 	return 1
 }
 
-func decisionEntry(d *nudge.Decision) *TimelineEntry {
+// DecisionEntry is a decision as a timeline entry.
+func DecisionEntry(d *nudge.Decision) *TimelineEntry {
 	e := &TimelineEntry{
 		At: d.At, Kind: KindDecision, ID: strconv.FormatInt(d.ID, 10),
 		Journey: d.JourneyID, Version: d.Version, EnrollmentID: d.EnrollmentID, Step: d.StepID, Channel: d.Channel,

@@ -9,6 +9,9 @@
 //	nudge events prune               delete events older than the retention
 //	nudge bench ingest|import        measure ingest and import
 //	nudge journey validate|publish   check and publish journey files
+//	nudge policy validate|publish    check and publish the workspace policy
+//	nudge suppress add|remove|list   the suppression list
+//	nudge explain CONTACT            why a contact did or did not get a message
 //	nudge simulate                   replay a timeline against journeys on a virtual clock
 //	nudge demo                       play the examples
 package main
@@ -38,6 +41,12 @@ Usage:
   nudge bench import [flags]             CSV import rate and peak memory
   nudge journey validate|publish FILE... check or publish journey files
   nudge journey list|pause|resume|archive|diff|schema
+  nudge policy validate|publish FILE     check or publish the workspace policy
+  nudge policy show [--version N] | versions | diff [V1 [V2]]
+  nudge suppress add|remove ADDRESS... | list
+                                         the do-not-contact list (email or phone)
+  nudge explain CONTACT [--journey J] [--since T] [--json]
+  nudge explain --message ID             why / why not: decisions and messages
   nudge simulate --journey FILE --contacts FILE.csv --events FILE.jsonl
                                          replay a timeline on a virtual clock
   nudge demo                             play the four examples of examples/
@@ -104,6 +113,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "journey":
 		what, r := sub()
 		return runJourney(ctx, what, r, stdout, stderr)
+	case "policy":
+		what, r := sub()
+		return runPolicy(ctx, what, r, stdout, stderr)
+	case "suppress":
+		what, r := sub()
+		return runSuppress(ctx, what, r, stdout, stderr)
+	case "explain":
+		return runExplain(ctx, rest, stdout, stderr)
 	case "simulate":
 		return runSimulate(ctx, rest, stdout, stderr)
 	case "demo":
