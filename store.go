@@ -11,6 +11,8 @@ type Store interface {
 	APIKeyStore
 	JourneyStore
 	EngineStore
+	PolicyStore
+	PolicyFactStore
 
 	// Migrate brings the schema up to date. A database whose schema is newer
 	// than this binary knows is refused with an error saying so.

@@ -13,8 +13,7 @@ import (
 )
 
 // policyStore is a store with the policy's seams and the engine's, whose
-// messages count toward caps. The policy cases assert them, as the engine
-// cases assert theirs.
+// messages count toward caps.
 type policyStore interface {
 	engineStore
 	nudge.PolicyStore

@@ -14,10 +14,9 @@
 // and must come back in UTC. Numbers in attribute and property maps come back
 // as float64, as encoding/json decodes them.
 //
-// The journey and engine cases also need nudge.JourneyStore and
-// nudge.EngineStore, which nudge.Store does not embed: they assert them, and
-// fail on a store that lacks them. The policy cases assert
-// nudge.PolicyStore and nudge.PolicyFactStore in the same way.
+// The journey, engine and policy cases reach their seams through
+// assertions written when nudge.Store did not embed them yet; a store that
+// lacks one fails those cases rather than skipping them.
 package storetest
 
 import (
