@@ -99,15 +99,6 @@ func (s *Server) parsePolicy(w http.ResponseWriter, r *http.Request) ([]byte, []
 	return body, []problemJSON{}, nil
 }
 
-// policyStore is the store's PolicyStore.
-func (s *Server) policyStore() (nudge.PolicyStore, error) {
-	ps, ok := any(s.store).(nudge.PolicyStore)
-	if !ok {
-		return nil, nudge.Errorf(nudge.EUNAVAILABLE, "this store keeps no policy versions")
-	}
-	return ps, nil
-}
-
 // handlePolicyValidate answers whether a policy file is valid, with every
 // problem and its line and column. It stores nothing.
 func (s *Server) handlePolicyValidate(w http.ResponseWriter, r *http.Request) {
@@ -145,12 +136,7 @@ func (s *Server) handlePolicyPut(w http.ResponseWriter, r *http.Request) {
 		})
 		return
 	}
-	ps, err := s.policyStore()
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	v, created, err := ps.PolicyPublish(r.Context(), src, "", s.clock.Now())
+	v, created, err := s.store.PolicyPublish(r.Context(), src, "", s.clock.Now())
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -213,12 +199,7 @@ func (s *Server) handlePolicyGet(w http.ResponseWriter, r *http.Request) {
 		}
 		version = n
 	}
-	ps, err := s.policyStore()
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	p, err := CurrentPolicy(r.Context(), ps, version)
+	p, err := CurrentPolicy(r.Context(), s.store, version)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -241,12 +222,7 @@ func (s *Server) handlePolicyGet(w http.ResponseWriter, r *http.Request) {
 
 // handlePolicyVersions lists the published versions, oldest first.
 func (s *Server) handlePolicyVersions(w http.ResponseWriter, r *http.Request) {
-	ps, err := s.policyStore()
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	vs, err := ps.PolicyVersionList(r.Context())
+	vs, err := s.store.PolicyVersionList(r.Context())
 	if err != nil {
 		s.fail(w, r, err)
 		return

@@ -80,15 +80,6 @@ func suppressionAddress(n *ingest.ContactNormalizer, channel, address string) (s
 	return addr, nil
 }
 
-// factStore is the store's PolicyFactStore.
-func (s *Server) factStore() (nudge.PolicyFactStore, error) {
-	fs, ok := any(s.store).(nudge.PolicyFactStore)
-	if !ok {
-		return nil, nudge.Errorf(nudge.EUNAVAILABLE, "this store keeps no suppression list")
-	}
-	return fs, nil
-}
-
 // suppressionBatchResponse answers a POST of an array.
 type suppressionBatchResponse struct {
 	Suppressions []*nudge.Suppression `json:"suppressions"`
@@ -124,11 +115,6 @@ func (s *Server) handleSuppressionAdd(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, nudge.Errorf(nudge.ETOOLARGE, "%d addresses in one request; send at most 10000", len(reqs)))
 		return
 	}
-	fs, err := s.factStore()
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
 	errs := make([]error, len(reqs))
 	var params []*nudge.SuppressionAddParams
 	for i, q := range reqs {
@@ -141,7 +127,7 @@ func (s *Server) handleSuppressionAdd(w http.ResponseWriter, r *http.Request) {
 	}
 	var added []*nudge.Suppression
 	if len(params) > 0 {
-		if added, err = fs.SuppressionAdd(r.Context(), params, s.clock.Now()); err != nil {
+		if added, err = s.store.SuppressionAdd(r.Context(), params, s.clock.Now()); err != nil {
 			s.fail(w, r, err)
 			return
 		}
@@ -181,12 +167,7 @@ func (s *Server) handleSuppressionRemove(w http.ResponseWriter, r *http.Request)
 		s.fail(w, r, err)
 		return
 	}
-	fs, err := s.factStore()
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	if err := fs.SuppressionRemove(r.Context(), r.PathValue("channel"), addr); err != nil {
+	if err := s.store.SuppressionRemove(r.Context(), r.PathValue("channel"), addr); err != nil {
 		if nudge.ErrorCode(err) == nudge.ENOTFOUND {
 			err = nudge.Errorf(nudge.ENOTFOUND, "%s is not on the %s suppression list", addr, r.PathValue("channel"))
 		}
@@ -226,12 +207,7 @@ func (s *Server) handleSuppressionList(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	fs, err := s.factStore()
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	list, err := fs.SuppressionList(r.Context(), p)
+	list, err := s.store.SuppressionList(r.Context(), p)
 	if err != nil {
 		s.fail(w, r, err)
 		return

@@ -210,5 +210,3 @@ func TestExplainMessage(t *testing.T) {
 		t.Error("--message with a contact: no error")
 	}
 }
-
-

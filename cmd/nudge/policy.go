@@ -53,18 +53,10 @@ func runPolicy(ctx context.Context, what string, args []string, stdout, stderr i
 	return errUsage
 }
 
-// openPolicy opens the store for a command and returns its policy seam.
+// openPolicy opens the store for a policy command.
 func openPolicy(ctx context.Context, name string, args []string, stderr io.Writer, more func(*flag.FlagSet)) (nudge.Store, nudge.PolicyStore, []string, error) {
 	s, _, rest, err := openInterspersed(ctx, name, args, stderr, more)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	ps, ok := any(s).(nudge.PolicyStore)
-	if !ok {
-		s.Close()
-		return nil, nil, nil, errors.New("this database keeps no policy versions")
-	}
-	return s, ps, rest, nil
+	return s, s, rest, err
 }
 
 // openInterspersed is openFor with flags allowed after the arguments too
@@ -345,10 +337,7 @@ func runSuppress(ctx context.Context, what string, args []string, stdout, stderr
 		return err
 	}
 	defer s.Close()
-	fs, ok := any(s).(nudge.PolicyFactStore)
-	if !ok {
-		return errors.New("this database keeps no suppression list")
-	}
+	var fs nudge.PolicyFactStore = s
 	n := &ingest.ContactNormalizer{DefaultRegion: cfg.DefaultRegion}
 	channelOf := func(addr string) string {
 		switch {
