@@ -181,14 +181,6 @@ func CheckConsentChange(cur *ConsentState, p *ConsentRecordParams) error {
 
 // ValidateConsentParams checks the enumerated fields of p.
 func ValidateConsentParams(p *ConsentRecordParams) error {
-	check := func(field, v string, valid []string) error {
-		for _, x := range valid {
-			if v == x {
-				return nil
-			}
-		}
-		return FieldErrorf(field, "%q is not one of %s", v, strings.Join(valid, ", "))
-	}
 	if p.ContactID == "" {
 		return FieldErrorf("contact_id", "required")
 	}
@@ -201,7 +193,7 @@ func ValidateConsentParams(p *ConsentRecordParams) error {
 		{"status", p.Status, ConsentStatuses},
 		{"source", p.Source, Sources},
 	} {
-		if err := check(c.f, c.v, c.valid); err != nil {
+		if err := OneOf(c.f, c.v, c.valid); err != nil {
 			return err
 		}
 	}

@@ -163,7 +163,7 @@ func (db *DB) SuppressionAdd(ctx context.Context, ps []*nudge.SuppressionAddPara
 	}
 	addrs := make([]string, len(ps))
 	for i, p := range ps {
-		a, err := checkSuppression(p)
+		a, err := nudge.CheckSuppression(p)
 		if err != nil {
 			if len(ps) > 1 {
 				err = nudge.WithField(fmt.Sprintf("suppressions[%d]", i), err)
@@ -183,7 +183,7 @@ func (db *DB) SuppressionAdd(ctx context.Context, ps []*nudge.SuppressionAddPara
 		keys[i] = suppressionKey{p.Channel, nudge.AddressHash(secret, p.Channel, addrs[i]), p.Reason}
 		channels = append(channels, p.Channel)
 		hashes = append(hashes, keys[i].hash)
-		masked = append(masked, maskAddress(p.Channel, addrs[i]))
+		masked = append(masked, nudge.MaskAddress(p.Channel, addrs[i]))
 		reasons = append(reasons, p.Reason)
 		sources = append(sources, p.Source)
 		notes = append(notes, p.Note)
@@ -230,10 +230,10 @@ func (db *DB) SuppressionAdd(ctx context.Context, ps []*nudge.SuppressionAddPara
 // SuppressionRemove removes an address's suppressions for a channel, for
 // every reason; ENOTFOUND if it had none.
 func (db *DB) SuppressionRemove(ctx context.Context, channel, address string) error {
-	if err := oneOf("channel", channel, nudge.Channels); err != nil {
+	if err := nudge.OneOf("channel", channel, nudge.Channels); err != nil {
 		return err
 	}
-	a, err := checkAddress(channel, address)
+	a, err := nudge.CheckAddress(channel, address)
 	if err != nil {
 		return err
 	}
@@ -248,7 +248,7 @@ func (db *DB) SuppressionRemove(ctx context.Context, channel, address string) er
 	}
 	if tag.RowsAffected() == 0 {
 		return fmt.Errorf("suppression remove: %w",
-			nudge.Errorf(nudge.ENOTFOUND, "the %s address %s is not suppressed", channel, maskAddress(channel, a)))
+			nudge.Errorf(nudge.ENOTFOUND, "the %s address %s is not suppressed", channel, nudge.MaskAddress(channel, a)))
 	}
 	return nil
 }
@@ -260,7 +260,7 @@ func (db *DB) SuppressionList(ctx context.Context, p *nudge.SuppressionListParam
 		p = &nudge.SuppressionListParams{}
 	}
 	if p.Channel != "" {
-		if err := oneOf("channel", p.Channel, nudge.Channels); err != nil {
+		if err := nudge.OneOf("channel", p.Channel, nudge.Channels); err != nil {
 			return nil, err
 		}
 	}

@@ -166,7 +166,7 @@ func (db *DB) SuppressionAdd(ctx context.Context, ps []*nudge.SuppressionAddPara
 	}
 	addrs := make([]string, len(ps))
 	for i, p := range ps {
-		a, err := checkSuppression(p)
+		a, err := nudge.CheckSuppression(p)
 		if err != nil {
 			if len(ps) > 1 {
 				err = nudge.WithField(fmt.Sprintf("suppressions[%d]", i), err)
@@ -193,7 +193,7 @@ func (db *DB) SuppressionAdd(ctx context.Context, ps []*nudge.SuppressionAddPara
 		get, ins := tx.StmtContext(ctx, get), tx.StmtContext(ctx, ins)
 		for i, p := range ps {
 			x := &nudge.Suppression{Channel: p.Channel, AddressHash: nudge.AddressHash(key, p.Channel, addrs[i]),
-				AddressMasked: maskAddress(p.Channel, addrs[i]), Reason: p.Reason, Source: p.Source, Note: p.Note,
+				AddressMasked: nudge.MaskAddress(p.Channel, addrs[i]), Reason: p.Reason, Source: p.Source, Note: p.Note,
 				CreatedAt: created}
 			cur, err := scanSuppression(get.QueryRowContext(ctx, x.Channel, x.AddressHash, x.Reason))
 			if err == nil {
@@ -220,10 +220,10 @@ func (db *DB) SuppressionAdd(ctx context.Context, ps []*nudge.SuppressionAddPara
 // SuppressionRemove removes an address's suppressions for a channel, for
 // every reason; ENOTFOUND if it had none.
 func (db *DB) SuppressionRemove(ctx context.Context, channel, address string) error {
-	if err := oneOf("channel", channel, nudge.Channels); err != nil {
+	if err := nudge.OneOf("channel", channel, nudge.Channels); err != nil {
 		return err
 	}
-	a, err := checkAddress(channel, address)
+	a, err := nudge.CheckAddress(channel, address)
 	if err != nil {
 		return err
 	}
@@ -242,7 +242,7 @@ func (db *DB) SuppressionRemove(ctx context.Context, channel, address string) er
 	if n, err := r.RowsAffected(); err != nil {
 		return fmt.Errorf("sqlite: suppression remove: %w", err)
 	} else if n == 0 {
-		return nudge.Errorf(nudge.ENOTFOUND, "the %s address %s is not suppressed", channel, maskAddress(channel, a))
+		return nudge.Errorf(nudge.ENOTFOUND, "the %s address %s is not suppressed", channel, nudge.MaskAddress(channel, a))
 	}
 	return nil
 }
@@ -254,7 +254,7 @@ func (db *DB) SuppressionList(ctx context.Context, p *nudge.SuppressionListParam
 		p = &nudge.SuppressionListParams{}
 	}
 	if p.Channel != "" {
-		if err := oneOf("channel", p.Channel, nudge.Channels); err != nil {
+		if err := nudge.OneOf("channel", p.Channel, nudge.Channels); err != nil {
 			return nil, err
 		}
 	}
