@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nudge/nudge"
+	"github.com/nudge/nudge/policy"
 )
 
 // Journey is a parsed, validated journey definition. Parse returns it only
@@ -31,6 +32,13 @@ type Journey struct {
 	// Holdout is the percentage (0..100) of entrants held out: they go
 	// through the journey's logic but nothing is sent to them.
 	Holdout int
+	// Priority decides between journeys that want to message the same
+	// contact within a cap window: higher wins (default 0). The workspace
+	// policy's priorities, when they list the journey, take precedence.
+	Priority int
+	// Policy tightens the workspace policy for every send of the journey;
+	// nil when the file has no policy block.
+	Policy *policy.Override
 	// Goal is nil when the journey has none.
 	Goal *Goal
 	// Exit holds conditions on the contact; any one true ends the enrollment
@@ -192,6 +200,17 @@ type Step struct {
 	Split         []SplitPath    // KindSplit; weights sum to 100
 	UpdateContact *UpdateContact // KindUpdateContact
 	Webhook       *Webhook       // KindWebhook
+
+	// Guardrails of email and sms steps. Expires: the message is skipped
+	// once it has passed (nil: never). Deadline: the time the message's
+	// purpose ends, such as a webinar's start for its reminder (nil: none).
+	// OnCap: OnCapSkip or OnCapDefer when a frequency cap or a
+	// higher-priority journey stops the send ("": the policy's, skip by
+	// default). Policy tightens the journey's policy for this step.
+	Expires  *Expiry
+	Deadline *Expr
+	OnCap    string
+	Policy   *policy.Override
 
 	next         string
 	explicitNext bool

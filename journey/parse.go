@@ -52,12 +52,12 @@ var (
 
 // The fields each mapping may have, in the order the documentation gives them.
 var (
-	journeyFields  = []string{"id", "name", "description", "trigger", "entry", "key", "reentry", "holdout", "goal", "exit", "steps"}
+	journeyFields  = []string{"id", "name", "description", "trigger", "entry", "key", "reentry", "holdout", "priority", "policy", "goal", "exit", "steps"}
 	triggerFields  = []string{"event", "filter", "attribute", "date"}
 	dateFields     = []string{"field", "offset", "at"}
 	reentryFields  = []string{"after"}
 	goalFields     = []string{"event", "match", "condition", "within"}
-	stepFields     = []string{"id", "next", "email", "sms", "wait", "wait_for", "branch", "split", "update_contact", "webhook", "exit"}
+	stepFields     = []string{"id", "next", "email", "sms", "wait", "wait_for", "branch", "split", "update_contact", "webhook", "exit", "expires", "deadline", "on_cap", "policy"}
 	emailFields    = []string{"template"}
 	smsFields      = []string{"template", "purpose"}
 	waitFields     = []string{"for", "until", "until_local", "weekdays"}
@@ -585,6 +585,12 @@ func (p *parser) journey(root ast.Node) *Journey {
 	if f.has("holdout") {
 		j.Holdout = p.holdout(f.get("holdout"))
 	}
+	if f.has("priority") {
+		j.Priority = p.priority(f.get("priority"))
+	}
+	if f.has("policy") {
+		j.Policy = p.override(f.get("policy"), f.key("policy"), "journey "+j.ID)
+	}
 	if f.has("goal") {
 		j.Goal = p.goal(f)
 	}
@@ -903,6 +909,7 @@ func (p *parser) step(n ast.Node, i int) *Step {
 	case KindExit:
 		p.mapping(kv, kn, "exit", nil)
 	}
+	p.guardrails(f, s, name)
 	return s
 }
 
