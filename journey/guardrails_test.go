@@ -76,7 +76,7 @@ func TestGuardrailsProblems(t *testing.T) {
 			`f.yaml:6:14: step "a": expires: bad duration "2 hours"; write 2h`,
 		}},
 		{"expires not a timestamp", head + step + "    expires: 'contact.email'\n", []string{
-			`f.yaml:6:15: step "a": expires (a duration such as 2h, or a CEL timestamp) must be a timestamp, but `+"`contact.email`"+` is a string; write a timestamp, such as timestamp(event.properties.starts_at) - duration("1h")`,
+			`f.yaml:6:15: step "a": expires (a duration such as 2h, or a CEL timestamp) must be a timestamp, but ` + "`contact.email`" + ` is a string; write a timestamp, such as timestamp(event.properties.starts_at) - duration("1h")`,
 		}},
 		{"on_cap", head + step + "    on_cap: later\n", []string{
 			`f.yaml:6:13: step "a": on_cap "later"; write one of: skip, defer`,
