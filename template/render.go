@@ -1,0 +1,144 @@
+package template
+
+import (
+	"strings"
+	"time"
+
+	"github.com/nudge/nudge"
+)
+
+// Data is what a template sees: the contact, the event that triggered or
+// advanced the enrollment (nil when there is none), the journey and the
+// message being rendered.
+type Data struct {
+	Contact *nudge.Contact
+	Event   *nudge.Event
+	Journey Journey
+	Message *nudge.Message
+}
+
+// Journey is the journey a message belongs to, as templates see it.
+type Journey struct {
+	ID      string
+	Name    string
+	Version int64
+}
+
+// Rendered is a rendered template. An email has Subject, Text and, when
+// the template has an HTML part, HTML; an SMS has Text only.
+type Rendered struct {
+	Channel string
+	Subject string
+	Text    string
+	HTML    string
+}
+
+// Render renders the template of the name: the email template when one
+// exists, else the SMS template. RenderChannel chooses explicitly.
+func (s *Set) Render(name string, data Data) (*Rendered, error) {
+	if s.Exists(nudge.ChannelEmail, name) {
+		return s.RenderChannel(nudge.ChannelEmail, name, data)
+	}
+	return s.RenderChannel(nudge.ChannelSMS, name, data)
+}
+
+// RenderChannel renders the channel's ("email", "sms") template of the
+// name. Dates are formatted in the contact's time zone. A value missing
+// from the data renders empty (or as its default filter says); an error
+// is ENOTFOUND for an unknown template or EINVALID with the file and line.
+func (s *Set) RenderChannel(channel, name string, data Data) (*Rendered, error) {
+	s.mu.Lock()
+	f, ok := s.files[channel+"/"+name]
+	s.mu.Unlock()
+	if !ok {
+		return nil, nudge.Errorf(nudge.ENOTFOUND, "%s template %q does not exist", channel, name)
+	}
+	zone := ""
+	if data.Contact != nil {
+		zone = data.Contact.Timezone
+	}
+	z := s.engine(zone)
+	b := bindings(data)
+	r := &Rendered{Channel: channel}
+	for _, p := range f.parts {
+		t, err := z.template(f, p)
+		if err != nil {
+			return nil, err
+		}
+		out, serr := t.RenderString(b)
+		if serr != nil {
+			return nil, sourceError(f, serr)
+		}
+		switch p.name {
+		case partSubject:
+			// A subject is one header line: a value must not add headers.
+			r.Subject = strings.Join(strings.Fields(out), " ")
+		case partHTML:
+			r.HTML = out
+		default:
+			r.Text = out
+		}
+	}
+	return r, nil
+}
+
+// Field names templates see, as in the JSON API.
+var (
+	contactFields = []string{"id", "email", "phone", "timezone", "lifecycle_stage", "journey_stage", "is_customer", "attributes", "created_at", "updated_at"}
+	eventFields   = []string{"seq", "message_id", "type", "contact_id", "anonymous_id", "name", "properties", "context", "timestamp", "received_at"}
+	journeyFields = []string{"id", "name", "version"}
+	messageFields = []string{"id", "enrollment_id", "contact_id", "journey_id", "version", "step_id", "channel", "template", "purpose", "details", "created_at"}
+	// dynamicFields hold whatever the CRM or the event sent: any key may be
+	// missing at render, so none is an error at validation.
+	dynamicFields = map[string]bool{"contact.attributes": true, "event.properties": true, "event.context": true, "message.details": true}
+)
+
+func timeValue(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t
+}
+
+func bindings(d Data) map[string]any {
+	b := map[string]any{"contact": map[string]any{"attributes": map[string]any{}}, "event": map[string]any{"properties": map[string]any{}, "context": map[string]any{}}, "message": map[string]any{"details": map[string]any{}}}
+	if c := d.Contact; c != nil {
+		attrs := c.Attributes
+		if attrs == nil {
+			attrs = map[string]any{}
+		}
+		b["contact"] = map[string]any{
+			"id": c.ID, "email": c.Email, "phone": c.Phone, "timezone": c.Timezone,
+			"lifecycle_stage": c.LifecycleStage, "journey_stage": c.JourneyStage,
+			"is_customer": c.IsCustomer, "attributes": attrs,
+			"created_at": timeValue(c.CreatedAt), "updated_at": timeValue(c.UpdatedAt),
+		}
+	}
+	if e := d.Event; e != nil {
+		props, ctx := e.Properties, e.Context
+		if props == nil {
+			props = map[string]any{}
+		}
+		if ctx == nil {
+			ctx = map[string]any{}
+		}
+		b["event"] = map[string]any{
+			"seq": e.Seq, "message_id": e.MessageID, "type": e.Type, "contact_id": e.ContactID,
+			"anonymous_id": e.AnonymousID, "name": e.Name, "properties": props, "context": ctx,
+			"timestamp": timeValue(e.Timestamp), "received_at": timeValue(e.ReceivedAt),
+		}
+	}
+	b["journey"] = map[string]any{"id": d.Journey.ID, "name": d.Journey.Name, "version": d.Journey.Version}
+	if m := d.Message; m != nil {
+		details := m.Details
+		if details == nil {
+			details = map[string]any{}
+		}
+		b["message"] = map[string]any{
+			"id": m.ID, "enrollment_id": m.EnrollmentID, "contact_id": m.ContactID, "journey_id": m.JourneyID,
+			"version": m.Version, "step_id": m.StepID, "channel": m.Channel, "template": m.Template,
+			"purpose": m.Purpose, "details": details, "created_at": timeValue(m.CreatedAt),
+		}
+	}
+	return b
+}
