@@ -46,14 +46,24 @@ type Send struct {
 	Contact    *nudge.Contact
 	Channel    string
 	Now        time.Time
+	// Reached is when the enrollment first reached the step: a deferred
+	// send tried again keeps it (a step's expires counts from it).
+	Reached time.Time
 }
 
 // Policy is the guardrails' hook (consent, quiet hours, caps, SMS-allowed
-// points): it returns nil to let a send go out, or the decision that stops
-// it. Outcome nudge.OutcomeSkipped skips the step (the enrollment moves on);
-// nudge.OutcomeDeferred holds the enrollment at the step until
-// Details["until"] (a time.Time), when the step runs again. The engine fills
-// the decision's contact, journey, enrollment, step, channel and time.
+// points). It returns nil, or a decision with Outcome nudge.OutcomeSent,
+// to let a send go out; an allowing decision's Details and PolicyVersion
+// are kept on the send's decision. Outcome nudge.OutcomeSkipped skips the
+// step (the enrollment moves on); nudge.OutcomeDeferred holds the
+// enrollment at the step until Details["until"] (a time.Time), when the
+// step runs again. The engine fills the decision's contact, journey,
+// enrollment, step, channel and time.
+//
+// Options.Policy nil does not mean "allow everything": Advance then asks
+// DefaultPolicy, the shipped policy on what the contact alone says, which
+// sends no marketing SMS (it knows of no opt-in). The Engine always passes
+// its guardrails (see Guard).
 type Policy func(s *Send) *nudge.Decision
 
 // Transition is what one evaluation of an enrollment changes: its new state
@@ -108,7 +118,11 @@ func Advance(j *journey.Journey, en *nudge.Enrollment, c *nudge.Contact, in Inpu
 		case s.Kind == journey.KindWait:
 			r.from(s.Next())
 		default:
-			// A deferred send: try the step again.
+			// A deferred send: try the step again; its expires still
+			// counts from when it was first reached.
+			if at := en.Steps[s.ID].At; !at.IsZero() {
+				r.keep = map[string]time.Time{s.ID: at}
+			}
 			r.from(s.ID)
 		}
 	}
@@ -132,6 +146,8 @@ type run struct {
 	tr     *Transition
 	rev    string         // the transition's part of idempotency keys
 	visits map[string]int // step id → times run in this transition
+	// keep holds the time a deferred send step was first reached.
+	keep map[string]time.Time
 }
 
 func newRun(j *journey.Journey, en *nudge.Enrollment, c *nudge.Contact, now time.Time, opt Options, entering bool) *run {
@@ -220,7 +236,11 @@ func (r *run) from(id string) {
 		}
 		r.visits[id]++
 		r.en.StepID = id
-		r.en.Steps[id] = nudge.StepRecord{At: r.now}
+		at := r.now
+		if k, ok := r.keep[id]; ok && r.visits[id] == 1 {
+			at = k
+		}
+		r.en.Steps[id] = nudge.StepRecord{At: at}
 		next, stop := r.step(s)
 		if stop {
 			return
@@ -325,9 +345,24 @@ func (r *run) send(s *journey.Step, channel, template, purpose string) (string, 
 		r.decide(s, channel, nudge.OutcomeHeldOut, ReasonHeldOut, details, "Held out: would have sent %s (step %s); the contact is in the journey's holdout.", what, s.ID)
 		return s.Next(), false
 	}
-	if r.opt.Policy != nil {
-		if d := r.opt.Policy(&Send{Journey: r.j, Step: s, Enrollment: r.en, Contact: r.c, Channel: channel, Now: r.now}); d != nil {
+	pol := r.opt.Policy
+	if pol == nil {
+		pol = DefaultPolicy
+	}
+	var allowed *nudge.Decision
+	if d := pol(&Send{Journey: r.j, Step: s, Enrollment: r.en, Contact: r.c, Channel: channel, Now: r.now, Reached: r.en.Steps[s.ID].At}); d != nil {
+		if d.Outcome == nudge.OutcomeSent {
+			allowed = d
+		} else {
 			d.At, d.ContactID, d.JourneyID, d.Version, d.EnrollmentID, d.StepID, d.Channel = r.now, r.en.ContactID, r.en.JourneyID, r.en.Version, r.en.ID, s.ID, channel
+			if d.Details == nil {
+				d.Details = map[string]any{}
+			}
+			for k, v := range details {
+				if _, ok := d.Details[k]; !ok {
+					d.Details[k] = v
+				}
+			}
 			r.tr.Decisions = append(r.tr.Decisions, d)
 			if d.Outcome == nudge.OutcomeDeferred {
 				until, _ := d.Details["until"].(time.Time)
@@ -371,10 +406,20 @@ func (r *run) send(s *journey.Step, channel, template, purpose string) (string, 
 	r.tr.Messages = append(r.tr.Messages, m)
 	r.en.Steps[s.ID] = nudge.StepRecord{At: r.now, MessageID: m.ID}
 	details["message_id"] = m.ID
+	var d *nudge.Decision
 	if channel == nudge.ChannelWebhook {
-		r.decide(s, channel, nudge.OutcomeSent, ReasonQueued, details, "Queued %s (step %s).", what, s.ID)
+		d = r.decide(s, channel, nudge.OutcomeSent, ReasonQueued, details, "Queued %s (step %s).", what, s.ID)
 	} else {
-		r.decide(s, channel, nudge.OutcomeSent, ReasonQueued, details, "Sent %s (step %s).", what, s.ID)
+		d = r.decide(s, channel, nudge.OutcomeSent, ReasonQueued, details, "Sent %s (step %s).", what, s.ID)
+	}
+	if allowed != nil {
+		// The guardrails' facts (zone, local time, consent) go with it.
+		for k, v := range allowed.Details {
+			if _, ok := details[k]; !ok {
+				details[k] = v
+			}
+		}
+		d.PolicyVersion = allowed.PolicyVersion
 	}
 	return s.Next(), false
 }

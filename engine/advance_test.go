@@ -11,6 +11,7 @@ import (
 	"github.com/nudge/nudge/engine"
 	"github.com/nudge/nudge/journey"
 	"github.com/nudge/nudge/nudgetest"
+	"github.com/nudge/nudge/policy"
 )
 
 func mustJourney(t testing.TB, src string) *journey.Journey {
@@ -57,6 +58,7 @@ func TestAdvance(t *testing.T) {
 		reasons   []string
 		messages  []string // channels
 		patches   int
+		policy    engine.Policy // nil: engine.DefaultPolicy
 		check     func(t *testing.T, tr *engine.Transition)
 	}{
 		{
@@ -83,6 +85,7 @@ func TestAdvance(t *testing.T) {
 			name:      "sms with purpose",
 			steps:     "  - id: text\n    sms: {template: t, purpose: reminder}\n",
 			contact:   jane,
+			policy:    func(*engine.Send) *nudge.Decision { return nil },
 			wantState: nudge.EnrollmentCompleted, wantStep: "text",
 			reasons:  []string{engine.ReasonQueued, engine.ReasonCompleted},
 			messages: []string{nudge.ChannelSMS},
@@ -91,6 +94,15 @@ func TestAdvance(t *testing.T) {
 					t.Errorf("purpose = %q", tr.Messages[0].Purpose)
 				}
 			},
+		},
+		{
+			// Without a Policy, Advance asks the shipped default, which
+			// knows of no SMS opt-in: no marketing text goes out.
+			name:      "sms under the default policy",
+			steps:     "  - id: text\n    sms: {template: t, purpose: reminder}\n",
+			contact:   jane,
+			wantState: nudge.EnrollmentCompleted, wantStep: "text",
+			reasons:   []string{policy.ReasonNoConsentSMS, engine.ReasonCompleted},
 		},
 		{
 			name:      "sms without a phone",
@@ -258,7 +270,7 @@ func TestAdvance(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			j := mustJourney(t, stepsHead+tt.steps)
 			en := &nudge.Enrollment{ID: "e1", JourneyID: j.ID, Version: 1, ContactID: tt.contact.ID, State: nudge.EnrollmentWaiting, HeldOut: tt.heldOut, Event: tt.event, EnteredAt: now}
-			tr := engine.Advance(j, en, tt.contact, engine.Input{Kind: engine.InputEnter}, now, engine.Options{NewID: counter()})
+			tr := engine.Advance(j, en, tt.contact, engine.Input{Kind: engine.InputEnter}, now, engine.Options{NewID: counter(), Policy: tt.policy})
 			got := tr.Enrollment
 			if got.State != tt.wantState || (tt.wantStep != "" && got.StepID != tt.wantStep) || !got.WakeAt.Equal(tt.wantWake) || got.WaitEvent != tt.wantWait {
 				t.Errorf("enrollment = state %s step %s wake %v wait %q; want %s %s %v %q", got.State, got.StepID, got.WakeAt, got.WaitEvent, tt.wantState, tt.wantStep, tt.wantWake, tt.wantWait)
@@ -313,7 +325,7 @@ func TestAdvanceResume(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			en := &nudge.Enrollment{ID: "e1", JourneyID: "j", Version: 1, ContactID: "c1", State: nudge.EnrollmentWaiting, StepID: tt.step, WakeAt: now, EnteredAt: now.Add(-72 * time.Hour), Rev: 3}
-			tr := engine.Advance(j, en, jane, tt.in, now, engine.Options{NewID: counter()})
+			tr := engine.Advance(j, en, jane, tt.in, now, engine.Options{NewID: counter(), Policy: allowAll})
 			if r := reasons(tr.Decisions); !slices.Equal(r, tt.reasons) {
 				t.Errorf("reasons = %v, want %v", r, tt.reasons)
 			}
@@ -326,6 +338,10 @@ func TestAdvanceResume(t *testing.T) {
 		})
 	}
 }
+
+// allowAll is a Policy hook that lets every send go, for tests of the
+// engine's steps rather than of its guardrails.
+func allowAll(*engine.Send) *nudge.Decision { return nil }
 
 func TestPolicyHook(t *testing.T) {
 	now := nudgetest.Epoch
@@ -345,7 +361,7 @@ func TestPolicyHook(t *testing.T) {
 		t.Fatalf("deferred: enrollment %+v, decisions %v, messages %d", tr.Enrollment, reasons(tr.Decisions), len(tr.Messages))
 	}
 	// At wake the send is tried again, this time allowed.
-	tr = engine.Advance(j, tr.Enrollment, jane, engine.Input{Kind: engine.InputWake}, later, engine.Options{NewID: counter()})
+	tr = engine.Advance(j, tr.Enrollment, jane, engine.Input{Kind: engine.InputWake}, later, engine.Options{NewID: counter(), Policy: allowAll})
 	if r := reasons(tr.Decisions); !slices.Equal(r, []string{engine.ReasonQueued, engine.ReasonQueued, engine.ReasonCompleted}) {
 		t.Errorf("after wake: reasons = %v", r)
 	}

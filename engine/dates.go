@@ -91,12 +91,14 @@ func (e *Engine) enterDate(ctx context.Context, l live, c *nudge.Contact, at tim
 		}
 		loc, _ := contactLocation(c)
 		why := fmt.Sprintf("as %s%s came round (%s)", dt.Field, offsetNote(dt.Offset), formatTime(at, loc))
-		tr := Enter(&Entry{Journey: l.j, Version: l.version, Contact: c, Reason: ReasonEnteredDate, Why: why, Existing: enrs}, now, e.opts())
+		g := e.newGuard(ctx, now, map[string]*nudge.Contact{c.ID: c}, map[string][]*nudge.Enrollment{c.ID: enrs})
+		tr := Enter(&Entry{Journey: l.j, Version: l.version, Contact: c, Reason: ReasonEnteredDate, Why: why, Existing: enrs}, now, e.opts(g))
 		if tr == nil {
 			return false, nil
 		}
 		commit := &nudge.EngineCommit{}
 		add(commit, tr)
+		g.stamp(commit)
 		err = e.store.EngineCommit(ctx, commit, now)
 		if nudge.ErrorCode(err) == nudge.ECONFLICT {
 			continue

@@ -1,8 +1,10 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/nudge/nudge"
@@ -51,6 +53,18 @@ func (e *Engine) processDue(ctx context.Context) (n int, more bool, err error) {
 	if err != nil {
 		return 0, more, fmt.Errorf("engine: read the contacts of due enrollments: %w", err)
 	}
+	// The guardrails read the batch's facts in bulk, and the batch is
+	// advanced in priority order: a higher-priority journey's send is
+	// decided first, and a lower one competing for the same cap sees it.
+	g := e.newGuard(ctx, now, contacts, nil)
+	prio := make(map[string]int, len(ens))
+	for _, en := range ens {
+		g.batch[en.ID] = true
+		if j, _, err := e.version(ctx, en.JourneyID, en.Version); err == nil {
+			prio[en.ID] = g.priority(j)
+		}
+	}
+	slices.SortStableFunc(ens, func(a, b *nudge.Enrollment) int { return cmp.Compare(prio[b.ID], prio[a.ID]) })
 	var (
 		commits = make([]*nudge.EngineCommit, 0, len(ens))
 		all     = &nudge.EngineCommit{Enrollments: make([]*nudge.Enrollment, 0, len(ens))}
@@ -59,11 +73,12 @@ func (e *Engine) processDue(ctx context.Context) (n int, more bool, err error) {
 		if err := ctx.Err(); err != nil {
 			return 0, more, err
 		}
-		c, err := e.dueCommit(ctx, en, contacts[en.ContactID], now)
+		c, err := e.dueCommit(ctx, en, contacts[en.ContactID], now, g)
 		if err != nil {
 			e.log.ErrorContext(ctx, "engine: due enrollment failed; it is retried when its claim expires", "enrollment_id", en.ID, "err", err)
 			continue
 		}
+		g.stamp(c)
 		commits = append(commits, c)
 		all.Enrollments = append(all.Enrollments, c.Enrollments...)
 		all.Decisions = append(all.Decisions, c.Decisions...)
@@ -117,7 +132,7 @@ func (e *Engine) processDue(ctx context.Context) (n int, more bool, err error) {
 // dueCommit computes one claimed enrollment's transition, on its contact c
 // (nil: erased): a commit with its new state, or one that only releases it
 // (a paused journey's waits hold).
-func (e *Engine) dueCommit(ctx context.Context, en *nudge.Enrollment, c *nudge.Contact, now time.Time) (*nudge.EngineCommit, error) {
+func (e *Engine) dueCommit(ctx context.Context, en *nudge.Enrollment, c *nudge.Contact, now time.Time, g *guard) (*nudge.EngineCommit, error) {
 	release := &nudge.EngineCommit{Released: []string{en.ID}}
 	j, meta, err := e.version(ctx, en.JourneyID, en.Version)
 	if err != nil {
@@ -149,8 +164,11 @@ func (e *Engine) dueCommit(ctx context.Context, en *nudge.Enrollment, c *nudge.C
 			}
 			tr = exitByRule(en, c, x, q, now)
 		} else {
-			tr = Advance(j, en, c, Input{Kind: InputWake}, now, e.opts())
+			tr = Advance(j, en, c, Input{Kind: InputWake}, now, e.opts(g))
 		}
+	}
+	if tr.Enrollment != nil {
+		g.advanced(tr.Enrollment)
 	}
 	commit := &nudge.EngineCommit{}
 	add(commit, tr)

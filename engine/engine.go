@@ -13,6 +13,7 @@ import (
 
 	"github.com/nudge/nudge"
 	"github.com/nudge/nudge/journey"
+	"github.com/nudge/nudge/policy"
 )
 
 // Store is what the engine needs of the store. (Until nudge.Store embeds
@@ -39,9 +40,12 @@ type Config struct {
 	// Batch is how many inbox items or due enrollments one claim takes
 	// (default 500).
 	Batch int
-	// Policy is the guardrails' hook, asked before every send; nil lets
-	// every send go out.
-	Policy Policy
+	// Policy, when set, is the workspace policy in force (its Version is
+	// recorded with every decision). Nil: the store's latest published
+	// policy version, or policy.Default() (version 0) while there is none.
+	// Either way every email and SMS passes the guardrails (see Guard);
+	// there is no way to turn them off.
+	Policy *policy.Policy
 	// DateLookback is how far back the first date-trigger scan after a
 	// start looks for trigger times it has not seen (default 24h).
 	DateLookback time.Duration
@@ -58,7 +62,7 @@ type Engine struct {
 	newID    func() string
 	lease    time.Duration
 	batch    int
-	policy   Policy
+	fixed    *policy.Policy
 	lookback time.Duration
 	wake     chan struct{}
 
@@ -67,6 +71,13 @@ type Engine struct {
 	order     []string           // journey ids in order
 	loadedAt  bool
 	lastDates time.Time
+
+	// The policy in force, parsed once per version, and the policies of
+	// steps with policy blocks (see stepPolicy).
+	pmu   sync.Mutex
+	def   *policy.Policy
+	pol   *policy.Policy
+	steps map[stepKey]stepPolicy
 }
 
 // loaded is a journey's status and its parsed versions.
@@ -91,7 +102,7 @@ func New(cfg Config) (*Engine, error) {
 		newID:    cfg.NewID,
 		lease:    cmp.Or(cfg.Lease, time.Minute),
 		batch:    cmp.Or(cfg.Batch, 500),
-		policy:   cfg.Policy,
+		fixed:    cfg.Policy,
 		lookback: cmp.Or(cfg.DateLookback, 24*time.Hour),
 		wake:     make(chan struct{}, 1),
 		journeys: map[string]*loaded{},
@@ -271,7 +282,8 @@ func (e *Engine) active() []live {
 	return out
 }
 
-func (e *Engine) opts() Options { return Options{NewID: e.newID, Policy: e.policy} }
+// opts are the transition options of a batch, with its guardrails.
+func (e *Engine) opts(g *guard) Options { return Options{NewID: e.newID, Policy: g.decide} }
 
 // RunOnce does all the work there is now: it reloads the journeys, enters
 // contacts whose date triggers came round, then processes the inbox and the

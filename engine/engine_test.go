@@ -71,6 +71,20 @@ func (e *env) contact(p *nudge.ContactPatch) {
 	}
 }
 
+// optIn records the contact's opt-in to marketing SMS.
+func (e *env) optIn(contactID string) { e.consent(contactID, nudge.ConsentOptedIn) }
+
+func (e *env) consent(contactID, status string) {
+	e.t.Helper()
+	rs, err := e.s.ConsentRecord(ctx, []*nudge.ConsentRecordParams{{ContactID: contactID, Channel: nudge.ChannelSMS, Purpose: nudge.PurposeMarketing, Status: status, Source: nudge.SourceAdmin}}, e.clock.Now())
+	if err == nil && rs[0].Err != nil {
+		err = rs[0].Err
+	}
+	if err != nil {
+		e.t.Fatalf("ConsentRecord: %v", err)
+	}
+}
+
 func (e *env) track(contactID, name string, props map[string]any) string {
 	e.seq++
 	id := fmt.Sprintf("%s-m%d", contactID, e.seq)
@@ -161,7 +175,8 @@ func TestEventJourney(t *testing.T) {
 	stores(t, func(t *testing.T, s engine.Store) {
 		e := newEnv(t, s)
 		e.publish(webinar)
-		e.contact(&nudge.ContactPatch{ID: "jane", Email: str("jane@example.com"), Phone: str("+15555550100")})
+		e.contact(&nudge.ContactPatch{ID: "jane", Email: str("jane@example.com"), Phone: str("+15555550100"), Timezone: str("Europe/London")})
+		e.optIn("jane")
 		e.contact(&nudge.ContactPatch{ID: "bob", Email: str("bob@example.com"), Phone: str("+15555550101")})
 		starts := nudgetest.Epoch.Add(48 * time.Hour).Format(time.RFC3339)
 		e.track("jane", "webinar.registered", map[string]any{"webinar_id": "w1", "starts_at": starts})
@@ -209,7 +224,8 @@ func TestWaitForAndGoal(t *testing.T) {
 		e := newEnv(t, s)
 		e.publish(salesJourney)
 		for _, id := range []string{"clicks", "silent", "books", "buys"} {
-			e.contact(&nudge.ContactPatch{ID: id, Email: str(id + "@example.com"), Phone: str("+1555555010" + fmt.Sprint(len(id)))})
+			e.contact(&nudge.ContactPatch{ID: id, Email: str(id + "@example.com"), Phone: str("+1555555010" + fmt.Sprint(len(id))), Timezone: str("Europe/London")})
+			e.optIn(id)
 			e.track(id, "pricing.viewed", nil)
 		}
 		e.run()

@@ -95,6 +95,13 @@ func (e *Engine) processInbox(ctx context.Context) (n int, more bool, err error)
 		ready = append(ready, w)
 	}
 	pending = ready
+	// The guardrails' facts of every contact of the batch, read in bulk.
+	cs := make(map[string]*nudge.Contact, len(pending))
+	enrs := make(map[string][]*nudge.Enrollment, len(pending))
+	for _, w := range pending {
+		cs[w.id], enrs[w.id] = w.c, w.enrs
+	}
+	g := e.newGuard(ctx, e.clock.Now(), cs, enrs)
 
 	for len(pending) > 0 {
 		if err := ctx.Err(); err != nil {
@@ -114,17 +121,21 @@ func (e *Engine) processInbox(ctx context.Context) (n int, more bool, err error)
 		items:
 			for ; k < len(w.items); k++ {
 				it := w.items[k]
-				c, st2, err := e.itemCommit(ctx, it, st, now)
+				m := g.mark()
+				c, st2, err := e.itemCommit(ctx, it, st, now, g)
 				if err != nil {
+					g.rollback(m)
 					e.log.ErrorContext(ctx, "engine: inbox item failed; it is retried when its claim expires", "seq", it.Seq, "contact_id", it.ContactID, "err", err)
 					w.items = nil // its later items wait for it
 					break
 				}
 				for _, en := range c.Enrollments {
 					if touched[en.ID] {
+						g.rollback(m)
 						break items
 					}
 				}
+				g.stamp(c)
 				for _, en := range c.Enrollments {
 					touched[en.ID] = true
 				}
@@ -232,10 +243,16 @@ func (e *Engine) processItem(ctx context.Context, it *nudge.InboxItem) (ok, patc
 				return false, false, fmt.Errorf("list enrollments: %w", err)
 			}
 		}
+		var cs map[string]*nudge.Contact
+		if st.c != nil {
+			cs = map[string]*nudge.Contact{st.c.ID: st.c}
+		}
+		g := e.newGuard(ctx, now, cs, map[string][]*nudge.Enrollment{it.ContactID: st.enrs})
 		var c *nudge.EngineCommit
-		if c, _, err = e.itemCommit(ctx, it, st, now); err != nil {
+		if c, _, err = e.itemCommit(ctx, it, st, now, g); err != nil {
 			return false, false, err
 		}
+		g.stamp(c)
 		err = e.store.EngineCommit(ctx, c, now)
 		if nudge.ErrorCode(err) == nudge.ECONFLICT {
 			e.log.DebugContext(ctx, "engine: inbox item conflicted; evaluating it again", "seq", it.Seq, "err", err)
@@ -253,7 +270,7 @@ func (e *Engine) processItem(ctx context.Context, it *nudge.InboxItem) (ok, patc
 // itemCommit computes everything one inbox item changes, on the state st
 // (st.c nil: the contact was erased, and the item is only consumed). It
 // returns the commit and the state after it; st is not changed.
-func (e *Engine) itemCommit(ctx context.Context, it *nudge.InboxItem, st contactState, now time.Time) (*nudge.EngineCommit, contactState, error) {
+func (e *Engine) itemCommit(ctx context.Context, it *nudge.InboxItem, st contactState, now time.Time, g *guard) (*nudge.EngineCommit, contactState, error) {
 	commit := &nudge.EngineCommit{InboxDone: []int64{it.Seq}}
 	c := st.c
 	if c == nil {
@@ -266,7 +283,16 @@ func (e *Engine) itemCommit(ctx context.Context, it *nudge.InboxItem, st contact
 		ev = nil // an identify is a contact change: its traits are in the contact
 	}
 
-	// 1. Live enrollments: goal, exit rules, awaited events.
+	g.setEnrollments(c.ID, enrs)
+
+	// 1. Live enrollments: goal, exit rules, awaited events, the
+	// higher-priority journeys' first (their sends take the caps first).
+	type liveEn struct {
+		i    int
+		j    *journey.Journey
+		meta *nudge.Journey
+	}
+	var lives []liveEn
 	for i, en := range enrs {
 		if !en.Live() {
 			continue
@@ -276,6 +302,11 @@ func (e *Engine) itemCommit(ctx context.Context, it *nudge.InboxItem, st contact
 			e.log.ErrorContext(ctx, "engine: enrollment's journey version is not available", "enrollment_id", en.ID, "journey_id", en.JourneyID, "version", en.Version, "err", err)
 			continue
 		}
+		lives = append(lives, liveEn{i, j, meta})
+	}
+	slices.SortStableFunc(lives, func(a, b liveEn) int { return cmp.Compare(g.priority(b.j), g.priority(a.j)) })
+	for _, l := range lives {
+		i, en, j, meta := l.i, enrs[l.i], l.j, l.meta
 		var tr *Transition
 		if ok, why := goalMet(j, en, c, ev, now); ok {
 			q, err := e.queuedCount(ctx, en.ID)
@@ -292,7 +323,7 @@ func (e *Engine) itemCommit(ctx context.Context, it *nudge.InboxItem, st contact
 		} else if ev != nil && en.WaitEvent != "" && en.WaitEvent == ev.Name && meta.Status == nudge.JourneyActive && awaited(j, en, c, ev) {
 			// A paused journey's waits hold: an awaited event that arrives
 			// meanwhile is not taken; the wait times out after resuming.
-			tr = Advance(j, en, c, Input{Kind: InputEvent, Event: ev}, now, e.opts())
+			tr = Advance(j, en, c, Input{Kind: InputEvent, Event: ev}, now, e.opts(g))
 		}
 		if tr == nil {
 			continue
@@ -302,8 +333,10 @@ func (e *Engine) itemCommit(ctx context.Context, it *nudge.InboxItem, st contact
 		c = tr.Contact
 	}
 
-	// 2. Triggers of active journeys.
-	for _, l := range e.active() {
+	// 2. Triggers of active journeys, the higher-priority ones first.
+	actives := e.active()
+	slices.SortStableFunc(actives, func(a, b live) int { return cmp.Compare(g.priority(b.j), g.priority(a.j)) })
+	for _, l := range actives {
 		entry := &Entry{Journey: l.j, Version: l.version, Contact: c, Existing: enrs}
 		t := l.j.Trigger
 		switch {
@@ -334,7 +367,8 @@ func (e *Engine) itemCommit(ctx context.Context, it *nudge.InboxItem, st contact
 		default:
 			continue
 		}
-		tr := Enter(entry, now, e.opts())
+		g.setEnrollments(c.ID, enrs)
+		tr := Enter(entry, now, e.opts(g))
 		add(commit, tr)
 		if tr != nil && tr.Enrollment != nil {
 			enrs = append(enrs, tr.Enrollment)

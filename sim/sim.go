@@ -18,6 +18,7 @@ import (
 	"github.com/nudge/nudge/engine"
 	"github.com/nudge/nudge/ingest"
 	"github.com/nudge/nudge/journey"
+	"github.com/nudge/nudge/policy"
 	"github.com/nudge/nudge/store/sqlite"
 )
 
@@ -40,8 +41,10 @@ type Config struct {
 	// Dir is where the temporary store lives (default: a new directory in
 	// os.TempDir); the store file is removed at the end either way.
 	Dir string
-	// Policy is passed to the engine: the guardrails, when they exist.
-	Policy engine.Policy
+	// Policy is the workspace policy the engine applies (nil: the shipped
+	// default, policy.Default). Its Version is recorded with every decision.
+	// Every email and SMS passes it: consent, quiet hours, caps, priority.
+	Policy *policy.Policy
 	// Logger receives the engine's warnings (default: discard).
 	Logger *slog.Logger
 	// TotalsOnly leaves Report.Contacts empty: for large runs, whose
