@@ -2,6 +2,8 @@ package template
 
 import (
 	"strings"
+
+	"github.com/osteele/liquid"
 	"time"
 
 	"github.com/nudge/nudge"
@@ -65,9 +67,9 @@ func (s *Set) RenderChannel(channel, name string, data Data) (*Rendered, error) 
 		if err != nil {
 			return nil, err
 		}
-		out, serr := t.RenderString(b)
-		if serr != nil {
-			return nil, sourceError(f, serr)
+		out, err := render(t, b, f)
+		if err != nil {
+			return nil, err
 		}
 		switch p.name {
 		case partSubject:
@@ -141,4 +143,19 @@ func bindings(d Data) map[string]any {
 		}
 	}
 	return b
+}
+
+// render renders one part, turning a panic of the Liquid library into an
+// error about the template.
+func render(t *liquid.Template, b map[string]any, f *file) (out string, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = nudge.Errorf(nudge.EINVALID, "%s: cannot render the template: %v", f.path, r)
+		}
+	}()
+	out, serr := t.RenderString(b)
+	if serr != nil {
+		return "", sourceError(f, serr)
+	}
+	return out, nil
 }

@@ -299,13 +299,29 @@ func (z *zoned) template(f *file, p part) (*liquid.Template, error) {
 	if p.name == partHTML {
 		src = escapeObjects(src)
 	}
-	t, err := z.engine.ParseTemplateLocation([]byte(src), f.path, p.line)
+	t, err := parse(z.engine, src, f, p.line)
 	if err != nil {
-		return nil, sourceError(f, err)
+		return nil, err
 	}
 	z.mu.Lock()
 	z.parsed[k] = t
 	z.mu.Unlock()
+	return t, nil
+}
+
+// parse parses one part. osteele/liquid panics on some input (an integer
+// literal too large for int64): that is a problem of the template, reported
+// like a syntax error, not a crash.
+func parse(e *liquid.Engine, src string, f *file, line int) (t *liquid.Template, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			t, err = nil, nudge.Errorf(nudge.EINVALID, "%s:%d: cannot parse the template: %v", f.path, line, r)
+		}
+	}()
+	t, serr := e.ParseTemplateLocation([]byte(src), f.path, line)
+	if serr != nil {
+		return nil, sourceError(f, serr)
+	}
 	return t, nil
 }
 

@@ -244,3 +244,22 @@ func TestLintRendered(t *testing.T) {
 		t.Errorf("emoji: %+v", l)
 	}
 }
+
+func FuzzTemplate(f *testing.F) {
+	for _, s := range []string{
+		"Subject: {{ contact.id }}\n\nx\n--- html ---\n<p>{{ contact.attributes.a | raw }}</p>",
+		"Subject: x\n\n{% for a in event.properties.x %}{{ a['b'] }}{% endfor %}",
+		"Subject: {{- contact.email -}}\n\n{% raw %}{{ x }}{% endraw %}",
+		"Subject: \n\n{{ 'a\" | x",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, src string) {
+		s, _ := Load(fstest.MapFS{}, Options{})
+		if err := s.Add("f.email.liquid", src); err != nil {
+			return
+		}
+		_ = s.Validate("f")
+		_, _ = s.Render("f", Data{Contact: sampleContact(), Event: sampleEvent()})
+	})
+}
