@@ -2,9 +2,9 @@ package template
 
 import (
 	"strings"
+	"time"
 
 	"github.com/osteele/liquid"
-	"time"
 
 	"github.com/nudge/nudge"
 )
