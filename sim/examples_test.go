@@ -53,6 +53,25 @@ func (c check) got(contact, step, outcome string, at string) {
 	}
 }
 
+// says asserts the contact's decision at step with outcome has reason and
+// its sentence contains each of parts.
+func (c check) says(contact, step, outcome, reason string, parts ...string) {
+	c.t.Helper()
+	d := c.find(contact, step, outcome)
+	if d == nil {
+		c.t.Errorf("%s: no %s decision at step %q; decisions:\n%s", contact, outcome, step, c.dump(contact))
+		return
+	}
+	if d.Reason != reason {
+		c.t.Errorf("%s: %s at step %q has reason %s, want %s", contact, outcome, step, d.Reason, reason)
+	}
+	for _, p := range parts {
+		if !strings.Contains(d.Message, p) {
+			c.t.Errorf("%s: %s at step %q says %q, want it to say %q", contact, outcome, step, d.Message, p)
+		}
+	}
+}
+
 // not asserts no such decision exists.
 func (c check) not(contact, step, outcome string) {
 	c.t.Helper()
@@ -87,7 +106,7 @@ func TestExampleWebinar(t *testing.T) {
 	c.got("w-ana", "text", "sent", "2026-03-05T16:00:00Z")
 	c.got("w-dev", "text", "sent", "2026-03-05T16:00:00Z")
 	// Everyone gets the confirmation and the reminder the day before.
-	for _, id := range []string{"w-ana", "w-ben", "w-chloe", "w-dev", "w-eve"} {
+	for _, id := range []string{"w-ana", "w-ben", "w-chloe", "w-dev", "w-gus"} {
 		c.got(id, "confirm", "sent", "")
 		c.got(id, "reminder", "sent", "2026-03-04T17:00:00Z")
 	}
@@ -96,9 +115,20 @@ func TestExampleWebinar(t *testing.T) {
 	if n := c.sms("w-ben"); n != 0 {
 		t.Errorf("w-ben, who joined already, got %d SMS", n)
 	}
-	// Who did not opt in to texts gets none.
+	// Who did not opt in to texts gets none, and the log says why.
 	if n := c.sms("w-chloe"); n != 0 {
 		t.Errorf("w-chloe, not opted in, got %d SMS", n)
+	}
+	c.says("w-chloe", "text", "skipped", "no_consent_sms", "needs opted_in SMS consent; the contact's is unknown")
+	// An hour before is 06:00 in Honolulu: quiet hours until 08:00, after
+	// the webinar starts, so the text is skipped, never sent late.
+	c.says("w-gus", "text", "skipped", "expired", "SMS 'webinar-sms' expires at 07:00 Pacific/Honolulu, before it may go at 08:00", "quiet hours 21:00–08:00")
+	// Eve registered for two webinars a day apart: the first text goes,
+	// the second would be her second within 24 hours (1 per 24 h).
+	c.got("w-eve", "text", "sent", "2026-03-05T16:00:00Z")
+	c.says("w-eve", "text", "skipped", "cap_sms_24h", "Skipped: SMS cap 1 per 24 h reached by 'webinar-sms' sent Thu 5 Mar 11:00")
+	if n := c.sms("w-eve"); n != 1 {
+		t.Errorf("w-eve got %d SMS, want 1", n)
 	}
 	// Attended → converted.
 	c.got("w-ana", "show-time", "converted", "2026-03-05T17:02:00Z")
@@ -111,11 +141,11 @@ func TestExampleWebinar(t *testing.T) {
 	}
 
 	tot := r.Totals
-	if tot.Messages["sms"] != 3 || tot.Messages["email"] != 10 {
-		t.Errorf("messages = %v, want 3 sms and 10 email", tot.Messages)
+	if tot.Messages["sms"] != 3 || tot.Messages["email"] != 14 {
+		t.Errorf("messages = %v, want 3 sms and 14 email", tot.Messages)
 	}
 	j := tot.Journeys[0]
-	if j.Entered != 6 || j.Converted != 2 || j.HeldOut != 1 || j.Completed != 4 {
+	if j.Entered != 8 || j.Converted != 2 || j.HeldOut != 1 || j.Completed != 6 {
 		t.Errorf("journey totals = %+v", j)
 	}
 }
@@ -125,8 +155,12 @@ func TestExampleStalledProspect(t *testing.T) {
 	c := check{t, r}
 	// The second pricing view in 7 days enters; the first does not.
 	c.got("p-sam", "pricing-email", "sent", "2026-03-04T15:20:00Z")
-	// Not clicked within 2 days and sales-qualified: one SMS, 2 days later.
-	c.got("p-sam", "nudge-sms", "sent", "2026-03-06T15:20:00Z")
+	// Not clicked within 2 days and sales-qualified: one SMS, 2 days later;
+	// that is 07:20 in Los Angeles, so it waits for 08:00 (plus a jitter
+	// that spreads a batch of texts over 15 minutes).
+	c.says("p-sam", "nudge-sms", "deferred", "quiet_hours", "SMS 'pricing-sms' deferred to 08:10 America/Los_Angeles (quiet hours 21:00–08:00; zone from contact)")
+	c.got("p-sam", "nudge-sms", "deferred", "2026-03-06T15:20:00Z")
+	c.got("p-sam", "nudge-sms", "sent", "2026-03-06T16:10:42Z")
 	if n := c.sms("p-sam"); n != 1 {
 		t.Errorf("p-sam got %d SMS, want 1", n)
 	}
@@ -141,7 +175,13 @@ func TestExampleStalledProspect(t *testing.T) {
 	// A demo booked: converted at once, and nothing more.
 	c.got("p-ada", "clicked", "converted", "2026-03-05T19:30:00Z")
 	c.not("p-ada", "nudge-sms", "sent")
-	c.got("p-ron", "after-sms", "converted", "2026-03-11T10:05:00Z")
+	// Ron's text waits for 08:00 in Los Angeles; he books a demo at 03:05
+	// his time, so the deferred text is never sent.
+	c.says("p-ron", "nudge-sms", "deferred", "quiet_hours", "deferred to 08:04 America/Los_Angeles")
+	c.got("p-ron", "nudge-sms", "converted", "2026-03-11T10:05:00Z")
+	if n := c.sms("p-ron"); n != 0 {
+		t.Errorf("p-ron converted while his text was deferred but got %d SMS", n)
+	}
 	// A customer never enters.
 	c.got("p-max", "", "not_entered", "2026-03-06T10:00:00Z")
 	c.not("p-max", "", "entered")

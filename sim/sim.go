@@ -345,6 +345,25 @@ func (s *simStore) MessageList(ctx context.Context, p *nudge.MessageListParams) 
 	return out, nil
 }
 
+// MessageRecent is the store's, with the simulator's delivery model: a
+// message whose time has come counts as sent, so the guardrails' sentences
+// say "sent 11:00" rather than "queued for 11:00".
+func (s *simStore) MessageRecent(ctx context.Context, contactIDs []string, since time.Time) (map[string][]*nudge.Message, error) {
+	ms, err := s.DB.MessageRecent(ctx, contactIDs, since)
+	if err != nil {
+		return nil, err
+	}
+	now := s.clock.Now()
+	for _, list := range ms {
+		for _, m := range list {
+			if m.Status == nudge.MessageQueued && !m.AvailableAt.After(now) {
+				m.Status = nudge.MessageSent
+			}
+		}
+	}
+	return ms, nil
+}
+
 // nextWake is the earliest noted wake time after now. Wake times at or
 // before now were handled by the last run; a noted time whose enrollment
 // moved on since only costs one idle run.

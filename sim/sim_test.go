@@ -109,8 +109,8 @@ func TestWindow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.EventsOutside != 4 || r.Events != 4 {
-		t.Errorf("events replayed %d, outside %d; want 4 and 4", r.Events, r.EventsOutside)
+	if r.EventsOutside != 4 || r.Events != 6 {
+		t.Errorf("events replayed %d, outside %d; want 6 and 4", r.Events, r.EventsOutside)
 	}
 	for _, cd := range r.Contacts {
 		for _, d := range cd.Decisions {
@@ -119,7 +119,7 @@ func TestWindow(t *testing.T) {
 			}
 		}
 	}
-	if j := r.Totals.Journeys[0]; j.Live != 4 {
-		t.Errorf("live enrollments at the end = %d, want 4", j.Live)
+	if j := r.Totals.Journeys[0]; j.Live != 6 {
+		t.Errorf("live enrollments at the end = %d, want 6", j.Live)
 	}
 }
