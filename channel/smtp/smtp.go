@@ -23,6 +23,11 @@
 // the queued mail. A connection lost after the message's final dot and
 // before the server's answer is a plain error: the server may have
 // accepted the message.
+//
+// Send does not abandon a conversation half-way when its context ends:
+// Config.Timeout bounds each step instead, so a connection is never left
+// in an unknown state. The context bounds waiting for a connection and
+// dialing.
 package smtp
 
 import (
@@ -200,7 +205,9 @@ func classify(err error) (se *nudge.SendError, retry bool) {
 		return nil, false
 	}
 	if code := me.ErrorCode(); code >= 400 && code < 600 {
-		return &nudge.SendError{Code: strconv.Itoa(code), Message: replyText(err), Permanent: code >= 500}, false
+		// 421: the server is closing this connection (an idle timeout,
+		// a restart); another connection may do.
+		return &nudge.SendError{Code: strconv.Itoa(code), Message: replyText(err), Permanent: code >= 500}, code == 421
 	}
 	switch me.Reason {
 	case mail.ErrSMTPDataClose, mail.ErrAmbiguous:

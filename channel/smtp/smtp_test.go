@@ -55,7 +55,7 @@ type serverOpts struct {
 	password string      // require AUTH PLAIN with user "nudge" and this password
 }
 
-func startServer(t *testing.T, o serverOpts) *server {
+func startServer(t testing.TB, o serverOpts) *server {
 	t.Helper()
 	s := &server{}
 	srv := gosmtp.NewServer(gosmtp.BackendFunc(func(c *gosmtp.Conn) (gosmtp.Session, error) {
@@ -534,4 +534,29 @@ func TestSendBadAddress(t *testing.T) {
 	if n := srv.sessionCount(); n != 0 {
 		t.Errorf("%d connections for an unsendable message", n)
 	}
+}
+
+// BenchmarkSend measures sending a ~4 KB multipart message to the local
+// go-smtp server (both in this process) over a pool of 4 connections.
+func BenchmarkSend(b *testing.B) {
+	srv := startServer(b, serverOpts{})
+	cfg := plainConfig(srv)
+	s, err := smtp.New(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	m := marketing("bench", "ada@example.org")
+	m.HTML = strings.Repeat(`<p>Hello <b>Ada</b>, the items in your cart are waiting for you.</p>`, 45)
+	m.Text = strings.Repeat("Hello Ada, the items in your cart are waiting for you.\n", 20)
+	b.ReportAllocs()
+	b.SetParallelism(2)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := s.Send(context.Background(), m); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
 }

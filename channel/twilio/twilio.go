@@ -48,7 +48,7 @@ type Config struct {
 	// From overrides both.
 	From                string
 	MessagingServiceSID string
-	HTTPClient          *http.Client  // default a new client; its own Timeout still applies
+	HTTPClient          *http.Client  // default a client keeping 64 idle connections; its own Timeout still applies
 	Timeout             time.Duration // per request; default 10s
 }
 
@@ -77,7 +77,12 @@ func New(cfg Config) (*Sender, error) {
 	}
 	client := cfg.HTTPClient
 	if client == nil {
-		client = &http.Client{}
+		// The default transport keeps 2 idle connections per host, too few
+		// for parallel delivery workers, which then dial and TLS-handshake
+		// on most sends.
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.MaxIdleConnsPerHost = 64
+		client = &http.Client{Transport: t}
 	}
 	return &Sender{
 		cfg:      cfg,
