@@ -1,16 +1,40 @@
 package nudge
 
-import "time"
+import (
+	"context"
+	"time"
+)
 
 // Message statuses. The engine creates messages queued; delivery moves them on.
 const (
-	MessageQueued    = "queued"
-	MessageCancelled = "cancelled" // its enrollment converted or exited before delivery
-	MessageSending   = "sending"
-	MessageSent      = "sent"
-	MessageDelivered = "delivered"
-	MessageFailed    = "failed"
+	MessageQueued      = "queued"
+	MessageCancelled   = "cancelled" // its enrollment converted or exited before delivery
+	MessageSending     = "sending"
+	MessageSent        = "sent"
+	MessageDelivered   = "delivered"
+	MessageUndelivered = "undelivered"
+	MessageFailed      = "failed"
+	// MessageOutcomeUnknown: the process died after the provider call began
+	// and before its answer was stored. SMS is at-most-once by default: such
+	// a message is recorded and shown, never sent again.
+	MessageOutcomeUnknown = "outcome_unknown"
 )
+
+// messageRank orders statuses so a message's history only moves forward,
+// whatever order provider callbacks arrive in.
+var messageRank = map[string]int{
+	MessageQueued: 0, MessageSending: 1, MessageSent: 2,
+	MessageDelivered: 3, MessageUndelivered: 3, MessageFailed: 3,
+	MessageCancelled: 3, MessageOutcomeUnknown: 3,
+}
+
+// MessageStatusAdvances reports whether a message may move from status
+// from to status to: forward only, and never out of a final status.
+func MessageStatusAdvances(from, to string) bool {
+	f, okf := messageRank[from]
+	t, okt := messageRank[to]
+	return okf && okt && t > f
+}
 
 // Message channels beyond ChannelEmail and ChannelSMS: a webhook step's call
 // is delivered from the outbox too.
@@ -32,8 +56,57 @@ type Message struct {
 	IdempotencyKey string         `json:"idempotency_key"` // unique: enrollment and step
 	AvailableAt    time.Time      `json:"available_at"`    // not delivered before
 	Details        map[string]any `json:"details,omitempty"`
+	ProviderID     string         `json:"provider_id,omitempty"` // the provider's id once accepted
+	Attempts       int            `json:"attempts,omitempty"`    // provider calls made
+	Error          string         `json:"error,omitempty"`       // the last failure: provider code and text
 	CreatedAt      time.Time      `json:"created_at"`
 	UpdatedAt      time.Time      `json:"updated_at"`
+}
+
+// MessageStatus is one entry of a message's status history.
+type MessageStatus struct {
+	ID        int64          `json:"id"`
+	MessageID string         `json:"message_id"`
+	Status    string         `json:"status"`
+	Detail    map[string]any `json:"detail,omitempty"`
+	At        time.Time      `json:"at"`
+}
+
+// MessageUpdate moves a message on. Status must advance
+// (MessageStatusAdvances) unless it is "" (no status change: a retry
+// reschedule). Fields left zero are left as they are.
+type MessageUpdate struct {
+	MessageID   string
+	Status      string
+	ProviderID  string
+	Attempts    int // the new total, when > 0
+	Error       string
+	AvailableAt time.Time // a retry: not before
+	Detail      map[string]any
+}
+
+// DeliveryStore is what delivery workers need of the store: claiming queued
+// messages, and recording every step of their delivery.
+type DeliveryStore interface {
+	// MessageClaim claims up to limit queued messages whose AvailableAt is
+	// at or before now and that are not claimed (or whose claim expired), in
+	// AvailableAt order, for lease (SKIP LOCKED on PostgreSQL).
+	MessageClaim(ctx context.Context, now time.Time, limit int, lease time.Duration) ([]*Message, error)
+	// MessageUpdate applies updates in one transaction, appending a history
+	// entry for each status change. An update whose status does not advance
+	// (a repeated or late provider callback) is skipped and reported false,
+	// not an error. ENOTFOUND for an unknown message.
+	MessageUpdate(ctx context.Context, us []*MessageUpdate, now time.Time) ([]bool, error)
+	// MessageGet returns a message, or ENOTFOUND.
+	MessageGet(ctx context.Context, id string) (*Message, error)
+	// MessageByProviderID returns the message a provider knows by pid, or ENOTFOUND.
+	MessageByProviderID(ctx context.Context, channel, pid string) (*Message, error)
+	// MessageHistory returns a message's status history, oldest first.
+	MessageHistory(ctx context.Context, id string) ([]*MessageStatus, error)
+	// MessageStuck returns messages in status sending whose claim expired
+	// before now: a process died mid-send. The worker marks them
+	// outcome_unknown (SMS) or requeues them (email, if configured).
+	MessageStuck(ctx context.Context, now time.Time, limit int) ([]*Message, error)
 }
 
 // MessageListParams pages the outbox, ordered by ID (engine IDs sort in
