@@ -73,11 +73,13 @@ type MessageStatus struct {
 }
 
 // MessageUpdate moves a message on. Status must advance
-// (MessageStatusAdvances) unless it is "" (no status change: a retry
-// reschedule). Fields left zero are left as they are.
+// (MessageStatusAdvances), or be "" (no status change). Requeue is the one
+// way back: a sending message returns to queued for a retry at AvailableAt
+// (its history records it). Fields left zero are left as they are.
 type MessageUpdate struct {
 	MessageID   string
 	Status      string
+	Requeue     bool
 	ProviderID  string
 	Attempts    int // the new total, when > 0
 	Error       string
