@@ -102,7 +102,7 @@ func TestAdvance(t *testing.T) {
 			steps:     "  - id: text\n    sms: {template: t, purpose: reminder}\n",
 			contact:   jane,
 			wantState: nudge.EnrollmentCompleted, wantStep: "text",
-			reasons:   []string{policy.ReasonNoConsentSMS, engine.ReasonCompleted},
+			reasons: []string{policy.ReasonNoConsentSMS, engine.ReasonCompleted},
 		},
 		{
 			name:      "sms without a phone",
