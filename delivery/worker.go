@@ -1,0 +1,539 @@
+package delivery
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nudge/nudge"
+	"github.com/nudge/nudge/template"
+)
+
+// Reasons recorded in a message's history (Detail "reason") when the
+// worker, not the provider, ends or delays it.
+const (
+	ReasonMaxAge         = "max_age"         // older than Config.MaxAge
+	ReasonNoAddress      = "no_address"      // the contact has no phone or email
+	ReasonNoContact      = "no_contact"      // the contact no longer exists
+	ReasonNoSender       = "no_sender"       // no Sender configured for the channel
+	ReasonTemplateError  = "template_error"  // the template is missing or failed to render
+	ReasonSMSLint        = "sms_lint"        // the rendered SMS cannot be sent (empty, too long)
+	ReasonProvider       = "provider"        // the provider refused (Detail "code")
+	ReasonRetry          = "retry"           // a temporary refusal: requeued
+	ReasonUnknown        = "outcome_unknown" // the call ended without an answer
+	ReasonStuck          = "stuck"           // found sending after its claim expired
+	ReasonNotImplemented = "no_webhook_sender"
+)
+
+// Defaults of Config.
+const (
+	DefaultLease       = 5 * time.Minute
+	DefaultBatch       = 200
+	DefaultConcurrency = 16
+	DefaultMaxAge      = 24 * time.Hour
+	// WebhookPark is how far a webhook message without a sender is moved on.
+	WebhookPark = time.Hour
+)
+
+// Store is what the worker needs of the store.
+type Store interface {
+	nudge.DeliveryStore
+	ContactGetMany(ctx context.Context, ids []string) (map[string]*nudge.Contact, error)
+	EnrollmentGet(ctx context.Context, id string) (*nudge.Enrollment, error)
+	JourneyGet(ctx context.Context, id string) (*nudge.Journey, error)
+	ConsentRecord(ctx context.Context, ps []*nudge.ConsentRecordParams, now time.Time) ([]nudge.ConsentRecordResult, error)
+	SuppressionAdd(ctx context.Context, ps []*nudge.SuppressionAddParams, now time.Time) ([]*nudge.Suppression, error)
+}
+
+// Config configures a Worker.
+type Config struct {
+	Store  Store       // required
+	Clock  nudge.Clock // default nudge.SystemClock
+	Logger *slog.Logger
+	// Senders by channel (nudge.ChannelEmail, nudge.ChannelSMS,
+	// nudge.ChannelWebhook). A message of a channel without a sender
+	// fails with reason no_sender (webhook: parked, see the package doc).
+	Senders   map[string]nudge.Sender
+	Templates *template.Set // required when email or SMS senders are set
+	// From is the sender by channel (a phone number or messaging service,
+	// an email address); "" leaves the Sender's own default.
+	From map[string]string
+	// StatusCallback is the URL providers call back with delivery reports,
+	// by channel; "" for none.
+	StatusCallback map[string]string
+	// Prepare, when set, completes an Outbound before it is sent (email
+	// List-Unsubscribe headers, …). An error fails the message with the
+	// error's text.
+	Prepare func(ctx context.Context, m *nudge.Message, c *nudge.Contact, o *nudge.Outbound) error
+	// Recheck is the dispatch-time re-check of goal, exit, consent and
+	// suppression; false cancels the message with the reason. nil allows.
+	Recheck func(ctx context.Context, m *nudge.Message, c *nudge.Contact) (ok bool, reason string)
+	// SMSLimits: a rendered SMS with lint errors fails (sms_lint).
+	SMSLimits template.SMSLimits
+
+	Lease       time.Duration // a claim's length; default DefaultLease; must exceed a batch's sends
+	Batch       int           // messages claimed per pass; default DefaultBatch
+	Concurrency int           // messages in flight; default DefaultConcurrency
+	MaxAge      time.Duration // default DefaultMaxAge: an older message fails (max_age)
+	// Backoff is the delay before retry attempt (1 after the first call);
+	// default DefaultBackoff with jitter from the message id.
+	Backoff func(attempt int) time.Duration
+	// EmailAtLeastOnce requeues email whose outcome is unknown instead of
+	// marking it outcome_unknown: a duplicate email beats a lost one.
+	// SMS is always at-most-once.
+	EmailAtLeastOnce bool
+}
+
+// Worker delivers the outbox. RunOnce may be called from several
+// goroutines or processes: claims keep them apart.
+type Worker struct {
+	cfg Config
+	log *slog.Logger
+
+	mu       sync.Mutex
+	journeys map[string]string // journey id → name
+}
+
+// New returns a Worker, or an EINVALID error.
+func New(cfg Config) (*Worker, error) {
+	if cfg.Store == nil {
+		return nil, nudge.Errorf(nudge.EINVALID, "delivery: a store is required")
+	}
+	for ch, s := range cfg.Senders {
+		if s == nil {
+			return nil, nudge.Errorf(nudge.EINVALID, "delivery: the %s sender is nil", ch)
+		}
+		if ch != nudge.ChannelWebhook && cfg.Templates == nil {
+			return nil, nudge.Errorf(nudge.EINVALID, "delivery: templates are required to send %s", ch)
+		}
+	}
+	if cfg.Lease < 0 || cfg.Batch < 0 || cfg.Concurrency < 0 || cfg.MaxAge < 0 {
+		return nil, nudge.Errorf(nudge.EINVALID, "delivery: lease, batch, concurrency and max age must not be negative")
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = nudge.SystemClock{}
+	}
+	cfg.Logger = cmp.Or(cfg.Logger, slog.Default())
+	cfg.Lease = cmp.Or(cfg.Lease, DefaultLease)
+	cfg.Batch = cmp.Or(cfg.Batch, DefaultBatch)
+	cfg.Concurrency = cmp.Or(cfg.Concurrency, DefaultConcurrency)
+	cfg.MaxAge = cmp.Or(cfg.MaxAge, DefaultMaxAge)
+	return &Worker{cfg: cfg, log: cfg.Logger, journeys: map[string]string{}}, nil
+}
+
+// DefaultBackoff is 30s·2^(attempt-1), capped at an hour, times a jitter
+// between 0.75 and 1.25 drawn from the message id: retries of many
+// messages refused together spread out, and a message's delays are the
+// same on every run (the simulator replays them).
+func DefaultBackoff(attempt int, messageID string) time.Duration {
+	d := 30 * time.Second
+	for i := 1; i < attempt && d < time.Hour; i++ {
+		d *= 2
+	}
+	h := fnv.New32a()
+	h.Write([]byte(messageID))
+	j := 0.75 + 0.5*float64(h.Sum32()%1000)/1000
+	return min(time.Duration(float64(min(d, time.Hour))*j), time.Hour)
+}
+
+func (w *Worker) backoff(attempt int, id string) time.Duration {
+	if w.cfg.Backoff != nil {
+		return w.cfg.Backoff(attempt)
+	}
+	return DefaultBackoff(attempt, id)
+}
+
+// RunOnce recovers stuck messages, then claims and delivers one batch. It
+// returns how many messages it handled (recovered and claimed); 0 means
+// there was nothing to do. An error is a store failure: what was decided
+// before it is kept, and the messages it left sending are recovered later.
+func (w *Worker) RunOnce(ctx context.Context) (int, error) {
+	n, err := w.recover(ctx)
+	if err != nil {
+		return n, err
+	}
+	msgs, err := w.cfg.Store.MessageClaim(ctx, w.cfg.Clock.Now(), w.cfg.Batch, w.cfg.Lease)
+	if err != nil {
+		return n, fmt.Errorf("delivery: claim: %w", err)
+	}
+	if len(msgs) == 0 {
+		return n, nil
+	}
+	return n + len(msgs), w.deliver(ctx, msgs)
+}
+
+// recover settles messages left sending by a process that died.
+func (w *Worker) recover(ctx context.Context) (int, error) {
+	now := w.cfg.Clock.Now()
+	stuck, err := w.cfg.Store.MessageStuck(ctx, now, w.cfg.Batch)
+	if err != nil {
+		return 0, fmt.Errorf("delivery: stuck messages: %w", err)
+	}
+	if len(stuck) == 0 {
+		return 0, nil
+	}
+	us := make([]*nudge.MessageUpdate, len(stuck))
+	for i, m := range stuck {
+		us[i] = w.unknown(m, now, ReasonStuck, "the claim expired while the message was sending: the process stopped during the provider call")
+		w.log.WarnContext(ctx, "delivery: message outcome unknown",
+			"message_id", m.ID, "channel", m.Channel, "requeued", us[i].Requeue)
+	}
+	if _, err := w.cfg.Store.MessageUpdate(ctx, us, now); err != nil {
+		return 0, fmt.Errorf("delivery: recover stuck messages: %w", err)
+	}
+	return len(stuck), nil
+}
+
+// unknown settles a message whose provider call ended without an answer:
+// SMS is at-most-once; email is requeued if configured; a webhook is
+// requeued (it carries its idempotency key for the receiver).
+func (w *Worker) unknown(m *nudge.Message, now time.Time, reason, text string) *nudge.MessageUpdate {
+	detail := map[string]any{"reason": reason, "error": text}
+	if m.Channel == nudge.ChannelWebhook || (m.Channel == nudge.ChannelEmail && w.cfg.EmailAtLeastOnce) {
+		if now.Sub(m.CreatedAt) <= w.cfg.MaxAge {
+			detail["retry"] = "at_least_once"
+			return &nudge.MessageUpdate{MessageID: m.ID, Status: nudge.MessageQueued, Requeue: true,
+				AvailableAt: now, Error: text, Detail: detail}
+		}
+	}
+	return &nudge.MessageUpdate{MessageID: m.ID, Status: nudge.MessageOutcomeUnknown, Error: text, Detail: detail}
+}
+
+// batch collects what one pass decided, written together at its end.
+type batch struct {
+	mu      sync.Mutex
+	updates []*nudge.MessageUpdate
+	consent []*nudge.ConsentRecordParams
+	suppr   []*nudge.SuppressionAddParams
+}
+
+func (b *batch) add(u *nudge.MessageUpdate) {
+	b.mu.Lock()
+	b.updates = append(b.updates, u)
+	b.mu.Unlock()
+}
+
+func (w *Worker) deliver(ctx context.Context, msgs []*nudge.Message) error {
+	ids := make([]string, 0, len(msgs))
+	seen := map[string]bool{}
+	for _, m := range msgs {
+		if !seen[m.ContactID] {
+			seen[m.ContactID] = true
+			ids = append(ids, m.ContactID)
+		}
+	}
+	contacts, err := w.cfg.Store.ContactGetMany(ctx, ids)
+	if err != nil {
+		// The claim expires and another pass tries again; nothing was marked.
+		return fmt.Errorf("delivery: contacts: %w", err)
+	}
+
+	var b batch
+	marks := make(chan markReq)
+	markDone := make(chan struct{})
+	go func() {
+		w.markLoop(ctx, marks)
+		close(markDone)
+	}()
+	work := make(chan *nudge.Message)
+	var wg sync.WaitGroup
+	for range min(w.cfg.Concurrency, len(msgs)) {
+		wg.Go(func() {
+			for m := range work {
+				w.one(ctx, m, contacts[m.ContactID], marks, &b)
+			}
+		})
+	}
+	for _, m := range msgs {
+		work <- m
+	}
+	close(work)
+	wg.Wait()
+	close(marks)
+	<-markDone
+
+	now := w.cfg.Clock.Now()
+	var errs []error
+	if len(b.updates) > 0 {
+		if _, err := w.cfg.Store.MessageUpdate(ctx, b.updates, now); err != nil {
+			errs = append(errs, fmt.Errorf("delivery: record outcomes: %w", err))
+		}
+	}
+	if len(b.consent) > 0 {
+		res, err := w.cfg.Store.ConsentRecord(ctx, b.consent, now)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("delivery: record provider opt-outs: %w", err))
+		}
+		for i, r := range res {
+			if r.Err != nil {
+				w.log.WarnContext(ctx, "delivery: provider opt-out not recorded in the consent ledger",
+					"contact_id", b.consent[i].ContactID, "channel", b.consent[i].Channel, "error", r.Err)
+			}
+		}
+	}
+	if len(b.suppr) > 0 {
+		if _, err := w.cfg.Store.SuppressionAdd(ctx, b.suppr, now); err != nil {
+			errs = append(errs, fmt.Errorf("delivery: suppress opted-out addresses: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// markReq asks the mark loop to commit a message's sending status.
+type markReq struct {
+	u    *nudge.MessageUpdate
+	done chan markRes
+}
+
+type markRes struct {
+	ok  bool
+	err error
+}
+
+// markLoop commits sending marks: whatever marks are waiting when it is
+// free go in one transaction (a group commit), so a burst of sends costs
+// one write, and no send waits for the rest of its batch.
+func (w *Worker) markLoop(ctx context.Context, reqs <-chan markReq) {
+	for r := range reqs {
+		group := []markReq{r}
+	drain:
+		for len(group) < 512 {
+			select {
+			case r, ok := <-reqs:
+				if !ok {
+					break drain
+				}
+				group = append(group, r)
+			default:
+				break drain
+			}
+		}
+		us := make([]*nudge.MessageUpdate, len(group))
+		for i, g := range group {
+			us[i] = g.u
+		}
+		oks, err := w.cfg.Store.MessageUpdate(ctx, us, w.cfg.Clock.Now())
+		for i, g := range group {
+			res := markRes{err: err}
+			if err == nil && i < len(oks) {
+				res.ok = oks[i]
+			}
+			g.done <- res
+		}
+	}
+}
+
+// one takes a claimed message as far as it goes in this pass.
+func (w *Worker) one(ctx context.Context, m *nudge.Message, c *nudge.Contact, marks chan<- markReq, b *batch) {
+	now := w.cfg.Clock.Now()
+	fail := func(reason, text string, extra ...any) {
+		d := map[string]any{"reason": reason}
+		if text != "" {
+			d["error"] = text
+		}
+		for i := 0; i+1 < len(extra); i += 2 {
+			d[extra[i].(string)] = extra[i+1]
+		}
+		b.add(&nudge.MessageUpdate{MessageID: m.ID, Status: nudge.MessageFailed, Error: cmp.Or(text, reason), Detail: d})
+		w.log.WarnContext(ctx, "delivery: message failed", "message_id", m.ID, "channel", m.Channel, "reason", reason, "error", text)
+	}
+	sender := w.cfg.Senders[m.Channel]
+	if m.Channel == nudge.ChannelWebhook && sender == nil {
+		// Parked, not failed: see the package doc.
+		b.add(&nudge.MessageUpdate{MessageID: m.ID, AvailableAt: now.Add(WebhookPark),
+			Detail: map[string]any{"reason": ReasonNotImplemented}})
+		w.log.DebugContext(ctx, "delivery: webhook message parked: no webhook sender", "message_id", m.ID)
+		return
+	}
+	if now.Sub(m.CreatedAt) > w.cfg.MaxAge {
+		fail(ReasonMaxAge, fmt.Sprintf("queued for %s, more than the maximum age of %s", now.Sub(m.CreatedAt).Round(time.Second), w.cfg.MaxAge))
+		return
+	}
+	if c == nil {
+		fail(ReasonNoContact, "the contact no longer exists")
+		return
+	}
+	if sender == nil {
+		fail(ReasonNoSender, "no "+m.Channel+" sender is configured")
+		return
+	}
+	if w.cfg.Recheck != nil {
+		if ok, reason := w.cfg.Recheck(ctx, m, c); !ok {
+			b.add(&nudge.MessageUpdate{MessageID: m.ID, Status: nudge.MessageCancelled,
+				Detail: map[string]any{"reason": reason, "at": "dispatch"}})
+			w.log.DebugContext(ctx, "delivery: message cancelled at dispatch", "message_id", m.ID, "reason", reason)
+			return
+		}
+	}
+	o, reason, err := w.outbound(ctx, m, c)
+	if err != nil {
+		fail(reason, err.Error())
+		return
+	}
+
+	attempt := m.Attempts + 1
+	done := make(chan markRes, 1)
+	select {
+	case marks <- markReq{u: &nudge.MessageUpdate{MessageID: m.ID, Status: nudge.MessageSending, Attempts: attempt,
+		Detail: map[string]any{"attempt": attempt}}, done: done}:
+	case <-ctx.Done():
+		return // the claim expires and the message is delivered later
+	}
+	mr := <-done
+	if mr.err != nil {
+		w.log.ErrorContext(ctx, "delivery: mark sending", "message_id", m.ID, "error", mr.err)
+		return // not marked: it stays queued and is claimed again later
+	}
+	if !mr.ok {
+		// Someone moved it on meanwhile (the engine cancelled it): not sent.
+		w.log.DebugContext(ctx, "delivery: message no longer queued", "message_id", m.ID)
+		return
+	}
+
+	res, err := sender.Send(ctx, o)
+	now = w.cfg.Clock.Now()
+	var se *nudge.SendError
+	switch {
+	case err == nil:
+		status := nudge.MessageSent
+		if res.Status == nudge.MessageDelivered {
+			status = nudge.MessageDelivered
+		}
+		d := map[string]any{"provider_id": res.ProviderID}
+		if res.Segments > 0 {
+			d["segments"] = res.Segments
+		}
+		if status == nudge.MessageDelivered {
+			// The history stays complete: sent, then delivered.
+			b.add(&nudge.MessageUpdate{MessageID: m.ID, Status: nudge.MessageSent, ProviderID: res.ProviderID, Attempts: attempt, Detail: d})
+		}
+		b.add(&nudge.MessageUpdate{MessageID: m.ID, Status: status, ProviderID: res.ProviderID, Attempts: attempt, Detail: d})
+		w.log.DebugContext(ctx, "delivery: message sent", "message_id", m.ID, "channel", m.Channel, "provider_id", res.ProviderID)
+	case errors.As(err, &se) && se.Permanent:
+		text := se.Code + ": " + se.Message
+		fail(ReasonProvider, text, "code", se.Code, "attempt", attempt)
+		if se.OptedOut {
+			w.optedOut(m, c, o.To, se, b)
+		}
+	case errors.As(err, &se):
+		text := se.Code + ": " + se.Message
+		delay := max(w.backoff(attempt, m.ID), se.RetryAfter)
+		at := now.Add(delay)
+		if at.Sub(m.CreatedAt) > w.cfg.MaxAge {
+			fail(ReasonMaxAge, text, "code", se.Code, "attempt", attempt)
+			return
+		}
+		b.add(&nudge.MessageUpdate{MessageID: m.ID, Status: nudge.MessageQueued, Requeue: true, AvailableAt: at,
+			Attempts: attempt, Error: text,
+			Detail: map[string]any{"reason": ReasonRetry, "code": se.Code, "error": text, "attempt": attempt, "retry_at": at}})
+		w.log.WarnContext(ctx, "delivery: temporary failure, will retry", "message_id", m.ID, "channel", m.Channel,
+			"code", se.Code, "retry_at", at)
+	default:
+		u := w.unknown(m, now, ReasonUnknown, err.Error())
+		u.Attempts = attempt
+		b.add(u)
+		w.log.WarnContext(ctx, "delivery: message outcome unknown", "message_id", m.ID, "channel", m.Channel,
+			"requeued", u.Requeue, "error", err)
+	}
+}
+
+// optedOut records what a provider's opt-out means beyond this message:
+// the address opted out (for every purpose: the carrier blocks them all)
+// and is suppressed.
+func (w *Worker) optedOut(m *nudge.Message, c *nudge.Contact, to string, se *nudge.SendError, b *batch) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, p := range nudge.Purposes {
+		b.consent = append(b.consent, &nudge.ConsentRecordParams{
+			ContactID: c.ID, Channel: m.Channel, Purpose: p, Status: nudge.ConsentOptedOut,
+			Source: nudge.SourceProvider, Evidence: nudge.ConsentEvidence{Text: "provider error " + se.Code + ": " + se.Message},
+		})
+	}
+	if m.Channel == nudge.ChannelSMS {
+		b.suppr = append(b.suppr, &nudge.SuppressionAddParams{
+			Channel: m.Channel, Address: to, Reason: nudge.SuppressProviderOptOut, Source: nudge.SourceProvider,
+			Note: "provider error " + se.Code + " on message " + m.ID,
+		})
+	}
+}
+
+// outbound renders m for its provider. An error comes with the reason to
+// fail the message with.
+func (w *Worker) outbound(ctx context.Context, m *nudge.Message, c *nudge.Contact) (*nudge.Outbound, string, error) {
+	o := &nudge.Outbound{
+		MessageID:      m.ID,
+		IdempotencyKey: m.IdempotencyKey,
+		Channel:        m.Channel,
+		From:           w.cfg.From[m.Channel],
+		StatusCallback: w.cfg.StatusCallback[m.Channel],
+	}
+	if m.Channel == nudge.ChannelWebhook {
+		url, _ := m.Details["url"].(string)
+		if url == "" {
+			return nil, ReasonNoAddress, errors.New("the webhook message has no url")
+		}
+		body, err := json.Marshal(m)
+		if err != nil {
+			return nil, ReasonTemplateError, err
+		}
+		o.To, o.Text = url, string(body)
+		return o, "", nil
+	}
+	o.To = nudge.ContactAddress(c, m.Channel)
+	if o.To == "" {
+		return nil, ReasonNoAddress, fmt.Errorf("the contact has no %s address", m.Channel)
+	}
+	data := template.Data{Contact: c, Message: m,
+		Journey: template.Journey{ID: m.JourneyID, Name: w.journeyName(ctx, m.JourneyID), Version: m.Version}}
+	if m.EnrollmentID != "" {
+		if en, err := w.cfg.Store.EnrollmentGet(ctx, m.EnrollmentID); err == nil {
+			data.Event = en.Event
+		} else if nudge.ErrorCode(err) != nudge.ENOTFOUND {
+			w.log.WarnContext(ctx, "delivery: enrollment not read; rendering without its event", "message_id", m.ID, "error", err)
+		}
+	}
+	if m.Template == "" {
+		return nil, ReasonTemplateError, errors.New("the message names no template")
+	}
+	r, err := w.cfg.Templates.RenderChannel(m.Channel, m.Template, data)
+	if err != nil {
+		return nil, ReasonTemplateError, err
+	}
+	o.Subject, o.HTML, o.Text = r.Subject, r.HTML, r.Text
+	if m.Channel == nudge.ChannelSMS {
+		if err := template.LintSMS(o.Text, w.cfg.SMSLimits).Err(); err != nil {
+			return nil, ReasonSMSLint, err
+		}
+	}
+	if w.cfg.Prepare != nil {
+		if err := w.cfg.Prepare(ctx, m, c, o); err != nil {
+			return nil, ReasonTemplateError, err
+		}
+	}
+	return o, "", nil
+}
+
+// journeyName returns a journey's name for templates, read once per
+// journey ("" when it cannot be read: a name is not worth failing a send).
+func (w *Worker) journeyName(ctx context.Context, id string) string {
+	w.mu.Lock()
+	name, ok := w.journeys[id]
+	w.mu.Unlock()
+	if ok {
+		return name
+	}
+	j, err := w.cfg.Store.JourneyGet(ctx, id)
+	if err != nil {
+		return ""
+	}
+	w.mu.Lock()
+	w.journeys[id] = j.Name
+	w.mu.Unlock()
+	return j.Name
+}
