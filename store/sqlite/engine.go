@@ -323,15 +323,25 @@ const (
 	enrollmentsReleaseQuery = `UPDATE enrollments SET claimed_until = NULL
 		WHERE id IN (SELECT value FROM json_each(?)) AND claimed_until IS NOT NULL`
 	// The unary + keeps the planner off messages_status, which would
-	// visit every queued message of the outbox.
-	messagesCancelQuery = `UPDATE messages SET status = 'cancelled', updated_at = ?
-		WHERE enrollment_id IN (SELECT value FROM json_each(?)) AND +status = 'queued'`
+	// visit every queued message of the outbox. Only queued messages are
+	// cancelled: one a worker moved to sending may be at the provider
+	// already. The history entries go first, while the messages are still
+	// queued.
+	messagesCancelHistoryQuery = `INSERT INTO message_statuses (message_id, status, at)
+		SELECT id, 'cancelled', ?1 FROM messages
+		WHERE enrollment_id IN (SELECT value FROM json_each(?2)) AND +status = 'queued' ORDER BY id`
+	messagesCancelQuery = `UPDATE messages SET status = 'cancelled', updated_at = ?1, claimed_until = NULL
+		WHERE enrollment_id IN (SELECT value FROM json_each(?2)) AND +status = 'queued'`
+	// messagesHistoryQuery writes the first history entry of the messages
+	// of a JSON array of ids just inserted.
+	messagesHistoryQuery = `INSERT INTO message_statuses (message_id, status, at)
+		SELECT m.id, m.status, m.created_at FROM json_each(?) j JOIN messages m ON m.id = j.value ORDER BY j.key`
 	inboxDeleteQuery = `DELETE FROM inbox WHERE seq IN (SELECT value FROM json_each(?))`
 )
 
 const (
 	decisionInsertColumns = 12
-	messageInsertColumns  = 15
+	messageInsertColumns  = 18
 )
 
 // decisionsInsertQuery inserts n decisions and returns their ids.
@@ -342,12 +352,14 @@ func decisionsInsertQuery(n int) string {
 }
 
 // messagesInsertQuery inserts n messages, skipping any whose idempotency
-// key exists (in the table or earlier in the statement).
+// key exists (in the table or earlier in the statement), and returns the ids
+// of those inserted.
 func messagesInsertQuery(n int) string {
 	return `INSERT INTO messages (id, enrollment_id, contact_id, journey_id, version, step_id,
-		channel, template, purpose, status, idempotency_key, available_at, details, created_at, updated_at)
+		channel, template, purpose, status, idempotency_key, available_at, details, created_at, updated_at,
+		provider_id, attempts, error)
 		VALUES ` + valuesRows(n, messageInsertColumns) + `
-		ON CONFLICT (idempotency_key) DO NOTHING`
+		ON CONFLICT (idempotency_key) DO NOTHING RETURNING id`
 }
 
 func nullMicros(t time.Time) any {
@@ -457,7 +469,8 @@ func messageArgs(m *nudge.Message, now time.Time) ([]any, error) {
 		avail = now
 	}
 	return []any{m.ID, m.EnrollmentID, m.ContactID, m.JourneyID, m.Version, m.StepID, m.Channel, m.Template,
-		m.Purpose, status, m.IdempotencyKey, micros(avail), details, micros(now), micros(now)}, nil
+		m.Purpose, status, m.IdempotencyKey, micros(avail), details, micros(now), micros(now),
+		m.ProviderID, m.Attempts, m.Error}, nil
 }
 
 // isForeignKey reports whether err is SQLite refusing a foreign key.
@@ -482,8 +495,10 @@ func isForeignKey(err error) bool {
 // engine can commit it again; each decision's ID is set (in commit order)
 // and a zero At is now. Messages are stored with CreatedAt and UpdatedAt
 // now, a zero AvailableAt as now and an empty Status as queued; one whose
-// idempotency key exists is skipped. CancelMessages moves the queued
-// messages of those enrollments to cancelled (UpdatedAt now).
+// idempotency key exists is skipped; each one stored gets the first entry
+// of its history (its status at CreatedAt). CancelMessages moves the queued
+// messages of those enrollments to cancelled (UpdatedAt now, with a history
+// entry); a message sending or beyond is left as it is.
 //
 // ContactPatches merge as ContactMerge does and, like it, leave each
 // contact they change in the inbox: an update_contact step may start an
@@ -616,10 +631,33 @@ func (db *DB) EngineCommit(ctx context.Context, c *nudge.EngineCommit, now time.
 		if len(decisionIDs) != len(c.Decisions) {
 			return fmt.Errorf("%d decisions inserted, %d returned", len(c.Decisions), len(decisionIDs))
 		}
-		if err := execRows(ctx, tx, ws.messagesInsert, messageInsertColumns, margs, nil); err != nil {
+		var inserted []string
+		if err := execRows(ctx, tx, ws.messagesInsert, messageInsertColumns, margs, func(rows *sql.Rows) error {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				return err
+			}
+			inserted = append(inserted, id)
+			return nil
+		}); err != nil {
 			return err
 		}
+		if len(inserted) > 0 {
+			// RETURNING need not keep the statement's order: ids sort in
+			// creation order.
+			slices.Sort(inserted)
+			arr, err := jsonArray(inserted)
+			if err != nil {
+				return err
+			}
+			if _, err := tx.StmtContext(ctx, ws.messagesHistory).ExecContext(ctx, arr); err != nil {
+				return err
+			}
+		}
 		if cancel != "" {
+			if _, err := tx.StmtContext(ctx, ws.messagesCancelHistory).ExecContext(ctx, micros(now), cancel); err != nil {
+				return err
+			}
 			if _, err := tx.StmtContext(ctx, ws.messagesCancel).ExecContext(ctx, micros(now), cancel); err != nil {
 				return err
 			}
@@ -714,7 +752,41 @@ func (db *DB) DecisionList(ctx context.Context, p *nudge.DecisionListParams) ([]
 }
 
 const messageColumns = `id, enrollment_id, contact_id, journey_id, version, step_id, channel, template, purpose,
-	status, idempotency_key, available_at, details, created_at, updated_at`
+	status, idempotency_key, available_at, details, created_at, updated_at, provider_id, attempts, error`
+
+func scanMessage(s scanner) (*nudge.Message, error) {
+	var (
+		m                       nudge.Message
+		avail, created, updated int64
+		details                 sql.NullString
+	)
+	if err := s.Scan(&m.ID, &m.EnrollmentID, &m.ContactID, &m.JourneyID, &m.Version, &m.StepID, &m.Channel,
+		&m.Template, &m.Purpose, &m.Status, &m.IdempotencyKey, &avail, &details, &created, &updated,
+		&m.ProviderID, &m.Attempts, &m.Error); err != nil {
+		return nil, err
+	}
+	m.AvailableAt, m.CreatedAt, m.UpdatedAt = fromMicros(avail), fromMicros(created), fromMicros(updated)
+	if details.Valid {
+		if err := json.Unmarshal([]byte(details.String), &m.Details); err != nil {
+			return nil, fmt.Errorf("message %s: details: %w", m.ID, err)
+		}
+	}
+	return &m, nil
+}
+
+// scanMessages reads rows of messageColumns and closes them.
+func scanMessages(rows *sql.Rows) ([]*nudge.Message, error) {
+	defer rows.Close()
+	ms := []*nudge.Message{}
+	for rows.Next() {
+		m, err := scanMessage(rows)
+		if err != nil {
+			return nil, err
+		}
+		ms = append(ms, m)
+	}
+	return ms, rows.Err()
+}
 
 // MessageList pages the outbox by id, up to p.Limit (default 100, at most
 // 10000) after p.AfterID.
@@ -737,27 +809,8 @@ func (db *DB) MessageList(ctx context.Context, p *nudge.MessageListParams) ([]*n
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: message list: %w", err)
 	}
-	defer rows.Close()
-	ms := []*nudge.Message{}
-	for rows.Next() {
-		var (
-			m                       nudge.Message
-			avail, created, updated int64
-			details                 sql.NullString
-		)
-		if err := rows.Scan(&m.ID, &m.EnrollmentID, &m.ContactID, &m.JourneyID, &m.Version, &m.StepID, &m.Channel,
-			&m.Template, &m.Purpose, &m.Status, &m.IdempotencyKey, &avail, &details, &created, &updated); err != nil {
-			return nil, fmt.Errorf("sqlite: message list: %w", err)
-		}
-		m.AvailableAt, m.CreatedAt, m.UpdatedAt = fromMicros(avail), fromMicros(created), fromMicros(updated)
-		if details.Valid {
-			if err := json.Unmarshal([]byte(details.String), &m.Details); err != nil {
-				return nil, fmt.Errorf("sqlite: message list: message %s: details: %w", m.ID, err)
-			}
-		}
-		ms = append(ms, &m)
-	}
-	if err := rows.Err(); err != nil {
+	ms, err := scanMessages(rows)
+	if err != nil {
 		return nil, fmt.Errorf("sqlite: message list: %w", err)
 	}
 	return ms, nil

@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"database/sql"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -421,27 +420,12 @@ func (db *DB) MessageRecent(ctx context.Context, contactIDs []string, since time
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: message recent: %w", err)
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var (
-			m                       nudge.Message
-			avail, created, updated int64
-			details                 sql.NullString
-		)
-		if err := rows.Scan(&m.ID, &m.EnrollmentID, &m.ContactID, &m.JourneyID, &m.Version, &m.StepID, &m.Channel,
-			&m.Template, &m.Purpose, &m.Status, &m.IdempotencyKey, &avail, &details, &created, &updated); err != nil {
-			return nil, fmt.Errorf("sqlite: message recent: %w", err)
-		}
-		m.AvailableAt, m.CreatedAt, m.UpdatedAt = fromMicros(avail), fromMicros(created), fromMicros(updated)
-		if details.Valid {
-			if err := json.Unmarshal([]byte(details.String), &m.Details); err != nil {
-				return nil, fmt.Errorf("sqlite: message recent: message %s: details: %w", m.ID, err)
-			}
-		}
-		out[m.ContactID] = append(out[m.ContactID], &m)
-	}
-	if err := rows.Err(); err != nil {
+	ms, err := scanMessages(rows)
+	if err != nil {
 		return nil, fmt.Errorf("sqlite: message recent: %w", err)
+	}
+	for _, m := range ms {
+		out[m.ContactID] = append(out[m.ContactID], m)
 	}
 	return out, nil
 }

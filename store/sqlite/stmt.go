@@ -47,7 +47,10 @@ type writeStmts struct {
 	inboxClaim, inboxItems, enrollmentsClaimDue            *sql.Stmt
 	enrollmentInsert, enrollmentUpdate, enrollmentsRelease *sql.Stmt
 	decisionsInsert, messagesInsert                        []*sql.Stmt
-	messagesCancel, inboxDelete                            *sql.Stmt
+	messagesHistory, messagesCancelHistory, messagesCancel *sql.Stmt
+	inboxDelete                                            *sql.Stmt
+
+	messagesClaim, messagesRead, messageUpdate, statusInsert *sql.Stmt
 }
 
 // writeStmts returns the writer's statements, preparing them on first use.
@@ -98,7 +101,13 @@ func (db *DB) writeStmts(ctx context.Context) (*writeStmts, error) {
 	ws.enrollmentsRelease = one(enrollmentsReleaseQuery)
 	ws.decisionsInsert = many(decisionsInsertQuery)
 	ws.messagesInsert = many(messagesInsertQuery)
+	ws.messagesHistory = one(messagesHistoryQuery)
+	ws.messagesCancelHistory = one(messagesCancelHistoryQuery)
 	ws.messagesCancel = one(messagesCancelQuery)
+	ws.messagesClaim = one(messagesClaimQuery)
+	ws.messagesRead = one(messagesReadQuery)
+	ws.messageUpdate = one(messageUpdateQuery)
+	ws.statusInsert = one(statusInsertQuery)
 	ws.inboxDelete = one(inboxDeleteQuery)
 	if first != nil {
 		return nil, first

@@ -1,0 +1,359 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/nudge/nudge"
+)
+
+var _ nudge.DeliveryStore = (*DB)(nil)
+
+// Statements of delivery, prepared once on the writer.
+const (
+	// messagesClaimQuery walks messages_queued in (available_at, id)
+	// order; claimed messages stay queued (and in the index) until their
+	// worker moves them to sending.
+	messagesClaimQuery = `UPDATE messages SET claimed_until = ?1
+		WHERE id IN (
+			SELECT id FROM messages
+			WHERE status = 'queued' AND available_at <= ?2 AND (claimed_until IS NULL OR claimed_until < ?2)
+			ORDER BY available_at, id LIMIT ?3)
+		RETURNING ` + messageColumns
+	messagesReadQuery = `SELECT id, status, provider_id, attempts, error, available_at FROM messages
+		WHERE id IN (SELECT value FROM json_each(?))`
+	messageUpdateQuery = `UPDATE messages SET status = ?2, provider_id = ?3, attempts = ?4, error = ?5,
+		available_at = ?6, claimed_until = CASE WHEN ?7 THEN NULL ELSE claimed_until END, updated_at = ?8
+		WHERE id = ?1`
+	statusInsertQuery = `INSERT INTO message_statuses (message_id, status, detail, at) VALUES (?, ?, ?, ?)`
+)
+
+// MessageClaim claims up to limit (default 100, at most 10000) queued
+// messages whose AvailableAt is at or before now and whose claim, if any,
+// expired before now, until now+lease, in (AvailableAt, ID) order. The
+// writer connection serializes claims: no message goes to two claims.
+func (db *DB) MessageClaim(ctx context.Context, now time.Time, limit int, lease time.Duration) ([]*nudge.Message, error) {
+	if err := checkLease(lease); err != nil {
+		return nil, fmt.Errorf("sqlite: message claim: %w", err)
+	}
+	ws, err := db.writeStmts(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: message claim: %w", err)
+	}
+	var ms []*nudge.Message
+	err = db.inTx(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.StmtContext(ctx, ws.messagesClaim).QueryContext(ctx, micros(now.Add(lease)), micros(now), limitOf(limit))
+		if err != nil {
+			return err
+		}
+		ms, err = scanMessages(rows)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: message claim: %w", err)
+	}
+	// RETURNING does not keep the order of the subquery.
+	slices.SortFunc(ms, func(a, b *nudge.Message) int {
+		if c := a.AvailableAt.Compare(b.AvailableAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	return ms, nil
+}
+
+// messageState is what MessageUpdate reads and writes of a message.
+type messageState struct {
+	status, providerID, err string
+	attempts                int
+	availableAt             time.Time
+	clearClaim, changed     bool
+}
+
+// statusEntry is a history entry MessageUpdate appends.
+type statusEntry struct {
+	messageID, status string
+	detail            map[string]any
+}
+
+// checkUpdates validates updates before any is applied.
+func checkUpdates(us []*nudge.MessageUpdate) error {
+	for i, u := range us {
+		field := fmt.Sprintf("updates[%d]", i)
+		switch {
+		case u == nil:
+			return nudge.FieldErrorf(field, "update required")
+		case u.MessageID == "":
+			return nudge.FieldErrorf(field+".message_id", "required")
+		case u.Requeue && u.Status != "" && u.Status != nudge.MessageQueued:
+			return nudge.FieldErrorf(field+".status", "a requeue moves a message to queued, not %q", u.Status)
+		case !u.Requeue && u.Status == nudge.MessageQueued:
+			return nudge.FieldErrorf(field+".status", "a message returns to queued only by a requeue")
+		case !u.Requeue && u.Status != "" && !nudge.MessageStatusAdvances(nudge.MessageQueued, u.Status):
+			return nudge.FieldErrorf(field+".status", "%q is not a message status", u.Status)
+		}
+	}
+	return nil
+}
+
+// applyUpdates applies us in order to the messages' states, as
+// nudge.DeliveryStore.MessageUpdate says, and returns which applied and the
+// history entries to append.
+func applyUpdates(cur map[string]*messageState, us []*nudge.MessageUpdate, now time.Time) ([]bool, []statusEntry) {
+	applied := make([]bool, len(us))
+	var hist []statusEntry
+	for i, u := range us {
+		m := cur[u.MessageID]
+		switch {
+		case u.Requeue:
+			if m.status != nudge.MessageSending {
+				continue
+			}
+			detail := maps.Clone(u.Detail)
+			if detail == nil {
+				detail = map[string]any{}
+			}
+			detail["retry"] = true
+			m.status, m.clearClaim = nudge.MessageQueued, true
+			m.availableAt = u.AvailableAt
+			if m.availableAt.IsZero() {
+				m.availableAt = now
+			}
+			hist = append(hist, statusEntry{u.MessageID, nudge.MessageQueued, detail})
+		case u.Status != "":
+			if !nudge.MessageStatusAdvances(m.status, u.Status) {
+				continue
+			}
+			m.status = u.Status
+			// The claim protects a message until its provider call is
+			// answered; past sending there is nothing left to protect.
+			m.clearClaim = m.clearClaim || u.Status != nudge.MessageSending
+			hist = append(hist, statusEntry{u.MessageID, u.Status, u.Detail})
+		}
+		if u.ProviderID != "" {
+			m.providerID = u.ProviderID
+		}
+		if u.Attempts > 0 {
+			m.attempts = u.Attempts
+		}
+		if u.Error != "" {
+			m.err = u.Error
+		}
+		m.changed, applied[i] = true, true
+	}
+	return applied, hist
+}
+
+// updateIDs returns the distinct message ids of us, sorted.
+func updateIDs(us []*nudge.MessageUpdate) []string {
+	ids := make([]string, len(us))
+	for i, u := range us {
+		ids[i] = u.MessageID
+	}
+	slices.Sort(ids)
+	return slices.Compact(ids)
+}
+
+// MessageUpdate applies updates in one transaction, in order, appending a
+// history entry for each status change. An update whose status does not
+// advance, or a requeue of a message that is not sending, is skipped and
+// reported false. A requeue moves a sending message back to queued at
+// AvailableAt (now if zero) with a history entry whose detail has "retry":
+// true. A status past sending clears the message's claim. ENOTFOUND for an
+// unknown message: then nothing is applied.
+func (db *DB) MessageUpdate(ctx context.Context, us []*nudge.MessageUpdate, now time.Time) ([]bool, error) {
+	if err := checkUpdates(us); err != nil {
+		return nil, fmt.Errorf("sqlite: message update: %w", err)
+	}
+	if len(us) == 0 {
+		return []bool{}, nil
+	}
+	ids := updateIDs(us)
+	arr, err := jsonArray(ids)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: message update: %w", err)
+	}
+	ws, err := db.writeStmts(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: message update: %w", err)
+	}
+	var applied []bool
+	err = db.inTx(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.StmtContext(ctx, ws.messagesRead).QueryContext(ctx, arr)
+		if err != nil {
+			return err
+		}
+		cur := make(map[string]*messageState, len(ids))
+		for rows.Next() {
+			var (
+				id    string
+				m     messageState
+				avail int64
+			)
+			if err := rows.Scan(&id, &m.status, &m.providerID, &m.attempts, &m.err, &avail); err != nil {
+				rows.Close()
+				return err
+			}
+			m.availableAt = fromMicros(avail)
+			cur[id] = &m
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for _, id := range ids {
+			if cur[id] == nil {
+				return nudge.Errorf(nudge.ENOTFOUND, "message %q not found", id)
+			}
+		}
+		var hist []statusEntry
+		applied, hist = applyUpdates(cur, us, now)
+		upd := tx.StmtContext(ctx, ws.messageUpdate)
+		for _, id := range ids {
+			m := cur[id]
+			if !m.changed {
+				continue
+			}
+			if _, err := upd.ExecContext(ctx, id, m.status, m.providerID, m.attempts, m.err,
+				micros(m.availableAt), m.clearClaim, micros(now)); err != nil {
+				return err
+			}
+		}
+		ins := tx.StmtContext(ctx, ws.statusInsert)
+		for _, h := range hist {
+			detail, err := jsonOrNull(h.detail)
+			if err != nil {
+				return nudge.FieldErrorf("detail", "cannot be stored as JSON: %v", err)
+			}
+			if detail == nil {
+				detail = "{}"
+			}
+			if _, err := ins.ExecContext(ctx, h.messageID, h.status, detail, micros(now)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: message update: %w", err)
+	}
+	return applied, nil
+}
+
+func messageNotFound(what string) error {
+	return nudge.Errorf(nudge.ENOTFOUND, "message %s not found", what)
+}
+
+// MessageGet returns a message, or ENOTFOUND.
+func (db *DB) MessageGet(ctx context.Context, id string) (*nudge.Message, error) {
+	st, err := db.readStmt(ctx, `SELECT `+messageColumns+` FROM messages WHERE id = ?`)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: message get: %w", err)
+	}
+	m, err := scanMessage(st.QueryRowContext(ctx, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		err = messageNotFound(fmt.Sprintf("%q", id))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: message get: %w", err)
+	}
+	return m, nil
+}
+
+// MessageByProviderID returns the message a provider of channel knows by
+// pid, or ENOTFOUND. Should a provider reuse an id, the newest message
+// with it is the one.
+func (db *DB) MessageByProviderID(ctx context.Context, channel, pid string) (*nudge.Message, error) {
+	if pid == "" {
+		return nil, fmt.Errorf("sqlite: message by provider id: %w", nudge.FieldErrorf("provider_id", "required"))
+	}
+	st, err := db.readStmt(ctx, `SELECT `+messageColumns+` FROM messages
+		WHERE channel = ? AND provider_id = ? AND provider_id <> '' ORDER BY id DESC LIMIT 1`)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: message by provider id: %w", err)
+	}
+	m, err := scanMessage(st.QueryRowContext(ctx, channel, pid))
+	if errors.Is(err, sql.ErrNoRows) {
+		err = messageNotFound(fmt.Sprintf("with %s provider id %q", channel, pid))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: message by provider id: %w", err)
+	}
+	return m, nil
+}
+
+// MessageHistory returns a message's status history, oldest first, or
+// ENOTFOUND. Every message has one: EngineCommit writes its first entry.
+func (db *DB) MessageHistory(ctx context.Context, id string) ([]*nudge.MessageStatus, error) {
+	st, err := db.readStmt(ctx, `SELECT id, message_id, status, detail, at FROM message_statuses
+		WHERE message_id = ? ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: message history: %w", err)
+	}
+	rows, err := st.QueryContext(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: message history: %w", err)
+	}
+	defer rows.Close()
+	ss := []*nudge.MessageStatus{}
+	for rows.Next() {
+		var (
+			s      nudge.MessageStatus
+			detail string
+			at     int64
+		)
+		if err := rows.Scan(&s.ID, &s.MessageID, &s.Status, &detail, &at); err != nil {
+			return nil, fmt.Errorf("sqlite: message history: %w", err)
+		}
+		s.At = fromMicros(at)
+		if err := unmarshalDetail(detail, &s.Detail); err != nil {
+			return nil, fmt.Errorf("sqlite: message history: entry %d: detail: %w", s.ID, err)
+		}
+		ss = append(ss, &s)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: message history: %w", err)
+	}
+	if len(ss) == 0 {
+		if _, err := db.MessageGet(ctx, id); err != nil {
+			return nil, fmt.Errorf("sqlite: message history: %w", messageNotFound(fmt.Sprintf("%q", id)))
+		}
+	}
+	return ss, nil
+}
+
+// unmarshalDetail decodes a history entry's detail; {} is none.
+func unmarshalDetail(s string, d *map[string]any) error {
+	if s == "" || s == "{}" {
+		return nil
+	}
+	return json.Unmarshal([]byte(s), d)
+}
+
+// MessageStuck returns up to limit (default 100, at most 10000) messages
+// in status sending whose claim expired before now (or that have none), in
+// the order their claims expired.
+func (db *DB) MessageStuck(ctx context.Context, now time.Time, limit int) ([]*nudge.Message, error) {
+	st, err := db.readStmt(ctx, `SELECT `+messageColumns+` FROM messages
+		WHERE status = 'sending' AND (claimed_until IS NULL OR claimed_until < ?)
+		ORDER BY claimed_until, id LIMIT ?`)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: message stuck: %w", err)
+	}
+	rows, err := st.QueryContext(ctx, micros(now), limitOf(limit))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: message stuck: %w", err)
+	}
+	ms, err := scanMessages(rows)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: message stuck: %w", err)
+	}
+	return ms, nil
+}
