@@ -120,4 +120,3 @@ func seedEnrollmentsAt(b testing.TB, e *env, journeyID string, n int, wake time.
 		}
 	}
 }
-
