@@ -47,9 +47,9 @@ func loadTemplates(t testing.TB) *template.Set {
 
 // env is a store, a clock, the providers and a seeded journey.
 type env struct {
-	t     testing.TB
-	ctx   context.Context
-	db    interface {
+	t   testing.TB
+	ctx context.Context
+	db  interface {
 		nudge.Store
 		nudge.DeliveryStore
 	}
@@ -526,4 +526,42 @@ func TestDeliverMaxAgeBeforeSending(t *testing.T) {
 	if got := last(h).Detail["reason"]; got != delivery.ReasonMaxAge {
 		t.Errorf("reason %v, want max_age", got)
 	}
+}
+
+func TestDeliverWebhookWithoutSenderIsParked(t *testing.T) {
+	e := newEnv(t)
+	w := e.worker(nil)
+	id := e.queue(e.contact("c1", toOK, ""), nudge.ChannelWebhook, "")
+	e.run(w)
+	e.clock.Advance(48 * time.Hour) // past the maximum age: parked webhooks do not fail
+	e.run(w)
+	if m := e.message(id); m.Status != nudge.MessageQueued {
+		t.Errorf("webhook message %s, want queued", m.Status)
+	}
+	e.wantHistory(id, nudge.MessageQueued)
+}
+
+func TestDeliverWebhookSender(t *testing.T) {
+	e := newEnv(t)
+	sink, err := logsink.New(logsink.Config{Channel: nudge.ChannelWebhook, Logger: quiet, Clock: e.clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := e.worker(func(c *delivery.Config) { c.Senders[nudge.ChannelWebhook] = sink })
+	c := e.contact("c1", toOK, "")
+	now := e.clock.Now()
+	en := &nudge.Enrollment{ID: "enw", JourneyID: "webinar", Version: 1, ContactID: c.ID, State: nudge.EnrollmentWaiting,
+		StepID: "wait", WakeAt: now.Add(time.Hour), EnteredAt: now}
+	m := &nudge.Message{ID: "msgw", EnrollmentID: en.ID, ContactID: c.ID, JourneyID: "webinar", Version: 1, StepID: "hook",
+		Channel: nudge.ChannelWebhook, Status: nudge.MessageQueued, IdempotencyKey: "enw:hook",
+		Details: map[string]any{"url": "https://crm.example.com/hook"}}
+	if err := e.db.EngineCommit(e.ctx, &nudge.EngineCommit{Enrollments: []*nudge.Enrollment{en}, Messages: []*nudge.Message{m}}, now); err != nil {
+		t.Fatal(err)
+	}
+	e.run(w)
+	sent := sink.Sent()
+	if len(sent) != 1 || sent[0].To != "https://crm.example.com/hook" || !strings.Contains(sent[0].Text, `"id":"msgw"`) {
+		t.Fatalf("webhook sink got %+v", sent)
+	}
+	e.wantHistory("msgw", nudge.MessageQueued, nudge.MessageSending, nudge.MessageSent)
 }
