@@ -235,28 +235,39 @@ func (w *Worker) deliver(ctx context.Context, msgs []*nudge.Message) error {
 	}
 
 	var b batch
-	marks := make(chan markReq)
-	markDone := make(chan struct{})
-	go func() {
-		w.markLoop(ctx, marks)
-		close(markDone)
-	}()
+	// Three stages, so that no stage waits on another's slowest member:
+	// preparers check and render, the marker commits sending marks in
+	// groups of what is ready, senders call the providers.
+	c := min(w.cfg.Concurrency, len(msgs))
 	work := make(chan *nudge.Message)
-	var wg sync.WaitGroup
-	for range min(w.cfg.Concurrency, len(msgs)) {
-		wg.Go(func() {
+	ready := make(chan *job, c)
+	marked := make(chan *job, c)
+	var prep, send sync.WaitGroup
+	for range c {
+		prep.Go(func() {
 			for m := range work {
-				w.one(ctx, m, contacts[m.ContactID], marks, &b)
+				if j := w.prepare(ctx, m, contacts[m.ContactID], &b); j != nil {
+					ready <- j
+				}
+			}
+		})
+		send.Go(func() {
+			for j := range marked {
+				w.send(ctx, j, &b)
 			}
 		})
 	}
+	go func() {
+		w.markLoop(ctx, ready, marked, c)
+		close(marked)
+	}()
 	for _, m := range msgs {
 		work <- m
 	}
 	close(work)
-	wg.Wait()
-	close(marks)
-	<-markDone
+	prep.Wait()
+	close(ready)
+	send.Wait()
 
 	now := w.cfg.Clock.Now()
 	var errs []error
@@ -285,119 +296,119 @@ func (w *Worker) deliver(ctx context.Context, msgs []*nudge.Message) error {
 	return errors.Join(errs...)
 }
 
-// markReq asks the mark loop to commit a message's sending status.
-type markReq struct {
-	u    *nudge.MessageUpdate
-	done chan markRes
+// job is a message ready for its provider.
+type job struct {
+	m       *nudge.Message
+	c       *nudge.Contact
+	o       *nudge.Outbound
+	attempt int
+	sender  nudge.Sender
 }
 
-type markRes struct {
-	ok  bool
-	err error
-}
-
-// markLoop commits sending marks: whatever marks are waiting when it is
-// free go in one transaction (a group commit), so a burst of sends costs
-// one write, and no send waits for the rest of its batch.
-func (w *Worker) markLoop(ctx context.Context, reqs <-chan markReq) {
-	for r := range reqs {
-		group := []markReq{r}
+// markLoop moves ready messages to sending, committing the marks of
+// whatever is ready (up to max) in one transaction, and hands the marked
+// ones to the senders. The marked channel's buffer bounds how many
+// messages are marked and not yet at a provider: a crash leaves at most
+// about three times max messages with an unknown outcome.
+func (w *Worker) markLoop(ctx context.Context, ready <-chan *job, marked chan<- *job, max int) {
+	for j := range ready {
+		group := []*job{j}
 	drain:
-		for len(group) < 512 {
+		for len(group) < max {
 			select {
-			case r, ok := <-reqs:
+			case j, ok := <-ready:
 				if !ok {
 					break drain
 				}
-				group = append(group, r)
+				group = append(group, j)
 			default:
 				break drain
 			}
 		}
 		us := make([]*nudge.MessageUpdate, len(group))
 		for i, g := range group {
-			us[i] = g.u
+			us[i] = &nudge.MessageUpdate{MessageID: g.m.ID, Status: nudge.MessageSending, Attempts: g.attempt,
+				Detail: map[string]any{"attempt": g.attempt}}
 		}
 		oks, err := w.cfg.Store.MessageUpdate(ctx, us, w.cfg.Clock.Now())
+		if err != nil {
+			// Not marked: they stay queued and are claimed again when the
+			// claim expires.
+			w.log.ErrorContext(ctx, "delivery: mark sending", "messages", len(group), "error", err)
+			continue
+		}
 		for i, g := range group {
-			res := markRes{err: err}
-			if err == nil && i < len(oks) {
-				res.ok = oks[i]
+			if !oks[i] {
+				// Someone moved it on meanwhile (the engine cancelled it): not sent.
+				w.log.DebugContext(ctx, "delivery: message no longer queued", "message_id", g.m.ID)
+				continue
 			}
-			g.done <- res
+			marked <- g
 		}
 	}
 }
 
-// one takes a claimed message as far as it goes in this pass.
-func (w *Worker) one(ctx context.Context, m *nudge.Message, c *nudge.Contact, marks chan<- markReq, b *batch) {
+// prepare takes a claimed message as far as its provider call: it returns
+// the job to send, or nil when the message ended (or was parked) here.
+func (w *Worker) prepare(ctx context.Context, m *nudge.Message, c *nudge.Contact, b *batch) *job {
 	now := w.cfg.Clock.Now()
-	fail := func(reason, text string, extra ...any) {
-		d := map[string]any{"reason": reason}
-		if text != "" {
-			d["error"] = text
-		}
-		for i := 0; i+1 < len(extra); i += 2 {
-			d[extra[i].(string)] = extra[i+1]
-		}
-		b.add(&nudge.MessageUpdate{MessageID: m.ID, Status: nudge.MessageFailed, Error: cmp.Or(text, reason), Detail: d})
-		w.log.WarnContext(ctx, "delivery: message failed", "message_id", m.ID, "channel", m.Channel, "reason", reason, "error", text)
-	}
+	fail := func(reason, text string, extra ...any) { w.fail(ctx, b, m, reason, text, extra...) }
 	sender := w.cfg.Senders[m.Channel]
 	if m.Channel == nudge.ChannelWebhook && sender == nil {
 		// Parked, not failed: see the package doc.
 		b.add(&nudge.MessageUpdate{MessageID: m.ID, AvailableAt: now.Add(WebhookPark),
 			Detail: map[string]any{"reason": ReasonNotImplemented}})
 		w.log.DebugContext(ctx, "delivery: webhook message parked: no webhook sender", "message_id", m.ID)
-		return
+		return nil
 	}
 	if now.Sub(m.CreatedAt) > w.cfg.MaxAge {
 		fail(ReasonMaxAge, fmt.Sprintf("queued for %s, more than the maximum age of %s", now.Sub(m.CreatedAt).Round(time.Second), w.cfg.MaxAge))
-		return
+		return nil
 	}
 	if c == nil {
 		fail(ReasonNoContact, "the contact no longer exists")
-		return
+		return nil
 	}
 	if sender == nil {
 		fail(ReasonNoSender, "no "+m.Channel+" sender is configured")
-		return
+		return nil
 	}
 	if w.cfg.Recheck != nil {
 		if ok, reason := w.cfg.Recheck(ctx, m, c); !ok {
 			b.add(&nudge.MessageUpdate{MessageID: m.ID, Status: nudge.MessageCancelled,
 				Detail: map[string]any{"reason": reason, "at": "dispatch"}})
 			w.log.DebugContext(ctx, "delivery: message cancelled at dispatch", "message_id", m.ID, "reason", reason)
-			return
+			return nil
 		}
 	}
 	o, reason, err := w.outbound(ctx, m, c)
 	if err != nil {
 		fail(reason, err.Error())
-		return
+		return nil
 	}
+	return &job{m: m, c: c, o: o, attempt: m.Attempts + 1, sender: sender}
+}
 
-	attempt := m.Attempts + 1
-	done := make(chan markRes, 1)
-	select {
-	case marks <- markReq{u: &nudge.MessageUpdate{MessageID: m.ID, Status: nudge.MessageSending, Attempts: attempt,
-		Detail: map[string]any{"attempt": attempt}}, done: done}:
-	case <-ctx.Done():
-		return // the claim expires and the message is delivered later
+// fail records a message failed for reason, with extra detail pairs.
+func (w *Worker) fail(ctx context.Context, b *batch, m *nudge.Message, reason, text string, extra ...any) {
+	d := map[string]any{"reason": reason}
+	if text != "" {
+		d["error"] = text
 	}
-	mr := <-done
-	if mr.err != nil {
-		w.log.ErrorContext(ctx, "delivery: mark sending", "message_id", m.ID, "error", mr.err)
-		return // not marked: it stays queued and is claimed again later
+	for i := 0; i+1 < len(extra); i += 2 {
+		d[extra[i].(string)] = extra[i+1]
 	}
-	if !mr.ok {
-		// Someone moved it on meanwhile (the engine cancelled it): not sent.
-		w.log.DebugContext(ctx, "delivery: message no longer queued", "message_id", m.ID)
-		return
-	}
+	b.add(&nudge.MessageUpdate{MessageID: m.ID, Status: nudge.MessageFailed, Error: cmp.Or(text, reason), Detail: d})
+	w.log.WarnContext(ctx, "delivery: message failed", "message_id", m.ID, "channel", m.Channel, "reason", reason, "error", text)
+}
 
-	res, err := sender.Send(ctx, o)
-	now = w.cfg.Clock.Now()
+// send calls the provider for a message marked sending and records the
+// outcome.
+func (w *Worker) send(ctx context.Context, j *job, b *batch) {
+	m, c, o, attempt := j.m, j.c, j.o, j.attempt
+	fail := func(reason, text string, extra ...any) { w.fail(ctx, b, m, reason, text, extra...) }
+	res, err := j.sender.Send(ctx, j.o)
+	now := w.cfg.Clock.Now()
 	var se *nudge.SendError
 	switch {
 	case err == nil:
