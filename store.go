@@ -13,6 +13,7 @@ type Store interface {
 	EngineStore
 	PolicyStore
 	PolicyFactStore
+	DeliveryStore
 
 	// Migrate brings the schema up to date. A database whose schema is newer
 	// than this binary knows is refused with an error saying so.

@@ -32,8 +32,10 @@ const conflictState = "NC409"
 // zero EnteredAt now); each decision's ID is set (increasing in commit
 // order) and a zero At is now. Messages are stored with CreatedAt and
 // UpdatedAt now, a zero AvailableAt as now and an empty Status as queued;
-// one whose idempotency key exists is skipped. CancelMessages then moves
-// the queued messages of those enrollments to cancelled. ContactPatches
+// one whose idempotency key exists is skipped; each one stored gets the
+// first entry of its history (its status at CreatedAt). CancelMessages then
+// moves the queued messages of those enrollments to cancelled, with a
+// history entry; a message sending or beyond is left. ContactPatches
 // merge as ContactMerge does, leaving changed contacts in the inbox.
 // InboxDone items are deleted; one no longer there was consumed by another
 // claim, and the commit fails with ECONFLICT rather than apply the same
@@ -258,17 +260,44 @@ const insertDecisionsQuery = `
 		(SELECT array_agg(nextval('decisions_id_seq') ORDER BY g) AS ids FROM generate_series(1, $13::int) g) s
 	RETURNING id`
 
+// insertMessagesQuery inserts messages, skipping those whose idempotency
+// key exists, and writes the first history entry of each one inserted.
 const insertMessagesQuery = `
-	INSERT INTO messages (id, enrollment_id, contact_id, journey_id, version, step_id, channel, template,
-		purpose, status, idempotency_key, available_at, details, created_at, updated_at)
-	SELECT id, enrollment_id, contact_id, journey_id, version, step_id, channel, template,
-		purpose, status, idempotency_key, available_at, details::jsonb, created_at, updated_at
-	FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::text[], $8::text[],
-			$9::text[], $10::text[], $11::text[], $12::timestamptz[], $13::text[], $14::timestamptz[], $15::timestamptz[])
-		AS m(id, enrollment_id, contact_id, journey_id, version, step_id, channel, template,
-			purpose, status, idempotency_key, available_at, details, created_at, updated_at)
-	ORDER BY idempotency_key
-	ON CONFLICT (idempotency_key) DO NOTHING`
+	WITH ins AS (
+		INSERT INTO messages (id, enrollment_id, contact_id, journey_id, version, step_id, channel, template,
+			purpose, status, idempotency_key, available_at, details, created_at, updated_at,
+			provider_id, attempts, error)
+		SELECT id, enrollment_id, contact_id, journey_id, version, step_id, channel, template,
+			purpose, status, idempotency_key, available_at, details::jsonb, created_at, updated_at,
+			provider_id, attempts, error
+		FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::text[], $8::text[],
+				$9::text[], $10::text[], $11::text[], $12::timestamptz[], $13::text[], $14::timestamptz[], $15::timestamptz[],
+				$16::text[], $17::int[], $18::text[])
+			AS m(id, enrollment_id, contact_id, journey_id, version, step_id, channel, template,
+				purpose, status, idempotency_key, available_at, details, created_at, updated_at,
+				provider_id, attempts, error)
+		ORDER BY idempotency_key
+		ON CONFLICT (idempotency_key) DO NOTHING
+		RETURNING id, status, created_at
+	)
+	INSERT INTO message_statuses (message_id, status, at)
+	SELECT id, status, created_at FROM ins ORDER BY id`
+
+// cancelMessagesQuery cancels the queued messages of enrollments, with a
+// history entry each. Only queued ones: a message a worker moved to
+// sending may be at the provider already. The rows are locked in id order,
+// as MessageUpdate locks them; a row that moved on while this waited for
+// it is left.
+const cancelMessagesQuery = `
+	WITH l AS (
+		SELECT id FROM messages WHERE enrollment_id = ANY($1) AND status = 'queued' ORDER BY id FOR UPDATE
+	), c AS (
+		UPDATE messages m SET status = 'cancelled', updated_at = $2, claimed_until = NULL
+		FROM l WHERE m.id = l.id AND m.status = 'queued'
+		RETURNING m.id
+	)
+	INSERT INTO message_statuses (message_id, status, at)
+	SELECT id, 'cancelled', $2 FROM c ORDER BY id`
 
 // deleteInboxQuery consumes inbox items and raises NC409 if any was
 // already consumed (its claim expired and another node did the work).
@@ -363,6 +392,8 @@ func commitBatch(c *nudge.EngineCommit, now time.Time) (*committed, error) {
 	if n := len(c.Messages); n > 0 {
 		var (
 			ids, enrollments, contacts, journeys, stepIDs, channels, templates, purposes, statuses, keys = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+			providerIDs, errs                                                                            = make([]string, n), make([]string, n)
+			attempts                                                                                     = make([]int32, n)
 			versions                                                                                     = make([]int64, n)
 			details                                                                                      = make([]*string, n)
 			available, created, updated                                                                  = make([]time.Time, n), make([]time.Time, n), make([]time.Time, n)
@@ -389,13 +420,13 @@ func commitBatch(c *nudge.EngineCommit, now time.Time) (*committed, error) {
 			stepIDs[i], channels[i], templates[i], purposes[i] = m.StepID, m.Channel, m.Template, m.Purpose
 			statuses[i], keys[i] = cmp.Or(m.Status, nudge.MessageQueued), m.IdempotencyKey
 			available[i], created[i], updated[i] = orNow(m.AvailableAt, now), now, now
+			providerIDs[i], attempts[i], errs[i] = m.ProviderID, int32(m.Attempts), m.Error
 		}
 		b.Queue(insertMessagesQuery, ids, enrollments, contacts, journeys, versions, stepIDs, channels, templates,
-			purposes, statuses, keys, available, details, created, updated)
+			purposes, statuses, keys, available, details, created, updated, providerIDs, attempts, errs)
 	}
 	if len(c.CancelMessages) > 0 {
-		b.Queue(`UPDATE messages SET status = 'cancelled', updated_at = $2
-			WHERE enrollment_id = ANY($1) AND status = 'queued'`, c.CancelMessages, now)
+		b.Queue(cancelMessagesQuery, c.CancelMessages, now)
 	}
 	if len(c.InboxDone) > 0 {
 		b.Queue(deleteInboxQuery, c.InboxDone)

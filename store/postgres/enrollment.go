@@ -73,13 +73,7 @@ var enrollmentClaimQuery = `
 	RETURNING ` + enrollmentColumnsOf("e")
 
 // enrollmentColumnsOf qualifies enrollmentColumns with a table alias.
-func enrollmentColumnsOf(alias string) string {
-	cols := strings.Split(enrollmentColumns, ",")
-	for i, c := range cols {
-		cols[i] = alias + "." + strings.TrimSpace(c)
-	}
-	return strings.Join(cols, ", ")
-}
+func enrollmentColumnsOf(alias string) string { return columnsOf(alias, enrollmentColumns) }
 
 // EnrollmentClaimDue claims up to limit (default 100, at most 10000)
 // waiting enrollments of active journeys whose WakeAt is at or before now
@@ -216,12 +210,13 @@ func (db *DB) DecisionList(ctx context.Context, p *nudge.DecisionListParams) ([]
 }
 
 const messageColumns = `id, enrollment_id, contact_id, journey_id, version, step_id, channel, template, purpose, status,
-	idempotency_key, available_at, details, created_at, updated_at`
+	idempotency_key, available_at, details, created_at, updated_at, provider_id, attempts, error`
 
 func scanMessage(row pgx.Row) (*nudge.Message, error) {
 	var m nudge.Message
 	if err := row.Scan(&m.ID, &m.EnrollmentID, &m.ContactID, &m.JourneyID, &m.Version, &m.StepID, &m.Channel,
-		&m.Template, &m.Purpose, &m.Status, &m.IdempotencyKey, &m.AvailableAt, &m.Details, &m.CreatedAt, &m.UpdatedAt); err != nil {
+		&m.Template, &m.Purpose, &m.Status, &m.IdempotencyKey, &m.AvailableAt, &m.Details, &m.CreatedAt, &m.UpdatedAt,
+		&m.ProviderID, &m.Attempts, &m.Error); err != nil {
 		return nil, err
 	}
 	m.AvailableAt, m.CreatedAt, m.UpdatedAt = m.AvailableAt.UTC(), m.CreatedAt.UTC(), m.UpdatedAt.UTC()

@@ -20,10 +20,11 @@ var _ nudge.DeliveryStore = (*DB)(nil)
 const (
 	// messagesClaimQuery walks messages_queued in (available_at, id)
 	// order; claimed messages stay queued (and in the index) until their
-	// worker moves them to sending.
+	// worker moves them to sending. Left to itself the planner prefers
+	// messages_status and sorts every queued message.
 	messagesClaimQuery = `UPDATE messages SET claimed_until = ?1
 		WHERE id IN (
-			SELECT id FROM messages
+			SELECT id FROM messages INDEXED BY messages_queued
 			WHERE status = 'queued' AND available_at <= ?2 AND (claimed_until IS NULL OR claimed_until < ?2)
 			ORDER BY available_at, id LIMIT ?3)
 		RETURNING ` + messageColumns

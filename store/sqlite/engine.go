@@ -329,7 +329,7 @@ const (
 	// queued.
 	messagesCancelHistoryQuery = `INSERT INTO message_statuses (message_id, status, at)
 		SELECT id, 'cancelled', ?1 FROM messages
-		WHERE enrollment_id IN (SELECT value FROM json_each(?2)) AND +status = 'queued' ORDER BY id`
+		WHERE enrollment_id IN (SELECT value FROM json_each(?2)) AND +status = 'queued'`
 	messagesCancelQuery = `UPDATE messages SET status = 'cancelled', updated_at = ?1, claimed_until = NULL
 		WHERE enrollment_id IN (SELECT value FROM json_each(?2)) AND +status = 'queued'`
 	// messagesHistoryQuery writes the first history entry of the messages

@@ -283,6 +283,14 @@ func TestQueryPlans(t *testing.T) {
 		{`SELECT * FROM decisions WHERE contact_id = 'c' AND id > 5 ORDER BY id LIMIT 100`, "decisions_contact"},
 		{`SELECT * FROM decisions WHERE enrollment_id = 'e' ORDER BY id LIMIT 100`, "decisions_enrollment"},
 		{`SELECT * FROM messages WHERE contact_id = 'c' ORDER BY id LIMIT 100`, "messages_contact"},
+		{`SELECT id FROM messages INDEXED BY messages_queued
+			WHERE status = 'queued' AND available_at <= 5 AND (claimed_until IS NULL OR claimed_until < 5)
+			ORDER BY available_at, id LIMIT 100`, "messages_queued"},
+		{`SELECT * FROM messages WHERE channel = 'sms' AND provider_id = 'SM1' AND provider_id <> ''
+			ORDER BY id DESC LIMIT 1`, "messages_provider"},
+		{`INSERT INTO message_statuses (message_id, status, at) SELECT id, 'cancelled', 5 FROM messages
+			WHERE enrollment_id IN (SELECT value FROM json_each('["e"]')) AND +status = 'queued'`,
+			"messages_enrollment"},
 		{`UPDATE messages SET status = 'cancelled', updated_at = 5
 			WHERE enrollment_id IN (SELECT value FROM json_each('["e"]')) AND +status = 'queued'`, "messages_enrollment"},
 	} {

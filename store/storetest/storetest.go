@@ -74,6 +74,11 @@ func Run(t *testing.T, open func(t *testing.T) nudge.Store) {
 	t.Run("SuppressionErase", func(t *testing.T) { testSuppressionErase(t, open) })
 	t.Run("ConsentListMany", func(t *testing.T) { testConsentListMany(t, open) })
 	t.Run("MessageRecent", func(t *testing.T) { testMessageRecent(t, open) })
+	t.Run("MessageClaim", func(t *testing.T) { testMessageClaim(t, open) })
+	t.Run("MessageUpdate", func(t *testing.T) { testMessageUpdate(t, open) })
+	t.Run("MessageLookup", func(t *testing.T) { testMessageLookup(t, open) })
+	t.Run("MessageStuck", func(t *testing.T) { testMessageStuck(t, open) })
+	t.Run("MessageCancel", func(t *testing.T) { testMessageCancel(t, open) })
 }
 
 // now is the fixed time every test starts from.

@@ -11,7 +11,7 @@ ALTER TABLE messages
 	ADD COLUMN claimed_until timestamptz;
 
 -- Provider callbacks find their message by the provider's id.
-CREATE INDEX messages_provider_idx ON messages (channel, provider_id) WHERE provider_id <> '';
+CREATE INDEX messages_provider_idx ON messages (channel, provider_id, id) WHERE provider_id <> '';
 
 -- Messages written before this migration get the history they would have:
 -- queued when created, and their status now if they moved on.

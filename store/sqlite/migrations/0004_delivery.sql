@@ -13,7 +13,7 @@ ALTER TABLE messages ADD COLUMN claimed_until INTEGER;
 DROP INDEX messages_queued;
 CREATE INDEX messages_queued ON messages (available_at, id) WHERE status = 'queued';
 -- Provider callbacks find their message by the provider's id.
-CREATE INDEX messages_provider ON messages (channel, provider_id) WHERE provider_id <> '';
+CREATE INDEX messages_provider ON messages (channel, provider_id, id) WHERE provider_id <> '';
 
 -- Messages written before this migration get the history they would have:
 -- queued when created, and their status now if they moved on.
