@@ -205,7 +205,9 @@ func (w *Worker) unknown(m *nudge.Message, now time.Time, reason, text string) *
 	return &nudge.MessageUpdate{MessageID: m.ID, Status: nudge.MessageOutcomeUnknown, Error: text, Detail: detail}
 }
 
-// batch collects what one pass decided, written together at its end.
+// batch collects what one pass decided. Outcomes ride along with the next
+// group of sending marks (one transaction for both); the rest are written
+// at the end of the pass.
 type batch struct {
 	mu      sync.Mutex
 	updates []*nudge.MessageUpdate
@@ -216,6 +218,23 @@ type batch struct {
 func (b *batch) add(u *nudge.MessageUpdate) {
 	b.mu.Lock()
 	b.updates = append(b.updates, u)
+	b.mu.Unlock()
+}
+
+// take returns the outcomes recorded so far and forgets them.
+func (b *batch) take() []*nudge.MessageUpdate {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	us := b.updates
+	b.updates = nil
+	return us
+}
+
+// putBack returns outcomes that could not be written, to try again at the
+// end of the pass.
+func (b *batch) putBack(us []*nudge.MessageUpdate) {
+	b.mu.Lock()
+	b.updates = append(us, b.updates...)
 	b.mu.Unlock()
 }
 
@@ -258,7 +277,7 @@ func (w *Worker) deliver(ctx context.Context, msgs []*nudge.Message) error {
 		})
 	}
 	go func() {
-		w.markLoop(ctx, ready, marked, c)
+		w.markLoop(ctx, ready, marked, c, &b)
 		close(marked)
 	}()
 	for _, m := range msgs {
@@ -310,7 +329,7 @@ type job struct {
 // ones to the senders. The marked channel's buffer bounds how many
 // messages are marked and not yet at a provider: a crash leaves at most
 // about three times max messages with an unknown outcome.
-func (w *Worker) markLoop(ctx context.Context, ready <-chan *job, marked chan<- *job, max int) {
+func (w *Worker) markLoop(ctx context.Context, ready <-chan *job, marked chan<- *job, max int, b *batch) {
 	for j := range ready {
 		group := []*job{j}
 	drain:
@@ -325,20 +344,22 @@ func (w *Worker) markLoop(ctx context.Context, ready <-chan *job, marked chan<- 
 				break drain
 			}
 		}
-		us := make([]*nudge.MessageUpdate, len(group))
-		for i, g := range group {
-			us[i] = &nudge.MessageUpdate{MessageID: g.m.ID, Status: nudge.MessageSending, Attempts: g.attempt,
-				Detail: map[string]any{"attempt": g.attempt}}
+		outcomes := b.take()
+		us := append(make([]*nudge.MessageUpdate, 0, len(outcomes)+len(group)), outcomes...)
+		for _, g := range group {
+			us = append(us, &nudge.MessageUpdate{MessageID: g.m.ID, Status: nudge.MessageSending, Attempts: g.attempt,
+				Detail: map[string]any{"attempt": g.attempt}})
 		}
 		oks, err := w.cfg.Store.MessageUpdate(ctx, us, w.cfg.Clock.Now())
 		if err != nil {
 			// Not marked: they stay queued and are claimed again when the
 			// claim expires.
 			w.log.ErrorContext(ctx, "delivery: mark sending", "messages", len(group), "error", err)
+			b.putBack(outcomes)
 			continue
 		}
 		for i, g := range group {
-			if !oks[i] {
+			if !oks[len(outcomes)+i] {
 				// Someone moved it on meanwhile (the engine cancelled it): not sent.
 				w.log.DebugContext(ctx, "delivery: message no longer queued", "message_id", g.m.ID)
 				continue
