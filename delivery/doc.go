@@ -33,12 +33,21 @@
 // A message is marked sending, and that mark is committed, before its
 // provider call begins: a process that dies during the call leaves a
 // sending message whose claim expires, which the next pass recognises as an
-// unknown outcome instead of sending it again. The marks of the messages
-// being sent at the same moment share one transaction (a group commit), so
-// a crash leaves at most Config.Concurrency messages with an unknown outcome.
-// The final statuses of a batch are written together at its end: a crash
-// before that write leaves the batch's messages sending, and they are
-// recovered as outcome_unknown, which is what they are.
+// unknown outcome instead of sending it again.
+//
+// A pass runs in three stages joined by short queues: preparers (checks,
+// enrollment, render), one marker, and senders (Config.Concurrency each).
+// The marker commits the sending marks of whatever is ready in one
+// transaction, together with the outcomes recorded since its last one, so
+// a burst of sends costs one write and no send waits for the slowest of
+// its batch. The queue after the marker is short: a crash leaves at most
+// about three times Config.Concurrency messages marked sending that had not
+// reached their provider, and they become outcome_unknown like the ones
+// that had. That is the price of not writing twice per message; it is
+// recorded and shown, never silent. Outcomes not yet written when a pass
+// ends are written then; a crash before that write leaves their messages
+// sending, and they are recovered as outcome_unknown, which is what they
+// are to the store.
 //
 // # Webhook messages
 //
@@ -46,7 +55,8 @@
 // Config.Senders has a "webhook" sender, the worker delivers it like any
 // other message: no template, To is the step's URL, Text the JSON of the
 // message. Without one (the webhook issue builds it), the message is parked:
-// left queued, with AvailableAt moved an hour on, so it neither fills every
-// claimed batch nor is lost; the day a webhook sender is configured, it
-// goes. Parked webhook messages are not failed by the maximum age.
+// left queued, with AvailableAt moved WebhookPark on (a status-less
+// MessageUpdate), so it neither fills every claimed batch nor is lost; the
+// day a webhook sender is configured, it goes. Parked webhook messages are
+// not failed by the maximum age.
 package delivery
