@@ -17,7 +17,8 @@ func TestSimulateCommand(t *testing.T) {
 	for _, want := range []string{
 		"journey webinar-reminder v1",
 		"Thu 2026-03-05 16:00  webinar-reminder  text (sms)        sent",
-		"messages: email 10, sms 3",
+		"messages: email 14, sms 3",
+		"skipped   no_consent_sms  1",
 	} {
 		if !strings.Contains(out1, want) {
 			t.Errorf("output lacks %q:\n%s", want, out1)
