@@ -89,7 +89,8 @@ type PolicyFactStore interface {
 	// contact's addresses (as ConsentList, for many contacts at once).
 	ConsentListMany(ctx context.Context, contactIDs []string) (map[string][]*ConsentState, error)
 	// MessageRecent returns, by contact id, the messages of those contacts
-	// created at or after since that are queued, sending, sent or delivered
-	// (what counts toward frequency caps), oldest first.
+	// created at or after since that are queued, sending, sent, delivered or
+	// outcome_unknown (what counts toward frequency caps: a message whose
+	// outcome is unknown may have reached the person), oldest first.
 	MessageRecent(ctx context.Context, contactIDs []string, since time.Time) (map[string][]*Message, error)
 }

@@ -411,7 +411,7 @@ func (db *DB) MessageRecent(ctx context.Context, contactIDs []string, since time
 	}
 	rows, err := db.pool.Query(ctx, `SELECT `+messageColumns+` FROM messages
 		WHERE contact_id = ANY($1) AND created_at >= $2
-			AND status IN ('queued', 'sending', 'sent', 'delivered')
+			AND status IN ('queued', 'sending', 'sent', 'delivered', 'outcome_unknown')
 		ORDER BY contact_id, created_at, id`, sortedUnique(contactIDs), utc(since))
 	if err != nil {
 		return nil, wrap("message recent", err)

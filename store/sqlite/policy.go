@@ -397,7 +397,7 @@ func (db *DB) ConsentListMany(ctx context.Context, contactIDs []string) (map[str
 // of a JSON array of contact ids, created at or after a time.
 const messageRecentQuery = `SELECT ` + messageColumns + ` FROM messages
 	WHERE contact_id IN (SELECT value FROM json_each(?)) AND created_at >= ?
-		AND status IN ('queued', 'sending', 'sent', 'delivered')
+		AND status IN ('queued', 'sending', 'sent', 'delivered', 'outcome_unknown')
 	ORDER BY contact_id, created_at, id`
 
 // MessageRecent returns, by contact id, the contacts' messages created at
