@@ -23,12 +23,15 @@ import (
 
 // startMain runs the server exactly as `nudge serve` does, on a free port,
 // and returns it with the admin key it printed on first start.
-func startMain(t *testing.T, db string) (*Main, string) {
+func startMain(t *testing.T, db string, opts ...func(*Main)) (*Main, string) {
 	t.Helper()
 	var out bytes.Buffer
 	cfg := DefaultConfig()
 	cfg.DB, cfg.Addr = db, "127.0.0.1:0"
 	m := &Main{Config: cfg, Stdout: &out}
+	for _, o := range opts {
+		o(m)
+	}
 	if err := m.Run(context.Background()); err != nil {
 		t.Fatalf("Main.Run: %v", err)
 	}
@@ -310,9 +313,14 @@ func TestGracefulShutdown(t *testing.T) {
 }
 
 // TestJourneyEndToEnd: a journey published over the API reacts to an event
-// sent over the API: the server's engine loop queues the welcome email.
+// sent over the API: the server's engine loop queues the welcome email and
+// its delivery loop renders it and hands it to the provider (the log sink).
 func TestJourneyEndToEnd(t *testing.T) {
-	m, key := startMain(t, filepath.Join(t.TempDir(), "nudge.db"))
+	templates := t.TempDir()
+	if err := os.WriteFile(filepath.Join(templates, "welcome.email.liquid"), []byte("Subject: Welcome, {{ contact.email }}\n\nHello!\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m, key := startMain(t, filepath.Join(t.TempDir(), "nudge.db"), func(m *Main) { m.Delivery.Templates = templates })
 	c := &client{t: t, base: "http://" + m.Addr(), key: key}
 	const yaml = `id: welcome
 name: Welcome
@@ -336,12 +344,23 @@ steps:
 		if msgs, err = m.Store.MessageList(ctx, &nudge.MessageListParams{ContactID: "u1"}); err != nil {
 			t.Fatal(err)
 		}
-		if len(msgs) > 0 {
+		if len(msgs) > 0 && msgs[0].Status == nudge.MessageSent {
 			break
 		}
 	}
-	if len(msgs) != 1 || msgs[0].Template != "welcome" || msgs[0].Channel != nudge.ChannelEmail {
-		t.Fatalf("messages for u1 = %+v; want one welcome email", msgs)
+	if len(msgs) != 1 || msgs[0].Template != "welcome" || msgs[0].Channel != nudge.ChannelEmail || msgs[0].Status != nudge.MessageSent {
+		t.Fatalf("messages for u1 = %+v; want one welcome email, sent", msgs)
+	}
+	hist, err := m.Store.MessageHistory(ctx, msgs[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var statuses []string
+	for _, h := range hist {
+		statuses = append(statuses, h.Status)
+	}
+	if got, want := strings.Join(statuses, " "), "queued sending sent"; got != want {
+		t.Errorf("status history = %q; want %q", got, want)
 	}
 	ds, err := m.Store.DecisionList(ctx, &nudge.DecisionListParams{ContactID: "u1"})
 	if err != nil {

@@ -25,10 +25,11 @@ import (
 // Main is the server: the store, the HTTP API and the background work, wired
 // from a Config. Tests run it exactly as the binary does.
 type Main struct {
-	Config Config
-	Clock  nudge.Clock
-	Logger *slog.Logger
-	Stdout io.Writer // where the first-start admin key is printed
+	Config   Config
+	Delivery DeliveryConfig
+	Clock    nudge.Clock
+	Logger   *slog.Logger
+	Stdout   io.Writer // where the first-start admin key is printed
 
 	Store  nudge.Store
 	Engine *engine.Engine
@@ -87,6 +88,11 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 
+	dw, err := m.newDelivery()
+	if err != nil {
+		return err
+	}
+
 	ln, err := net.Listen("tcp", m.Config.Addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", m.Config.Addr, err)
@@ -104,9 +110,10 @@ func (m *Main) Run(ctx context.Context) error {
 
 	bg, cancel := context.WithCancel(context.Background())
 	m.stopBg = cancel
-	m.bg.Add(2)
+	m.bg.Add(3)
 	go m.pruneLoop(bg)
 	go m.engineLoop(bg)
+	go m.deliveryLoop(bg, dw)
 	m.started = true
 	m.Logger.Info("nudge listening", "addr", ln.Addr().String(), "db", redactURL(m.Config.DB), "version", version)
 	return nil
@@ -185,6 +192,12 @@ func (m *Main) pruneLoop(ctx context.Context) {
 	}
 }
 
+// recheck is the dispatch-time re-check of goal, exit, consent and
+// suppression the delivery worker runs before each provider call.
+func (m *Main) recheck() func(context.Context, *nudge.Message, *nudge.Contact) (bool, string) {
+	return nil
+}
+
 // enginePoll is how often the engine looks for due waits and for work other
 // nodes left, when nothing on this node told it to.
 const enginePoll = 250 * time.Millisecond
@@ -258,12 +271,14 @@ func (s notifyingStore) JourneySetStatus(ctx context.Context, id, status string,
 }
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	cfg := DefaultConfig()
+	cfg, dcfg := DefaultConfig(), defaultDeliveryConfig()
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfg.storeFlags(fs)
 	fs.StringVar(&cfg.Addr, "addr", cfg.Addr, "listen address (env NUDGE_ADDR)")
 	fs.DurationVar(&cfg.EventRetention, "event-retention", cfg.EventRetention, "prune events older than this (env NUDGE_EVENT_RETENTION; at least 24h)")
+	fs.StringVar(&dcfg.Templates, "templates", dcfg.Templates, "folder of message templates, NAME.email.liquid and NAME.sms.liquid (env NUDGE_TEMPLATES)")
+	fs.StringVar(&dcfg.PublicURL, "public-url", dcfg.PublicURL, "this server's address as providers reach it, for delivery callbacks (env NUDGE_PUBLIC_URL)")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "time in-flight requests get to finish on SIGTERM (env NUDGE_SHUTDOWN_TIMEOUT)")
 	if err := fs.Parse(args); err != nil {
 		return errUsage
@@ -271,7 +286,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	m := &Main{Config: cfg, Logger: cfg.NewLogger(stderr), Stdout: stdout}
+	m := &Main{Config: cfg, Delivery: dcfg, Logger: cfg.NewLogger(stderr), Stdout: stdout}
 	if err := m.Run(ctx); err != nil {
 		if m.Store != nil {
 			m.Store.Close()

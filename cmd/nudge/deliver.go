@@ -1,0 +1,164 @@
+package main
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nudge/nudge"
+	"github.com/nudge/nudge/channel/logsink"
+	"github.com/nudge/nudge/channel/smtp"
+	"github.com/nudge/nudge/channel/twilio"
+	"github.com/nudge/nudge/delivery"
+	"github.com/nudge/nudge/template"
+)
+
+// DeliveryConfig chooses the providers. Secrets come from the environment
+// only, never from flags, so they do not show in a process list.
+type DeliveryConfig struct {
+	Templates string // NUDGE_TEMPLATES: folder of *.email.liquid and *.sms.liquid
+	PublicURL string // NUDGE_PUBLIC_URL: how providers reach this server (status callbacks)
+	EmailFrom string // NUDGE_EMAIL_FROM
+	SMTPURL   string // NUDGE_SMTP_URL: smtp://user:pass@host:587?tls=starttls|implicit|opportunistic|none; empty: log only
+	SMSFrom   string // NUDGE_SMS_FROM: sending number or messaging service SID (MG…)
+
+	TwilioAccountSID string // NUDGE_TWILIO_ACCOUNT_SID; empty: SMS are logged, not sent
+	TwilioAuthToken  string // NUDGE_TWILIO_AUTH_TOKEN
+	TwilioBaseURL    string // NUDGE_TWILIO_BASE_URL: for a Twilio-compatible endpoint
+}
+
+func defaultDeliveryConfig() DeliveryConfig {
+	return DeliveryConfig{
+		Templates:        cmp.Or(os.Getenv("NUDGE_TEMPLATES"), "templates"),
+		PublicURL:        os.Getenv("NUDGE_PUBLIC_URL"),
+		EmailFrom:        cmp.Or(os.Getenv("NUDGE_EMAIL_FROM"), "nudge@localhost"),
+		SMTPURL:          os.Getenv("NUDGE_SMTP_URL"),
+		SMSFrom:          os.Getenv("NUDGE_SMS_FROM"),
+		TwilioAccountSID: os.Getenv("NUDGE_TWILIO_ACCOUNT_SID"),
+		TwilioAuthToken:  os.Getenv("NUDGE_TWILIO_AUTH_TOKEN"),
+		TwilioBaseURL:    os.Getenv("NUDGE_TWILIO_BASE_URL"),
+	}
+}
+
+// senders builds one Sender per channel: the configured provider, or a log
+// sink that records what would have been sent.
+func (c *DeliveryConfig) senders(logger *slog.Logger, clock nudge.Clock) (map[string]nudge.Sender, error) {
+	out := map[string]nudge.Sender{}
+	if c.SMTPURL != "" {
+		s, err := smtpSender(c.SMTPURL, clock)
+		if err != nil {
+			return nil, err
+		}
+		out[nudge.ChannelEmail] = s
+	}
+	if c.TwilioAccountSID != "" {
+		s, err := twilio.New(twilio.Config{BaseURL: c.TwilioBaseURL, AccountSID: c.TwilioAccountSID,
+			AuthToken: c.TwilioAuthToken, From: c.SMSFrom})
+		if err != nil {
+			return nil, fmt.Errorf("twilio: %w", err)
+		}
+		out[nudge.ChannelSMS] = s
+	}
+	for _, ch := range []string{nudge.ChannelEmail, nudge.ChannelSMS} {
+		if out[ch] == nil {
+			s, err := logsink.New(logsink.Config{Channel: ch, Logger: logger, Clock: clock})
+			if err != nil {
+				return nil, err
+			}
+			out[ch] = s
+		}
+	}
+	return out, nil
+}
+
+// smtpSender reads an smtp:// URL.
+func smtpSender(raw string, clock nudge.Clock) (*smtp.Sender, error) {
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme != "smtp" || u.Hostname() == "" {
+		return nil, fmt.Errorf("NUDGE_SMTP_URL: want smtp://user:password@host:port?tls=starttls")
+	}
+	cfg := smtp.Config{Host: u.Hostname(), Clock: clock}
+	if p := u.Port(); p != "" {
+		if cfg.Port, err = strconv.Atoi(p); err != nil {
+			return nil, fmt.Errorf("NUDGE_SMTP_URL: port %q is not a number", p)
+		}
+	}
+	if u.User != nil {
+		cfg.Username = u.User.Username()
+		cfg.Password, _ = u.User.Password()
+	}
+	switch strings.ToLower(u.Query().Get("tls")) {
+	case "", "starttls":
+		cfg.TLS = smtp.STARTTLS
+	case "implicit":
+		cfg.TLS = smtp.ImplicitTLS
+	case "opportunistic":
+		cfg.TLS = smtp.Opportunistic
+	case "none":
+		cfg.TLS = smtp.NoTLS
+	default:
+		return nil, fmt.Errorf("NUDGE_SMTP_URL: tls=%q: want starttls, implicit, opportunistic or none", u.Query().Get("tls"))
+	}
+	return smtp.New(cfg)
+}
+
+// newDelivery builds the delivery worker of `nudge serve`.
+func (m *Main) newDelivery() (*delivery.Worker, error) {
+	dc := m.Delivery
+	dc.Templates = cmp.Or(dc.Templates, "templates")
+	set, err := template.Load(os.DirFS(dc.Templates), template.Options{})
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		m.Logger.Warn("no templates folder: messages will fail with template_error until it exists", "templates", dc.Templates)
+	case err != nil:
+		m.Logger.Warn("some templates have problems; messages using them will fail", "err", err)
+	}
+	senders, err := dc.senders(m.Logger, m.Clock)
+	if err != nil {
+		return nil, err
+	}
+	callbacks := map[string]string{}
+	if dc.PublicURL != "" && dc.TwilioAccountSID != "" {
+		callbacks[nudge.ChannelSMS] = strings.TrimSuffix(dc.PublicURL, "/") + "/v1/webhooks/twilio/status"
+	}
+	return delivery.New(delivery.Config{
+		Store:          m.Store,
+		Clock:          m.Clock,
+		Logger:         m.Logger,
+		Templates:      set,
+		Senders:        senders,
+		From:           map[string]string{nudge.ChannelEmail: dc.EmailFrom, nudge.ChannelSMS: dc.SMSFrom},
+		StatusCallback: callbacks,
+		Recheck:        m.recheck(),
+	})
+}
+
+// deliveryLoop hands queued messages to providers: at once while there is
+// work, every enginePoll otherwise.
+func (m *Main) deliveryLoop(ctx context.Context, w *delivery.Worker) {
+	defer m.bg.Done()
+	t := time.NewTicker(enginePoll)
+	defer t.Stop()
+	for {
+		n, err := w.RunOnce(ctx)
+		if err != nil && ctx.Err() == nil {
+			m.Logger.WarnContext(ctx, "delivery run", "err", err)
+		}
+		if n > 0 && err == nil {
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
