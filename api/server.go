@@ -16,6 +16,7 @@ import (
 
 	"github.com/nudge/nudge"
 	"github.com/nudge/nudge/ingest"
+	"github.com/nudge/nudge/policy"
 )
 
 // Config configures a Server. Store is required; the rest has defaults.
@@ -45,6 +46,20 @@ type Config struct {
 	ImportMaxErrors int
 	// ReadyTimeout bounds the database ping of /readyz (default 2 s).
 	ReadyTimeout time.Duration
+
+	// TwilioAuthToken authenticates Twilio's webhooks (X-Twilio-Signature);
+	// empty, /v1/webhooks/twilio/* answer 404.
+	TwilioAuthToken string
+	// PublicURL is the base URL Twilio calls (https://nudge.example.com),
+	// from which the signed URL is rebuilt; default: the request's Host and
+	// X-Forwarded-Proto.
+	PublicURL string
+	// Keywords are the inbound SMS keywords and replies (default
+	// policy.DefaultKeywords()).
+	Keywords policy.KeywordConfig
+	// SendSMS sends a keyword's reply (confirmation, help text); nil, the
+	// reply is returned as TwiML for Twilio to send.
+	SendSMS func(ctx context.Context, to, body string) error
 }
 
 // Server is Nudge's JSON API.
@@ -63,6 +78,7 @@ type Server struct {
 	readyTimeout    time.Duration
 
 	metrics *metrics
+	twilio  *twilioHooks
 	handler http.Handler
 }
 
@@ -98,6 +114,9 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("api: metrics: %w", err)
 	}
 	s.metrics = m
+	if s.twilio, err = newTwilioHooks(cfg); err != nil {
+		return nil, err
+	}
 	s.handler = s.routes()
 	return s, nil
 }
@@ -144,6 +163,7 @@ func (s *Server) routes() http.Handler {
 	admin("DELETE /v1/apikeys/{id}", s.handleAPIKeyRevoke)
 	s.journeyRoutes(read, admin)
 	s.policyRoutes(read, admin)
+	s.twilioRoutes(mux) // no API key: signed by Twilio
 
 	// Everything else: under /v1 only with a key, so that no route there
 	// answers without one; 405 if the path exists with another method.
