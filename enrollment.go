@@ -109,6 +109,10 @@ type EngineStore interface {
 	EnrollmentClaimDue(ctx context.Context, now time.Time, limit int, lease time.Duration) ([]*Enrollment, error)
 	// EnrollmentList lists enrollments, ordered by ID.
 	EnrollmentList(ctx context.Context, p *EnrollmentListParams) ([]*Enrollment, error)
+	// EnrollmentListLive returns, by contact id, the live (waiting)
+	// enrollments of the given contacts, each contact's ordered by ID, in
+	// one query; a contact with none is absent from the map.
+	EnrollmentListLive(ctx context.Context, contactIDs []string) (map[string][]*Enrollment, error)
 	// EnrollmentGet returns an enrollment, or ENOTFOUND.
 	EnrollmentGet(ctx context.Context, id string) (*Enrollment, error)
 	// EngineCommit commits a transition atomically (see EngineCommit). An

@@ -88,7 +88,7 @@ func (e *Engine) newGuard(ctx context.Context, now time.Time, cs map[string]*nud
 			recent, errs[2] = e.store.MessageRecent(ctx, ids, since)
 		case 3:
 			if enrs == nil {
-				live, errs[3] = e.liveEnrollments(ctx, ids)
+				live, errs[3] = e.store.EnrollmentListLive(ctx, ids)
 			}
 		}
 		return nil
@@ -132,36 +132,6 @@ func sentOf(m *nudge.Message) policy.Sent {
 		Transactional: m.Purpose == policy.PurposeTransactional,
 		InFlight:      m.Status == nudge.MessageQueued || m.Status == nudge.MessageSending,
 	}
-}
-
-// enrollmentLister is a store that lists many contacts' live enrollments
-// in one query. The engine uses it when the store offers it, else one
-// EnrollmentList per contact.
-type enrollmentLister interface {
-	// EnrollmentListLive returns, by contact id, the live enrollments of
-	// the given contacts.
-	EnrollmentListLive(ctx context.Context, contactIDs []string) (map[string][]*nudge.Enrollment, error)
-}
-
-// liveEnrollments reads the live enrollments of contacts, by contact id.
-func (e *Engine) liveEnrollments(ctx context.Context, ids []string) (map[string][]*nudge.Enrollment, error) {
-	if l, ok := e.store.(enrollmentLister); ok {
-		return l.EnrollmentListLive(ctx, ids)
-	}
-	out := make([][]*nudge.Enrollment, len(ids))
-	err := parallel(len(ids), func(i int) error {
-		var err error
-		out[i], err = e.store.EnrollmentList(ctx, &nudge.EnrollmentListParams{ContactID: ids[i], LiveOnly: true, Limit: 10000})
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	m := make(map[string][]*nudge.Enrollment, len(ids))
-	for i, id := range ids {
-		m[id] = out[i]
-	}
-	return m, nil
 }
 
 // mark and rollback undo what the guard learnt from transitions that were

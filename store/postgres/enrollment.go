@@ -171,6 +171,28 @@ func (db *DB) EnrollmentList(ctx context.Context, p *nudge.EnrollmentListParams)
 	return es, nil
 }
 
+// EnrollmentListLive returns, by contact id, the live enrollments of the
+// given contacts, each contact's ordered by id, in one statement.
+func (db *DB) EnrollmentListLive(ctx context.Context, contactIDs []string) (map[string][]*nudge.Enrollment, error) {
+	out := make(map[string][]*nudge.Enrollment, len(contactIDs))
+	if len(contactIDs) == 0 {
+		return out, nil
+	}
+	rows, err := db.pool.Query(ctx, `SELECT `+enrollmentColumns+` FROM enrollments
+		WHERE contact_id = ANY($1) AND state = 'waiting' ORDER BY contact_id, id`, contactIDs)
+	if err != nil {
+		return nil, wrap("enrollment list live", err)
+	}
+	es, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*nudge.Enrollment, error) { return scanEnrollment(r) })
+	if err != nil {
+		return nil, wrap("enrollment list live", err)
+	}
+	for _, e := range es {
+		out[e.ContactID] = append(out[e.ContactID], e)
+	}
+	return out, nil
+}
+
 const decisionColumns = `id, at, contact_id, journey_id, version, enrollment_id, step_id, channel, outcome, reason, message, details, policy_version`
 
 func scanDecision(row pgx.Row) (*nudge.Decision, error) {

@@ -259,6 +259,41 @@ func (db *DB) EnrollmentList(ctx context.Context, p *nudge.EnrollmentListParams)
 	return es, nil
 }
 
+// enrollmentsLiveQuery reads the live enrollments of a JSON array of
+// contact ids, through the enrollments_contact index.
+const enrollmentsLiveQuery = `SELECT ` + enrollmentColumns + ` FROM enrollments
+	WHERE contact_id IN (SELECT value FROM json_each(?)) AND state = 'waiting'
+	ORDER BY contact_id, id`
+
+// EnrollmentListLive returns, by contact id, the live enrollments of the
+// given contacts, each contact's ordered by id, in one statement.
+func (db *DB) EnrollmentListLive(ctx context.Context, contactIDs []string) (map[string][]*nudge.Enrollment, error) {
+	out := make(map[string][]*nudge.Enrollment, len(contactIDs))
+	if len(contactIDs) == 0 {
+		return out, nil
+	}
+	arr, err := jsonArray(contactIDs)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: enrollment list live: %w", err)
+	}
+	st, err := db.readStmt(ctx, enrollmentsLiveQuery)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: enrollment list live: %w", err)
+	}
+	rows, err := st.QueryContext(ctx, arr)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: enrollment list live: %w", err)
+	}
+	es, err := scanEnrollments(rows)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: enrollment list live: %w", err)
+	}
+	for _, e := range es {
+		out[e.ContactID] = append(out[e.ContactID], e)
+	}
+	return out, nil
+}
+
 // EnrollmentGet returns an enrollment, or ENOTFOUND.
 func (db *DB) EnrollmentGet(ctx context.Context, id string) (*nudge.Enrollment, error) {
 	st, err := db.readStmt(ctx, `SELECT `+enrollmentColumns+` FROM enrollments WHERE id = ?`)

@@ -279,6 +279,8 @@ func TestQueryPlans(t *testing.T) {
 			ORDER BY e.wake_at, e.id LIMIT 100`, "enrollments_due"},
 		{`SELECT * FROM enrollments WHERE contact_id = 'c' AND state = 'waiting' AND id > 'a' ORDER BY id LIMIT 100`,
 			"enrollments_contact"},
+		{`SELECT * FROM enrollments WHERE contact_id IN (SELECT value FROM json_each('["c"]')) AND state = 'waiting'
+			ORDER BY contact_id, id`, "enrollments_contact"},
 		{`SELECT * FROM enrollments WHERE journey_id = 'j' AND id > 'a' ORDER BY id LIMIT 100`, "enrollments_journey"},
 		{`SELECT * FROM decisions WHERE contact_id = 'c' AND id > 5 ORDER BY id LIMIT 100`, "decisions_contact"},
 		{`SELECT * FROM decisions WHERE enrollment_id = 'e' ORDER BY id LIMIT 100`, "decisions_enrollment"},
