@@ -331,6 +331,11 @@ func (s *Server) handleTwilioInbound(w http.ResponseWriter, r *http.Request, for
 			s.fail(w, r, fmt.Errorf("twilio inbound %s: %w", in.MessageSID, err))
 			return
 		}
+		if status == nudge.ConsentOptedIn && len(contacts) == 0 {
+			// Nothing was recorded: "you are subscribed" would be untrue. An
+			// opt-out is acknowledged all the same, as CTIA asks.
+			k.Reply = ""
+		}
 		if k.Review { // a revocation counted as an opt-out: keep the words for a person
 			if err := s.ingestReplies(ctx, contacts, in, true, now); err != nil {
 				s.fail(w, r, fmt.Errorf("twilio inbound %s: %w", in.MessageSID, err))

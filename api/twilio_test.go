@@ -258,6 +258,11 @@ func TestTwilioStatus(t *testing.T) {
 			if !strings.Contains(e.logs.String(), "unknown message") {
 				t.Errorf("no warning logged:\n%s", e.logs)
 			}
+			// A carrier opt-out is about the number: it is suppressed even so.
+			e.must(e.twilio(statusPath, statusForm("SMnobody", "failed", "21610")), 200)
+			if s := e.suppressions(); len(s) != 1 || s[0].Reason != nudge.SuppressProviderOptOut {
+				t.Errorf("suppressions %+v", s)
+			}
 		})
 		t.Run("failed", func(t *testing.T) {
 			e := newTwilioEnv(t, open)
@@ -434,6 +439,11 @@ func TestTwilioInbound(t *testing.T) {
 			}
 			if !strings.Contains(e.logs.String(), "no contact has") {
 				t.Errorf("not logged:\n%s", e.logs)
+			}
+			f = inboundForm("SMin2", "START")
+			f.Set("From", "+13125559999")
+			if r := e.must(e.twilio(inboundPath, f), 200); !strings.Contains(string(r.body), "<Response/>") {
+				t.Errorf("an opt-in that recorded nothing is confirmed: %s", r.body)
 			}
 		})
 		t.Run("twilio matched", func(t *testing.T) {
