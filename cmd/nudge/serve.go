@@ -83,6 +83,9 @@ func (m *Main) Run(ctx context.Context) error {
 		Contacts: contacts,
 		Registry: reg,
 		Version:  version,
+
+		TwilioAuthToken: m.Delivery.TwilioAuthToken,
+		PublicURL:       m.Delivery.PublicURL,
 	})
 	if err != nil {
 		return err
