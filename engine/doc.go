@@ -65,6 +65,13 @@
 // enrollments are released); goals and exit rules still end their
 // enrollments, but awaited events are not taken while paused.
 //
+// Right before a queued message is handed to a provider, delivery asks
+// Engine.Recheck: the enrollment must not have converted or been ended by
+// an exit rule, the goal condition and exit rules must still be false, and
+// suppression and consent are checked again with the policy in force. A
+// completed enrollment's message still goes; quiet hours and caps are not
+// applied again (they were decided at queue time).
+//
 // # Limitations
 //
 // Attribute triggers are level-triggered: the store keeps no "was matching"

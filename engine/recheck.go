@@ -1,0 +1,242 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/nudge/nudge"
+	"github.com/nudge/nudge/journey"
+	"github.com/nudge/nudge/policy"
+)
+
+// Recheck is the guardrails' last word on a queued message, asked right
+// before it is handed to a provider (delivery's Config.Recheck), including
+// after a deferral or a retry: a contact who converted, left the journey,
+// opted out or was suppressed since the message was queued gets nothing.
+//
+// It is not ok when the message's enrollment converted (goal_met) or was
+// ended by an exit rule (exit_rule) or an erasure (contact_erased) — an
+// enrollment that completed, moved on, or reached an exit step still lets
+// its queued message go — or when the journey's goal condition or an exit
+// rule is now true for c. For email and SMS, suppression and consent are
+// then checked again with the policy in force (reasons suppressed_*,
+// opted_out, no_consent_*); quiet hours, caps and priority were decided
+// when the message was queued and are not applied again. A lookup that
+// fails is not ok (consent_unavailable): nothing is sent on missing facts.
+//
+// Every not-ok answer is recorded as a decision (skipped, with the reason).
+func (e *Engine) Recheck(ctx context.Context, m *nudge.Message, c *nudge.Contact) (ok bool, reason string) {
+	now := e.clock.Now()
+	d := e.recheck(ctx, m, c, now)
+	if d == nil {
+		return true, ""
+	}
+	d.At, d.ContactID, d.JourneyID, d.Version = now, m.ContactID, m.JourneyID, m.Version
+	d.EnrollmentID, d.StepID, d.Channel, d.Outcome = m.EnrollmentID, m.StepID, m.Channel, nudge.OutcomeSkipped
+	if d.Details == nil {
+		d.Details = map[string]any{}
+	}
+	d.Details["message_id"] = m.ID
+	d.Details["stage"] = "dispatch"
+	if err := e.store.EngineCommit(ctx, &nudge.EngineCommit{Decisions: []*nudge.Decision{d}}, now); err != nil {
+		// The message still does not go; only its explanation is lost.
+		e.log.ErrorContext(ctx, "engine: the dispatch re-check's decision could not be recorded", "message_id", m.ID, "reason", d.Reason, "err", err)
+	}
+	return false, d.Reason
+}
+
+// recheck returns the decision that stops m at now, or nil when it may go.
+func (e *Engine) recheck(ctx context.Context, m *nudge.Message, c *nudge.Contact, now time.Time) *nudge.Decision {
+	what := channelWord(m.Channel)
+	unavailable := func(err error) *nudge.Decision {
+		e.log.ErrorContext(ctx, "engine: the dispatch re-check could not read its facts; the message is not sent", "message_id", m.ID, "err", err)
+		return &nudge.Decision{
+			Reason:  policy.ReasonConsentUnavailable,
+			Message: fmt.Sprintf("Not sent: the checks before sending the %s could not be made (%v); nothing is sent without them.", what, err),
+			Details: map[string]any{"error": err.Error()},
+		}
+	}
+	if c == nil {
+		return &nudge.Decision{Reason: ReasonContactErased, Message: fmt.Sprintf("Not sent: the contact was erased after the %s was queued.", what)}
+	}
+	var (
+		j  *journey.Journey
+		en *nudge.Enrollment
+	)
+	if m.EnrollmentID != "" {
+		var err error
+		en, err = e.store.EnrollmentGet(ctx, m.EnrollmentID)
+		if nudge.ErrorCode(err) == nudge.ENOTFOUND {
+			// Only an erasure deletes enrollments.
+			return &nudge.Decision{Reason: ReasonContactErased, Message: fmt.Sprintf("Not sent: the %s's enrollment no longer exists (the contact was erased).", what)}
+		}
+		if err != nil {
+			return unavailable(fmt.Errorf("read the enrollment: %w", err))
+		}
+		if j, _, err = e.version(ctx, en.JourneyID, en.Version); err != nil {
+			return unavailable(fmt.Errorf("read journey %s version %d: %w", en.JourneyID, en.Version, err))
+		}
+		switch en.State {
+		case nudge.EnrollmentConverted:
+			return goalDecision(j, what, "")
+		case nudge.EnrollmentExited:
+			end, err := e.endReason(ctx, en)
+			if err != nil {
+				return unavailable(fmt.Errorf("read the enrollment's decisions: %w", err))
+			}
+			switch end.Reason {
+			case ReasonExitRule:
+				rule := "an exit rule"
+				if x, ok := end.Details["condition"].(string); ok && x != "" {
+					rule = "exit rule " + x
+				}
+				return &nudge.Decision{Reason: ReasonExitRule, Details: map[string]any{"condition": end.Details["condition"]},
+					Message: fmt.Sprintf("Not sent: the contact left the journey (%s) after the %s was queued.", rule, what)}
+			case ReasonContactErased:
+				return &nudge.Decision{Reason: ReasonContactErased, Message: fmt.Sprintf("Not sent: the contact was erased after the %s was queued.", what)}
+			}
+			// An exit step (or a guard) ended the enrollment as its steps
+			// went: like completing, it leaves queued messages to go.
+		}
+		if met, why := goalMet(j, en, c, nil, now); met {
+			return goalDecision(j, what, why)
+		}
+		if x := exitRule(j, en, c); x != nil {
+			return &nudge.Decision{Reason: ReasonExitRule, Details: map[string]any{"condition": x.Source},
+				Message: fmt.Sprintf("Not sent: the contact left the journey (exit rule %s) after the %s was queued.", x.Source, what)}
+		}
+	}
+	if m.Channel != nudge.ChannelSMS && m.Channel != nudge.ChannelEmail {
+		return nil // webhooks are the journey's own calls: no consent applies
+	}
+	ws, version, err := e.currentPolicy(ctx)
+	if err != nil {
+		return unavailable(err)
+	}
+	p := ws
+	if j != nil {
+		if st := j.Step(m.StepID); st != nil {
+			p, _ = e.stepPolicy(ws, version, j, en.Version, st)
+		}
+	}
+	consent, err := e.store.ConsentListMany(ctx, []string{c.ID})
+	if err != nil {
+		return unavailable(fmt.Errorf("read consent: %w", err))
+	}
+	supp, err := e.store.SuppressionsFor(ctx, []*nudge.Contact{c})
+	if err != nil {
+		return unavailable(fmt.Errorf("read suppressions: %w", err))
+	}
+	facts := &policy.Facts{
+		Channel: m.Channel, Purpose: m.Purpose, Journey: m.JourneyID, Step: m.StepID, Template: m.Template,
+		MessageKey: m.EnrollmentID + ":" + m.StepID, Contact: c, Consent: consent[c.ID],
+	}
+	for _, s := range supp[c.ID] {
+		facts.Suppressions = append(facts.Suppressions, policy.Suppression{Channel: s.Channel, Address: s.AddressMasked, Kind: s.Reason, Source: s.Source, At: s.CreatedAt})
+	}
+	// Suppression and consent are the policy's first rules: when either
+	// stops the send, Evaluate says so before any later rule is asked.
+	pd := p.Evaluate(facts, now)
+	if pd.Allowed() || !dispatchReason(pd.Reason) {
+		return nil
+	}
+	rec := pd.Record(version)
+	rec.Message = dispatchSentence(&pd, m, what)
+	return rec
+}
+
+// dispatchReason reports whether a policy reason is one the re-check
+// applies: suppression and consent.
+func dispatchReason(r string) bool {
+	switch r {
+	case policy.ReasonSuppressedEmail, policy.ReasonSuppressedPhone, policy.ReasonSuppressedContact,
+		policy.ReasonOptedOut, policy.ReasonNoConsentSMS, policy.ReasonNoConsentEmail, policy.ReasonConsentUnavailable:
+		return true
+	}
+	return false
+}
+
+// dispatchSentence says why the policy stopped a queued message.
+func dispatchSentence(pd *policy.Decision, m *nudge.Message, what string) string {
+	switch pd.Reason {
+	case policy.ReasonSuppressedEmail, policy.ReasonSuppressedPhone, policy.ReasonSuppressedContact:
+		who := "the contact"
+		switch pd.Reason {
+		case policy.ReasonSuppressedPhone:
+			who = "the phone number"
+		case policy.ReasonSuppressedEmail:
+			who = "the email address"
+		}
+		kind := ""
+		if s := pd.Used.Suppression; s != nil {
+			kind = " (" + s.Kind + ")"
+		}
+		return fmt.Sprintf("Not sent: %s was suppressed%s after the %s was queued.", who, kind, what)
+	case policy.ReasonOptedOut:
+		src := ""
+		if st := pd.Used.Consent; st != nil && st.Source != "" {
+			src = " (" + st.Source + ")"
+		}
+		return fmt.Sprintf("Not sent: the contact opted out%s after the %s was queued.", src, what)
+	default:
+		return fmt.Sprintf("Not sent: at dispatch, %s", pd.Sentence)
+	}
+}
+
+// goalDecision stops a message of an enrollment whose goal was met; why is
+// how, when the re-check found it ("" when the enrollment converted).
+func goalDecision(j *journey.Journey, what, why string) *nudge.Decision {
+	goal := why
+	if goal == "" && j.Goal != nil {
+		switch {
+		case j.Goal.Event != "":
+			goal = j.Goal.Event
+		case j.Goal.Condition != nil:
+			goal = j.Goal.Condition.Source
+		}
+	}
+	msg := fmt.Sprintf("Not sent: the contact converted after the %s was queued.", what)
+	if goal != "" {
+		msg = fmt.Sprintf("Not sent: the contact converted (%s) after the %s was queued.", goal, what)
+	}
+	return &nudge.Decision{Reason: ReasonGoalMet, Message: msg, Details: map[string]any{"goal": goal}}
+}
+
+// endReason is the decision that ended an exited enrollment (the last of
+// its exited decisions); an empty one when there is none on record.
+func (e *Engine) endReason(ctx context.Context, en *nudge.Enrollment) (*nudge.Decision, error) {
+	var end *nudge.Decision
+	var after int64
+	for {
+		ds, err := e.store.DecisionList(ctx, &nudge.DecisionListParams{EnrollmentID: en.ID, AfterID: after, Limit: 10000})
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range ds {
+			if d.Outcome == nudge.OutcomeExited {
+				end = d
+			}
+		}
+		if len(ds) < 10000 {
+			break
+		}
+		after = ds[len(ds)-1].ID
+	}
+	if end == nil {
+		// No record of why: read it as an exit rule, the strict way.
+		return &nudge.Decision{Reason: ReasonExitRule}, nil
+	}
+	return end, nil
+}
+
+// channelWord names a channel in a sentence.
+func channelWord(ch string) string {
+	switch ch {
+	case nudge.ChannelSMS:
+		return "SMS"
+	case nudge.ChannelEmail:
+		return "email"
+	}
+	return ch + " message"
+}
