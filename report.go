@@ -1,0 +1,161 @@
+package nudge
+
+import (
+	"context"
+	"time"
+)
+
+// ReportParams selects the enrollments a report counts: those of one journey
+// (all journeys for an overview), of one version (0: every version), that
+// entered in [From, To) (zero From or To: unbounded). A report follows this
+// cohort: its decisions, messages, clicks and opt-outs are those of these
+// enrollments, whenever they happened.
+type ReportParams struct {
+	JourneyID string
+	Version   int64
+	From, To  time.Time
+}
+
+// ReportCohort counts enrollments by their state and, for an ended one, the
+// reason of the decision that ended it (goal_met, an exit reason, …).
+type ReportCohort struct {
+	HeldOut bool   `json:"held_out"` // in the journey's holdout
+	State   string `json:"state"`
+	Reason  string `json:"reason,omitempty"`
+	Count   int64  `json:"count"`
+}
+
+// ReportOutcome counts decisions at one step by outcome and reason, and the
+// distinct enrollments behind them (a deferred send is decided again).
+type ReportOutcome struct {
+	StepID      string `json:"step_id"`
+	Channel     string `json:"channel,omitempty"`
+	Outcome     string `json:"outcome"`
+	Reason      string `json:"reason"`
+	Decisions   int64  `json:"decisions"`
+	Enrollments int64  `json:"enrollments"`
+}
+
+// ReportPath counts the enrollments that reached a step (had a decision
+// there), by whether the step sent them a message, whether it held them out,
+// whether they are in the journey's holdout, and whether they converted.
+type ReportPath struct {
+	StepID         string `json:"step_id"`
+	Sent           bool   `json:"sent"`
+	StepHeldOut    bool   `json:"step_held_out"`
+	JourneyHeldOut bool   `json:"journey_held_out"`
+	Converted      bool   `json:"converted"`
+	Count          int64  `json:"count"`
+}
+
+// ReportMessages counts a step's messages by channel and current status.
+type ReportMessages struct {
+	StepID  string `json:"step_id"`
+	Channel string `json:"channel"`
+	Status  string `json:"status"`
+	Count   int64  `json:"count"`
+}
+
+// ReportAction counts the distinct messages of a step that an event named
+// Name (email.clicked, sms.clicked, sms.replied) points at through its
+// properties.message_id.
+type ReportAction struct {
+	StepID   string `json:"step_id"`
+	Channel  string `json:"channel"`
+	Name     string `json:"name"`
+	Messages int64  `json:"messages"`
+}
+
+// ReportOptOut counts a step's SMS messages (not cancelled) followed within
+// 24 hours by an SMS opt-out of the same contact from a keyword (STOP) or the
+// provider, and the step's SMS messages (not cancelled) in all.
+type ReportOptOut struct {
+	StepID   string `json:"step_id"`
+	Sent     int64  `json:"sent"`
+	OptedOut int64  `json:"opted_out"`
+}
+
+// ReportTouch is a message (not cancelled) of a converted enrollment.
+type ReportTouch struct {
+	StepID  string    `json:"step_id"`
+	Channel string    `json:"channel"`
+	At      time.Time `json:"at"` // when it was queued
+}
+
+// ReportConversion is one converted enrollment, compactly: when it entered
+// and converted, the steps it reached and the messages it got, for time to
+// goal, conversion by path and attribution.
+type ReportConversion struct {
+	HeldOut     bool          `json:"held_out"`
+	EnteredAt   time.Time     `json:"entered_at"`
+	ConvertedAt time.Time     `json:"converted_at"`
+	Steps       []string      `json:"steps,omitempty"` // reached, in no particular order
+	Touches     []ReportTouch `json:"touches,omitempty"`
+}
+
+// ReportData is what the store counts for one journey's report; package
+// report turns it into funnels, rates and lift. Every slice is in a stable
+// order (by its text columns).
+type ReportData struct {
+	Cohorts     []ReportCohort     `json:"cohorts"`
+	Outcomes    []ReportOutcome    `json:"outcomes"`
+	Paths       []ReportPath       `json:"paths"`
+	Messages    []ReportMessages   `json:"messages"`
+	Actions     []ReportAction     `json:"actions"`
+	OptOuts     []ReportOptOut     `json:"opt_outs"`
+	Conversions []ReportConversion `json:"conversions"` // by enrollment id
+}
+
+// ReportJourneyCounts are one journey's headline numbers for the overview.
+type ReportJourneyCounts struct {
+	JourneyID        string `json:"journey_id"`
+	Entered          int64  `json:"entered"`
+	Converted        int64  `json:"converted"`
+	HeldOut          int64  `json:"held_out"`           // entered into the holdout
+	HeldOutConverted int64  `json:"held_out_converted"` // of those, converted
+	SMSSent          int64  `json:"sms_sent"`           // SMS messages queued (not cancelled)
+	SMSOptedOut      int64  `json:"sms_opted_out"`      // of those, followed by an opt-out within 24 h
+}
+
+// ReportWeekBucket says that Contacts contact-weeks had Messages messages
+// (of any journey and channel, not cancelled): the distribution of messages
+// per contact per week. Weeks are 7-day periods counted from the Unix epoch.
+type ReportWeekBucket struct {
+	Messages int64 `json:"messages"`
+	Contacts int64 `json:"contacts"`
+}
+
+// ReportOverviewData is what the store counts for the overview: each
+// journey's headline numbers (JourneyID and Version of the params ignored)
+// and, over messages queued in [From, To), messages per contact per week.
+type ReportOverviewData struct {
+	Journeys []ReportJourneyCounts `json:"journeys"` // by journey id
+	PerWeek  []ReportWeekBucket    `json:"per_week"` // by Messages
+}
+
+// ReportStore answers the aggregate queries of reports: a few grouped
+// queries per report, never one per enrollment.
+type ReportStore interface {
+	// ReportJourney counts one journey's enrollments selected by p.
+	// ENOTFOUND if the journey does not exist; EINVALID if JourneyID is
+	// empty or To is not after From.
+	ReportJourney(ctx context.Context, p *ReportParams) (*ReportData, error)
+	// ReportOverview counts every journey's enrollments that entered in
+	// [p.From, p.To). EINVALID if To is not after From.
+	ReportOverview(ctx context.Context, p *ReportParams) (*ReportOverviewData, error)
+}
+
+// CheckReportParams validates p for ReportJourney (journey true) or
+// ReportOverview.
+func CheckReportParams(p *ReportParams, journey bool) error {
+	if journey && p.JourneyID == "" {
+		return FieldErrorf("journey_id", "required")
+	}
+	if p.Version < 0 {
+		return FieldErrorf("version", "%d is not a version (1, 2, …; 0 for all)", p.Version)
+	}
+	if !p.From.IsZero() && !p.To.IsZero() && !p.To.After(p.From) {
+		return FieldErrorf("to", "%s is not after from (%s)", p.To.Format(time.RFC3339), p.From.Format(time.RFC3339))
+	}
+	return nil
+}
