@@ -49,6 +49,8 @@ Usage:
   nudge explain --message ID             why / why not: decisions and messages
   nudge simulate --journey FILE --contacts FILE.csv --events FILE.jsonl
                                          replay a timeline on a virtual clock
+  nudge report JOURNEY [--from T] [--to T] [--version N] [--csv]
+  nudge report --overview                funnel, lift, attribution, opt-outs
   nudge demo                             play the four examples of examples/
   nudge version
 
@@ -123,6 +125,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runExplain(ctx, rest, stdout, stderr)
 	case "simulate":
 		return runSimulate(ctx, rest, stdout, stderr)
+	case "report":
+		return runReport(ctx, rest, stdout, stderr)
 	case "demo":
 		return runDemo(ctx, rest, stdout, stderr)
 	case "version", "--version":

@@ -1,0 +1,40 @@
+package main
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestReportCommand(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "nudge.db")
+	seedExplain(t, db)
+
+	out, _, err := cli(t, "report", "--db", db, "webinar-reminder")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"Journey webinar-reminder", "FUNNEL", "Entered 1 (held out 0)",
+		"no holdout", "CRM MOVEMENT\nnot available"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q:\n%s", want, out)
+		}
+	}
+	out, _, err = cli(t, "report", "--db", db, "--csv", "webinar-reminder")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(out, "section,step,metric,value\njourney,,entered,1\n") || !strings.Contains(out, "journey,,sms_sent,1\n") {
+		t.Errorf("CSV:\n%s", out)
+	}
+	out, _, err = cli(t, "report", "--db", db, "--overview", "--csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "\nwebinar-reminder,1,0,0,0,1,0,") {
+		t.Errorf("overview CSV:\n%s", out)
+	}
+	if _, _, err := cli(t, "report", "--db", db, "nope"); err == nil || !strings.Contains(err.Error(), "not found") {
+		t.Errorf("report of an unknown journey: %v, want not found", err)
+	}
+}
