@@ -163,6 +163,7 @@ func (s *Server) routes() http.Handler {
 	admin("DELETE /v1/apikeys/{id}", s.handleAPIKeyRevoke)
 	s.journeyRoutes(read, admin)
 	s.policyRoutes(read, admin)
+	s.reportRoutes(read)
 	s.twilioRoutes(mux) // no API key: signed by Twilio
 
 	// Everything else: under /v1 only with a key, so that no route there
