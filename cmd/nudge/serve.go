@@ -198,7 +198,7 @@ func (m *Main) pruneLoop(ctx context.Context) {
 // recheck is the dispatch-time re-check of goal, exit, consent and
 // suppression the delivery worker runs before each provider call.
 func (m *Main) recheck() func(context.Context, *nudge.Message, *nudge.Contact) (bool, string) {
-	return nil
+	return m.Engine.Recheck
 }
 
 // enginePoll is how often the engine looks for due waits and for work other
