@@ -92,11 +92,12 @@ func mustPlant(t testing.TB, s nudge.Store, p plant) {
 		if len(c.Enrollments) == 0 {
 			return
 		}
-		if err := s.EngineCommit(ctx, c, now); err != nil {
+		at := c.Enrollments[0].EnteredAt // messages are stamped with the commit's time
+		if err := s.EngineCommit(ctx, c, at); err != nil {
 			t.Fatalf("EngineCommit: %v", err)
 		}
 		if len(consent) > 0 {
-			if _, err := s.ConsentRecord(ctx, consent, now); err != nil {
+			if _, err := s.ConsentRecord(ctx, consent, at); err != nil {
 				t.Fatalf("ConsentRecord: %v", err)
 			}
 		}
