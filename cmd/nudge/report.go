@@ -5,9 +5,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
+	"time"
 
 	"github.com/nudge/nudge"
 	"github.com/nudge/nudge/report"
+	"github.com/nudge/nudge/sim"
+	"github.com/nudge/nudge/store/sqlite"
 )
 
 const reportUsage = `usage:
@@ -82,4 +87,58 @@ func writeReport(ctx context.Context, s nudge.Store, journeys []string, p nudge.
 		}
 	}
 	return nil
+}
+
+// simKeep keeps a simulation's temporary store for its report. sim.Run
+// removes its store file when it returns; a hard link made while it runs
+// keeps the database (checkpointed when the simulation closes it) under a
+// second name until the report is printed.
+type simKeep struct {
+	dir  string
+	once bool
+	err  error
+}
+
+// keepSimStore points cfg at a directory of its own and links the store
+// file there once the simulation has created it.
+func keepSimStore(cfg *sim.Config) (*simKeep, error) {
+	dir, err := os.MkdirTemp("", "nudge-sim-report-")
+	if err != nil {
+		return nil, err
+	}
+	k := &simKeep{dir: dir}
+	cfg.Dir = dir
+	progress := cfg.Progress
+	cfg.Progress = func(now time.Time) {
+		if !k.once {
+			k.once = true
+			k.err = os.Link(filepath.Join(dir, "sim.db"), filepath.Join(dir, "report.db"))
+		}
+		if progress != nil {
+			progress(now)
+		}
+	}
+	return k, nil
+}
+
+func (k *simKeep) remove() { os.RemoveAll(k.dir) }
+
+// report prints the report of each journey the simulation published.
+func (k *simKeep) report(ctx context.Context, r *sim.Report, asJSON bool, stdout io.Writer) error {
+	if k.err != nil || !k.once {
+		return fmt.Errorf("simulate --report: the simulation's store could not be kept: %v", k.err)
+	}
+	db, err := sqlite.Open(filepath.Join(k.dir, "report.db"))
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	var ids []string
+	for _, j := range r.Journeys {
+		ids = append(ids, j.ID)
+	}
+	if !asJSON {
+		fmt.Fprintln(stdout, "\nREPORT")
+	}
+	return writeReport(ctx, db, ids, nudge.ReportParams{}, false, false, asJSON, stdout)
 }

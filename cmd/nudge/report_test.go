@@ -38,3 +38,16 @@ func TestReportCommand(t *testing.T) {
 		t.Errorf("report of an unknown journey: %v, want not found", err)
 	}
 }
+
+func TestSimulateReport(t *testing.T) {
+	out, _, err := cli(t, "simulate", "--summary", "--report", "--journey", "../../examples/webinar/journey.yaml",
+		"--contacts", "../../examples/webinar/contacts.csv", "--events", "../../examples/webinar/timeline.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"\nREPORT\nJourney webinar-reminder", "Entered 8 (held out 1); converted 2", "FUNNEL"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("simulate --report lacks %q:\n%s", want, out)
+		}
+	}
+}

@@ -110,6 +110,7 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		in         simInput
 		jsonOut    bool
 		summary    bool
+		withReport bool
 		cpuProfile string
 	)
 	fs := flag.NewFlagSet("simulate", flag.ContinueOnError)
@@ -124,6 +125,7 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs.StringVar(&in.Region, "default-region", DefaultConfig().DefaultRegion, "region for phone numbers written without +country code")
 	fs.BoolVar(&jsonOut, "json", false, "print the report as one JSON document")
 	fs.BoolVar(&summary, "summary", false, "print only the totals, not every decision (and keep only the totals in memory)")
+	fs.BoolVar(&withReport, "report", false, "at the end, print each journey's report (funnel, lift, attribution, opt-outs) of the simulation")
 	fs.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile to this file")
 	if err := fs.Parse(args); err != nil {
 		return errUsage
@@ -147,16 +149,32 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		}
 		defer stop()
 	}
+	var keep *simKeep
+	if withReport {
+		if keep, err = keepSimStore(&cfg); err != nil {
+			return err
+		}
+		defer keep.remove()
+	}
 	start := time.Now()
 	r, err := sim.Run(ctx, cfg)
 	if err != nil {
 		return err
 	}
-	if jsonOut {
+	if jsonOut && keep == nil {
 		return r.WriteJSON(stdout)
 	}
-	if err := r.WriteText(stdout, summary); err != nil {
+	if jsonOut {
+		if err := r.WriteJSON(stdout); err != nil {
+			return err
+		}
+	} else if err := r.WriteText(stdout, summary); err != nil {
 		return err
+	}
+	if keep != nil {
+		if err := keep.report(ctx, r, jsonOut, stdout); err != nil {
+			return err
+		}
 	}
 	// On stderr: the wall time is the only thing that differs between runs.
 	fmt.Fprintf(stderr, "simulated in %s\n", time.Since(start).Round(time.Millisecond))
