@@ -60,6 +60,11 @@ type Config struct {
 	// SendSMS sends a keyword's reply (confirmation, help text); nil, the
 	// reply is returned as TwiML for Twilio to send.
 	SendSMS func(ctx context.Context, to, body string) error
+	// KannelKey authenticates Kannel's dlr-url and get-url calls, which
+	// carry it as key=… in the query (see kannel.go: loopback or private
+	// links only); at least 22 random characters. Empty,
+	// /v1/webhooks/kannel/* answer 404.
+	KannelKey string
 }
 
 // Server is Nudge's JSON API.
@@ -79,7 +84,9 @@ type Server struct {
 
 	metrics *metrics
 	twilio  *twilioHooks
-	handler http.Handler
+	// kannelKey authenticates /v1/webhooks/kannel/*.
+	kannelKey string
+	handler   http.Handler
 }
 
 // New returns a server for cfg.
@@ -117,6 +124,10 @@ func New(cfg Config) (*Server, error) {
 	if s.twilio, err = newTwilioHooks(cfg); err != nil {
 		return nil, err
 	}
+	if err := checkKannelKey(cfg.KannelKey); err != nil {
+		return nil, err
+	}
+	s.kannelKey = cfg.KannelKey
 	s.handler = s.routes()
 	return s, nil
 }
@@ -165,6 +176,7 @@ func (s *Server) routes() http.Handler {
 	s.policyRoutes(read, admin)
 	s.reportRoutes(read)
 	s.twilioRoutes(mux) // no API key: signed by Twilio
+	s.kannelRoutes(mux) // no API key: Config.KannelKey in the query
 
 	// Everything else: under /v1 only with a key, so that no route there
 	// answers without one; 405 if the path exists with another method.
