@@ -14,6 +14,7 @@ type Store interface {
 	PolicyStore
 	PolicyFactStore
 	DeliveryStore
+	ReportStore
 
 	// Migrate brings the schema up to date. A database whose schema is newer
 	// than this binary knows is refused with an error saying so.

@@ -15,15 +15,6 @@ func (s *Server) reportRoutes(read func(string, http.HandlerFunc)) {
 	read("GET /v1/reports/overview", s.handleReportOverview)
 }
 
-// reportStore is the store's report seam, or an error saying it has none.
-func (s *Server) reportStore() (report.Store, error) {
-	rs, ok := s.store.(report.Store)
-	if !ok {
-		return nil, nudge.Errorf(nudge.EINTERNAL, "this store does not answer reports")
-	}
-	return rs, nil
-}
-
 // reportParams reads from, to (RFC 3339 or a date) and version.
 func reportParams(r *http.Request) (*nudge.ReportParams, error) {
 	p := &nudge.ReportParams{JourneyID: r.PathValue("id")}
@@ -60,12 +51,7 @@ func (s *Server) handleReportJourney(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	rs, err := s.reportStore()
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	rep, err := report.Journey(r.Context(), rs, p, report.Options{})
+	rep, err := report.Journey(r.Context(), s.store, p, report.Options{})
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -79,12 +65,7 @@ func (s *Server) handleReportOverview(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	rs, err := s.reportStore()
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	o, err := report.ReadOverview(r.Context(), rs, p, report.Options{})
+	o, err := report.ReadOverview(r.Context(), s.store, p, report.Options{})
 	if err != nil {
 		s.fail(w, r, err)
 		return

@@ -49,10 +49,7 @@ func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 
 // writeReport prints the report of journeys[0] (or the overview) of s.
 func writeReport(ctx context.Context, s nudge.Store, journeys []string, p nudge.ReportParams, overview, asCSV, asJSON bool, stdout io.Writer) error {
-	rs, ok := s.(report.Store)
-	if !ok {
-		return fmt.Errorf("report: this store does not answer reports")
-	}
+	rs := report.Store(s)
 	if overview {
 		o, err := report.ReadOverview(ctx, rs, &p, report.Options{})
 		switch {
