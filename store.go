@@ -14,6 +14,7 @@ type Store interface {
 	PolicyStore
 	PolicyFactStore
 	DeliveryStore
+	LinkStore
 	ReportStore
 
 	// Migrate brings the schema up to date. A database whose schema is newer

@@ -81,6 +81,7 @@ func Run(t *testing.T, open func(t *testing.T) nudge.Store) {
 	t.Run("MessageStuck", func(t *testing.T) { testMessageStuck(t, open) })
 	t.Run("MessageCancel", func(t *testing.T) { testMessageCancel(t, open) })
 	t.Run("Report", func(t *testing.T) { testReport(t, open) })
+	t.Run("Link", func(t *testing.T) { testLink(t, open) })
 }
 
 // now is the fixed time every test starts from.
