@@ -18,6 +18,7 @@ import (
 	"github.com/nudge/nudge/channel/smtp"
 	"github.com/nudge/nudge/channel/twilio"
 	"github.com/nudge/nudge/delivery"
+	"github.com/nudge/nudge/link"
 	"github.com/nudge/nudge/template"
 )
 
@@ -33,6 +34,12 @@ type DeliveryConfig struct {
 	TwilioAccountSID string // NUDGE_TWILIO_ACCOUNT_SID; empty: SMS are logged, not sent
 	TwilioAuthToken  string // NUDGE_TWILIO_AUTH_TOKEN
 	TwilioBaseURL    string // NUDGE_TWILIO_BASE_URL: for a Twilio-compatible endpoint
+
+	// With PublicURL set, links in SMS and email HTML become tracked links
+	// (/c/{code}) and marketing email gets RFC 8058 one-click unsubscribe
+	// headers (/u/{token}).
+	TrackEmailText    bool   // NUDGE_TRACK_EMAIL_TEXT=1: also rewrite the URLs of the email text part
+	UnsubscribeMailto string // NUDGE_UNSUBSCRIBE_MAILTO: mailto: alternative in List-Unsubscribe
 }
 
 func defaultDeliveryConfig() DeliveryConfig {
@@ -45,6 +52,9 @@ func defaultDeliveryConfig() DeliveryConfig {
 		TwilioAccountSID: os.Getenv("NUDGE_TWILIO_ACCOUNT_SID"),
 		TwilioAuthToken:  os.Getenv("NUDGE_TWILIO_AUTH_TOKEN"),
 		TwilioBaseURL:    os.Getenv("NUDGE_TWILIO_BASE_URL"),
+
+		TrackEmailText:    os.Getenv("NUDGE_TRACK_EMAIL_TEXT") == "1",
+		UnsubscribeMailto: os.Getenv("NUDGE_UNSUBSCRIBE_MAILTO"),
 	}
 }
 
@@ -129,6 +139,17 @@ func (m *Main) newDelivery() (*delivery.Worker, error) {
 	if dc.PublicURL != "" && dc.TwilioAccountSID != "" {
 		callbacks[nudge.ChannelSMS] = strings.TrimSuffix(dc.PublicURL, "/") + "/v1/webhooks/twilio/status"
 	}
+	var prepare func(context.Context, *nudge.Message, *nudge.Contact, *nudge.Outbound) error
+	if dc.PublicURL != "" {
+		t, err := link.NewTracker(link.Config{Store: m.Store, Clock: m.Clock, PublicURL: dc.PublicURL,
+			EmailText: dc.TrackEmailText, UnsubscribeMailto: dc.UnsubscribeMailto})
+		if err != nil {
+			return nil, err
+		}
+		prepare = t.Prepare
+	} else {
+		m.Logger.Warn("no public URL: links are not tracked and marketing email has no one-click unsubscribe header")
+	}
 	return delivery.New(delivery.Config{
 		Store:          m.Store,
 		Clock:          m.Clock,
@@ -138,6 +159,7 @@ func (m *Main) newDelivery() (*delivery.Worker, error) {
 		From:           map[string]string{nudge.ChannelEmail: dc.EmailFrom, nudge.ChannelSMS: dc.SMSFrom},
 		StatusCallback: callbacks,
 		Recheck:        m.recheck(),
+		Prepare:        prepare,
 	})
 }
 
