@@ -176,6 +176,7 @@ func (s *Server) routes() http.Handler {
 	s.policyRoutes(read, admin)
 	s.reportRoutes(read)
 	s.twilioRoutes(mux) // no API key: signed by Twilio
+	s.linkRoutes(mux)   // no API key: the code or token is the credential
 	s.kannelRoutes(mux) // no API key: Config.KannelKey in the query
 
 	// Everything else: under /v1 only with a key, so that no route there
