@@ -217,3 +217,22 @@ func FuzzRewrite(f *testing.F) {
 		})
 	})
 }
+
+func TestPrepareChecksRewrittenSMS(t *testing.T) {
+	st := &fakeStore{}
+	tr, err := link.NewTracker(link.Config{Store: st, PublicURL: "https://n.example",
+		CheckSMS: func(text string) error {
+			if len(text) > 30 {
+				return nudge.Errorf(nudge.EINVALID, "too long")
+			}
+			return nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := &nudge.Outbound{Channel: nudge.ChannelSMS, Text: "Go http://x.io now"}
+	err = tr.Prepare(context.Background(), &nudge.Message{ID: "m", Channel: nudge.ChannelSMS}, &nudge.Contact{}, o)
+	if err == nil || len(st.calls) != 0 {
+		t.Errorf("Prepare = %v with %d LinkCreate calls; want the check's error and nothing stored", err, len(st.calls))
+	}
+}

@@ -31,6 +31,10 @@ type Config struct {
 	// UnsubscribeMailto, when set, is the address of the List-Unsubscribe
 	// mailto: alternative (RFC 2369), beside the one-click HTTPS URL.
 	UnsubscribeMailto string
+	// CheckSMS, when set, checks an SMS body after its links were rewritten
+	// (the worker lints the body before: a short link can be longer than
+	// the URL it replaces and add a segment). An error fails the message.
+	CheckSMS func(text string) error
 }
 
 // Tracker prepares outgoing messages: tracked links, and the one-click
@@ -87,6 +91,11 @@ func (t *Tracker) Prepare(ctx context.Context, m *nudge.Message, c *nudge.Contac
 	switch m.Channel {
 	case nudge.ChannelSMS:
 		o.Text = Rewrite(o.Text, false, mint)
+		if t.cfg.CheckSMS != nil && len(links) > 0 {
+			if err := t.cfg.CheckSMS(o.Text); err != nil {
+				return fmt.Errorf("link: the SMS with tracked links: %w", err)
+			}
+		}
 	case nudge.ChannelEmail:
 		if !t.cfg.NoEmailLinks {
 			o.HTML = Rewrite(o.HTML, true, mint)

@@ -142,7 +142,8 @@ func (m *Main) newDelivery() (*delivery.Worker, error) {
 	var prepare func(context.Context, *nudge.Message, *nudge.Contact, *nudge.Outbound) error
 	if dc.PublicURL != "" {
 		t, err := link.NewTracker(link.Config{Store: m.Store, Clock: m.Clock, PublicURL: dc.PublicURL,
-			EmailText: dc.TrackEmailText, UnsubscribeMailto: dc.UnsubscribeMailto})
+			EmailText: dc.TrackEmailText, UnsubscribeMailto: dc.UnsubscribeMailto,
+			CheckSMS: func(text string) error { return template.LintSMS(text, template.SMSLimits{}).Err() }})
 		if err != nil {
 			return nil, err
 		}
