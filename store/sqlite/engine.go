@@ -347,14 +347,6 @@ const (
 			ORDER BY e.wake_at, e.id LIMIT ?3)
 		RETURNING ` + enrollmentColumns
 
-	enrollmentInsertQuery = `INSERT INTO enrollments (id, journey_id, version, contact_id, key, state, step_id,
-		wake_at, wait_event, held_out, event, steps, entered_at, updated_at, ended_at, rev)
-		VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, 1)
-		ON CONFLICT DO NOTHING`
-	enrollmentUpdateQuery = `UPDATE enrollments SET state = ?6, step_id = ?7, wake_at = ?8, wait_event = ?9,
-		held_out = ?10, event = ?11, steps = ?12, entered_at = ?13, updated_at = ?14, ended_at = ?15,
-		rev = rev + 1, claimed_until = NULL
-		WHERE id = ?1 AND rev = ?16`
 	enrollmentsReleaseQuery = `UPDATE enrollments SET claimed_until = NULL
 		WHERE id IN (SELECT value FROM json_each(?)) AND claimed_until IS NOT NULL`
 	// The unary + keeps the planner off messages_status, which would
@@ -375,9 +367,37 @@ const (
 )
 
 const (
-	decisionInsertColumns = 12
-	messageInsertColumns  = 18
+	enrollmentInsertColumns = 15
+	enrollmentUpdateColumns = 12
+	decisionInsertColumns   = 12
+	messageInsertColumns    = 18
 )
+
+// enrollmentsInsertQuery inserts n enrollments at revision 1, skipping any
+// whose id exists or that would be a second live enrollment (in the table
+// or earlier in the statement), and returns the ids of those inserted.
+func enrollmentsInsertQuery(n int) string {
+	row := "(" + placeholders(enrollmentInsertColumns) + ", 1)"
+	return `INSERT INTO enrollments (id, journey_id, version, contact_id, key, state, step_id,
+		wake_at, wait_event, held_out, event, steps, entered_at, updated_at, ended_at, rev)
+		VALUES ` + strings.Repeat(row+", ", n-1) + row + `
+		ON CONFLICT DO NOTHING RETURNING id`
+}
+
+// enrollmentsUpdateQuery updates n enrollments, each only if its stored
+// revision is the one given, in the order given (the rows of v are the
+// outer loop of the join), and returns the ids of those updated. An id
+// given twice is updated at most once.
+func enrollmentsUpdateQuery(n int) string {
+	return `WITH v (id, state, step_id, wake_at, wait_event, held_out, event, steps, entered_at, updated_at,
+		ended_at, rev) AS (VALUES ` + valuesRows(n, enrollmentUpdateColumns) + `)
+		UPDATE enrollments SET state = v.state, step_id = v.step_id, wake_at = v.wake_at,
+			wait_event = v.wait_event, held_out = v.held_out, event = v.event, steps = v.steps,
+			entered_at = v.entered_at, updated_at = v.updated_at, ended_at = v.ended_at,
+			rev = enrollments.rev + 1, claimed_until = NULL
+		FROM v WHERE enrollments.id = v.id AND enrollments.rev = v.rev
+		RETURNING id`
+}
 
 // decisionsInsertQuery inserts n decisions and returns their ids.
 func decisionsInsertQuery(n int) string {
@@ -413,9 +433,9 @@ func nullString(s string) any {
 
 var enrollmentStates = []string{nudge.EnrollmentWaiting, nudge.EnrollmentCompleted, nudge.EnrollmentConverted, nudge.EnrollmentExited}
 
-// enrollmentArgs checks an enrollment and returns the parameters of its
-// insert or update (?1 to ?15).
-func enrollmentArgs(e *nudge.Enrollment, now time.Time) ([]any, error) {
+// appendEnrollmentArgs checks an enrollment and appends the parameters of
+// its row in enrollmentsInsertQuery (Rev 0) or enrollmentsUpdateQuery.
+func appendEnrollmentArgs(dst []any, e *nudge.Enrollment, now time.Time) ([]any, error) {
 	switch {
 	case e == nil:
 		return nil, nudge.Errorf(nudge.EINVALID, "enrollment required")
@@ -451,8 +471,101 @@ func enrollmentArgs(e *nudge.Enrollment, now time.Time) ([]any, error) {
 	if entered.IsZero() {
 		entered = now
 	}
-	return []any{e.ID, e.JourneyID, e.Version, e.ContactID, e.Key, e.State, e.StepID, nullMicros(e.WakeAt),
-		e.WaitEvent, e.HeldOut, event, steps, micros(entered), micros(now), nullMicros(e.EndedAt)}, nil
+	if e.Rev == 0 {
+		return append(dst, e.ID, e.JourneyID, e.Version, e.ContactID, e.Key, e.State, e.StepID, nullMicros(e.WakeAt),
+			e.WaitEvent, e.HeldOut, event, steps, micros(entered), micros(now), nullMicros(e.EndedAt)), nil
+	}
+	return append(dst, e.ID, e.State, e.StepID, nullMicros(e.WakeAt), e.WaitEvent, e.HeldOut, event, steps,
+		micros(entered), micros(now), nullMicros(e.EndedAt), e.Rev), nil
+}
+
+// enrollmentRun is a run of consecutive enrollments of a commit that are
+// all inserts (Rev 0) or all updates. Each run is written by multi-row
+// statements, the runs in commit order, so that an update that ends an
+// enrollment still comes before the insert that enters its contact again.
+type enrollmentRun struct {
+	insert bool
+	es     []*nudge.Enrollment
+	args   []any
+}
+
+// enrollmentRuns checks and encodes a commit's enrollments.
+func enrollmentRuns(es []*nudge.Enrollment, now time.Time) ([]enrollmentRun, error) {
+	var runs []enrollmentRun
+	for i, e := range es {
+		insert := e != nil && e.Rev == 0
+		if len(runs) == 0 || runs[len(runs)-1].insert != insert {
+			runs = append(runs, enrollmentRun{insert: insert})
+		}
+		r := &runs[len(runs)-1]
+		a, err := appendEnrollmentArgs(r.args, e, now)
+		if err != nil {
+			return nil, nudge.WithField(fmt.Sprintf("enrollments[%d]", i), err)
+		}
+		r.args = a
+		r.es = append(r.es, e)
+	}
+	return runs, nil
+}
+
+// writeEnrollments writes a run. The statements return the ids written:
+// one missing is an enrollment that conflicts, named in the ECONFLICT.
+func writeEnrollments(ctx context.Context, tx *sql.Tx, ws *writeStmts, r *enrollmentRun) error {
+	stmts, cols := ws.enrollmentsUpdate, enrollmentUpdateColumns
+	if r.insert {
+		stmts, cols = ws.enrollmentsInsert, enrollmentInsertColumns
+	}
+	ids := make([]string, 0, len(r.es))
+	err := execRows(ctx, tx, stmts, cols, r.args, func(rows *sql.Rows) error {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return err
+		}
+		ids = append(ids, id)
+		return nil
+	})
+	if r.insert && isForeignKey(err) {
+		return missingReference(ctx, tx, r.es)
+	}
+	if err != nil || len(ids) == len(r.es) {
+		return err
+	}
+	// An id given twice is written once: the second is the conflict.
+	written := make(map[string]int, len(ids))
+	for _, id := range ids {
+		written[id]++
+	}
+	e := r.es[0]
+	for _, e = range r.es {
+		if written[e.ID] == 0 {
+			break
+		}
+		written[e.ID]--
+	}
+	if r.insert {
+		return nudge.Errorf(nudge.ECONFLICT, "enrollment %q exists, or contact %q already has a live enrollment in journey %q (key %q)",
+			e.ID, e.ContactID, e.JourneyID, e.Key)
+	}
+	return nudge.Errorf(nudge.ECONFLICT, "enrollment %q changed concurrently (revision %d is not the stored one)", e.ID, e.Rev)
+}
+
+// missingReference names the first enrollment of an insert that failed on
+// a foreign key, in the error it returns.
+func missingReference(ctx context.Context, tx *sql.Tx, es []*nudge.Enrollment) error {
+	for _, e := range es {
+		var n int
+		err := tx.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM contacts WHERE id = ?1)
+			+ (SELECT count(*) FROM journey_versions WHERE journey_id = ?2 AND version = ?3)`,
+			e.ContactID, e.JourneyID, e.Version).Scan(&n)
+		if err != nil {
+			return err
+		}
+		if n < 2 {
+			return nudge.Errorf(nudge.EINVALID, "enrollment %q: contact %q or version %d of journey %q does not exist",
+				e.ID, e.ContactID, e.Version, e.JourneyID)
+		}
+	}
+	return nudge.Errorf(nudge.EINVALID, "an enrollment's contact or journey version does not exist")
 }
 
 func decisionArgs(d *nudge.Decision, now time.Time) ([]any, error) {
@@ -545,13 +658,9 @@ func (db *DB) EngineCommit(ctx context.Context, c *nudge.EngineCommit, now time.
 		return fmt.Errorf("sqlite: engine commit: %w", nudge.Errorf(nudge.EINVALID, "a commit is required"))
 	}
 	// Check and encode everything before taking the writer.
-	eargs := make([][]any, len(c.Enrollments))
-	for i, e := range c.Enrollments {
-		a, err := enrollmentArgs(e, now)
-		if err != nil {
-			return fmt.Errorf("sqlite: engine commit: %w", nudge.WithField(fmt.Sprintf("enrollments[%d]", i), err))
-		}
-		eargs[i] = a
+	runs, err := enrollmentRuns(c.Enrollments, now)
+	if err != nil {
+		return fmt.Errorf("sqlite: engine commit: %w", err)
 	}
 	dargs := make([]any, 0, len(c.Decisions)*decisionInsertColumns)
 	for i, d := range c.Decisions {
@@ -577,7 +686,6 @@ func (db *DB) EngineCommit(ctx context.Context, c *nudge.EngineCommit, now time.
 	done = slices.Compact(done)
 
 	var released, cancel, inboxDone string
-	var err error
 	if len(c.Released) > 0 {
 		if released, err = jsonArray(c.Released); err != nil {
 			return fmt.Errorf("sqlite: engine commit: %w", err)
@@ -609,39 +717,9 @@ func (db *DB) EngineCommit(ctx context.Context, c *nudge.EngineCommit, now time.
 	}
 	decisionIDs := make([]int64, 0, len(c.Decisions))
 	err = db.inTx(ctx, func(tx *sql.Tx) error {
-		var ins, upd *sql.Stmt
-		for i, e := range c.Enrollments {
-			if e.Rev == 0 {
-				if ins == nil {
-					ins = tx.StmtContext(ctx, ws.enrollmentInsert)
-				}
-				r, err := ins.ExecContext(ctx, eargs[i]...)
-				if isForeignKey(err) {
-					return nudge.Errorf(nudge.EINVALID, "enrollment %q: contact %q or version %d of journey %q does not exist",
-						e.ID, e.ContactID, e.Version, e.JourneyID)
-				}
-				if err != nil {
-					return err
-				}
-				if n, err := r.RowsAffected(); err != nil {
-					return err
-				} else if n == 0 {
-					return nudge.Errorf(nudge.ECONFLICT, "enrollment %q exists, or contact %q already has a live enrollment in journey %q (key %q)",
-						e.ID, e.ContactID, e.JourneyID, e.Key)
-				}
-				continue
-			}
-			if upd == nil {
-				upd = tx.StmtContext(ctx, ws.enrollmentUpdate)
-			}
-			r, err := upd.ExecContext(ctx, append(eargs[i], e.Rev)...)
-			if err != nil {
+		for i := range runs {
+			if err := writeEnrollments(ctx, tx, ws, &runs[i]); err != nil {
 				return err
-			}
-			if n, err := r.RowsAffected(); err != nil {
-				return err
-			} else if n == 0 {
-				return nudge.Errorf(nudge.ECONFLICT, "enrollment %q changed concurrently (revision %d is not the stored one)", e.ID, e.Rev)
 			}
 		}
 		if released != "" {

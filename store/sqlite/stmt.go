@@ -45,7 +45,8 @@ type writeStmts struct {
 	stateUpsert      []*sql.Stmt
 
 	inboxClaim, inboxItems, enrollmentsClaimDue            *sql.Stmt
-	enrollmentInsert, enrollmentUpdate, enrollmentsRelease *sql.Stmt
+	enrollmentsRelease                                     *sql.Stmt
+	enrollmentsInsert, enrollmentsUpdate                   []*sql.Stmt
 	decisionsInsert, messagesInsert                        []*sql.Stmt
 	messagesHistory, messagesCancelHistory, messagesCancel *sql.Stmt
 	inboxDelete                                            *sql.Stmt
@@ -96,8 +97,8 @@ func (db *DB) writeStmts(ctx context.Context) (*writeStmts, error) {
 		FROM inbox i LEFT JOIN events e ON e.seq = i.event_seq
 		WHERE i.seq IN (SELECT value FROM json_each(?)) ORDER BY i.seq`)
 	ws.enrollmentsClaimDue = one(enrollmentsClaimDueQuery)
-	ws.enrollmentInsert = one(enrollmentInsertQuery)
-	ws.enrollmentUpdate = one(enrollmentUpdateQuery)
+	ws.enrollmentsInsert = many(enrollmentsInsertQuery)
+	ws.enrollmentsUpdate = many(enrollmentsUpdateQuery)
 	ws.enrollmentsRelease = one(enrollmentsReleaseQuery)
 	ws.decisionsInsert = many(decisionsInsertQuery)
 	ws.messagesInsert = many(messagesInsertQuery)
