@@ -579,7 +579,7 @@ func decisionArgs(d *nudge.Decision, now time.Time) ([]any, error) {
 	case d.Reason == "":
 		return nil, nudge.FieldErrorf("reason", "required")
 	}
-	details, err := jsonOrNull(d.Details)
+	details, err := encodeDetails(d.Details)
 	if err != nil {
 		return nil, nudge.FieldErrorf("details", "cannot be stored as JSON: %v", err)
 	}
@@ -604,7 +604,7 @@ func messageArgs(m *nudge.Message, now time.Time) ([]any, error) {
 	case m.Channel == "":
 		return nil, nudge.FieldErrorf("channel", "required")
 	}
-	details, err := jsonOrNull(m.Details)
+	details, err := encodeDetails(m.Details)
 	if err != nil {
 		return nil, nudge.FieldErrorf("details", "cannot be stored as JSON: %v", err)
 	}
