@@ -131,6 +131,7 @@ type ContactStore interface {
 	// ContactErase deletes a contact and its events, enrollments, decisions,
 	// messages and inbox items (a privacy request). Its
 	// consent ledger entries remain, keyed by address hash only: the contact
-	// id and evidence IP are removed from them. ENOTFOUND if it does not exist.
+	// id and evidence IP are removed from them. Its tracked links keep
+	// redirecting but are tied to nobody. ENOTFOUND if it does not exist.
 	ContactErase(ctx context.Context, id string, now time.Time) error
 }

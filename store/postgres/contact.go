@@ -425,6 +425,10 @@ func (db *DB) ContactErase(ctx context.Context, id string, now time.Time) error 
 		if _, err := tx.Exec(ctx, `UPDATE consent_ledger SET contact_id = NULL, evidence = evidence - 'ip' WHERE contact_id = $1`, id); err != nil {
 			return err
 		}
+		// Its tracked links keep redirecting, tied to nobody.
+		if _, err := tx.Exec(ctx, `UPDATE links SET contact_id = '', message_id = '', journey_id = '', step_id = '' WHERE contact_id = $1`, id); err != nil {
+			return err
+		}
 		// The engine's records of the contact go with it: its decision log
 		// explains messages to a person who no longer exists here.
 		for _, table := range []string{"messages", "decisions", "enrollments", "inbox", "events"} {

@@ -416,6 +416,7 @@ func (db *DB) ContactErase(ctx context.Context, id string, now time.Time) error 
 			return err
 		}
 		for _, q := range []string{
+			`UPDATE links SET contact_id = '', message_id = '', journey_id = '', step_id = '' WHERE contact_id = ?`,
 			`DELETE FROM events WHERE contact_id = ?`,
 			`DELETE FROM inbox WHERE contact_id = ?`,
 			`DELETE FROM decisions WHERE contact_id = ?`,

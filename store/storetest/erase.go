@@ -31,10 +31,25 @@ func testContactErase(t *testing.T, open func(t *testing.T) nudge.Store) {
 			Evidence: nudge.ConsentEvidence{FormURL: "https://example.com/news", IP: "198.51.100.2"}},
 	)
 	c2Before := mustGet(t, s, "c2")
+	if err := s.LinkCreate(ctx, []*nudge.Link{
+		{Code: "lnk1", URL: "https://example.com/w", MessageID: "msg1", ContactID: "c1", Channel: nudge.ChannelSMS, CreatedAt: now},
+	}); err != nil {
+		t.Fatalf("LinkCreate: %v", err)
+	}
 
 	if err := s.ContactErase(ctx, "c1", later); err != nil {
 		t.Fatalf("ContactErase(c1): %v", err)
 	}
+
+	t.Run("its links still redirect, tied to nobody", func(t *testing.T) {
+		l, err := s.LinkGet(ctx, "lnk1")
+		if err != nil {
+			t.Fatalf("LinkGet(lnk1): %v", err)
+		}
+		if l.URL != "https://example.com/w" || l.ContactID != "" || l.MessageID != "" {
+			t.Errorf("link after erasure = %+v; want the URL kept, contact and message ids gone", l)
+		}
+	})
 
 	t.Run("the contact is gone", func(t *testing.T) {
 		_, err := s.ContactGet(ctx, "c1")
