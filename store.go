@@ -16,6 +16,7 @@ type Store interface {
 	DeliveryStore
 	LinkStore
 	ReportStore
+	UserStore
 
 	// Migrate brings the schema up to date. A database whose schema is newer
 	// than this binary knows is refused with an error saying so.

@@ -36,6 +36,7 @@ Usage:
   nudge apikey create --role admin|ingest|read [--name NAME]
   nudge apikey list
   nudge apikey revoke ID
+  nudge user create --email EMAIL --role admin|editor|viewer [--password-stdin] | list
   nudge events prune [--retention 2160h]  delete events older than the retention
   nudge bench ingest [flags]             ingest throughput over HTTP vs raw store
   nudge bench import [flags]             CSV import rate and peak memory
@@ -102,6 +103,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "apikey":
 		what, r := sub()
 		return runAPIKey(ctx, what, r, stdout, stderr)
+	case "user":
+		what, r := sub()
+		return runUser(ctx, what, r, os.Stdin, stdout, stderr)
 	case "events":
 		what, r := sub()
 		if what != "prune" {

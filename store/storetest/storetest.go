@@ -53,6 +53,7 @@ func Run(t *testing.T, open func(t *testing.T) nudge.Store) {
 	t.Run("ConsentLedger", func(t *testing.T) { testConsentLedger(t, open) })
 	t.Run("ContactErase", func(t *testing.T) { testContactErase(t, open) })
 	t.Run("APIKey", func(t *testing.T) { testAPIKey(t, open) })
+	t.Run("User", func(t *testing.T) { testUser(t, open) })
 	t.Run("JourneyPublish", func(t *testing.T) { testJourneyPublish(t, open) })
 	t.Run("JourneyStatus", func(t *testing.T) { testJourneyStatus(t, open) })
 	t.Run("JourneyList", func(t *testing.T) { testJourneyList(t, open) })
