@@ -170,12 +170,9 @@ func scanEnrollment(s scanner) (*nudge.Enrollment, error) {
 		e.Event.Timestamp, e.Event.ReceivedAt = e.Event.Timestamp.UTC(), e.Event.ReceivedAt.UTC()
 	}
 	if steps.Valid {
-		if err := json.Unmarshal([]byte(steps.String), &e.Steps); err != nil {
+		var err error
+		if e.Steps, err = decodeSteps(steps.String); err != nil {
 			return nil, fmt.Errorf("enrollment %s: steps: %w", e.ID, err)
-		}
-		for k, r := range e.Steps {
-			r.At = r.At.UTC()
-			e.Steps[k] = r
 		}
 	}
 	return &e, nil
@@ -461,11 +458,11 @@ func appendEnrollmentArgs(dst []any, e *nudge.Enrollment, now time.Time) ([]any,
 		event = string(b)
 	}
 	if len(e.Steps) > 0 {
-		b, err := json.Marshal(e.Steps)
+		enc, err := encodeSteps(e.Steps)
 		if err != nil {
 			return nil, nudge.FieldErrorf("steps", "cannot be stored as JSON: %v", err)
 		}
-		steps = string(b)
+		steps = enc
 	}
 	entered := e.EnteredAt
 	if entered.IsZero() {

@@ -4,8 +4,11 @@ import (
 	"encoding/json"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/nudge/nudge"
 )
 
 // encodeDetails encodes a decision's or a message's details as
@@ -159,4 +162,127 @@ func appendJSONString(b []byte, s string) []byte {
 	}
 	b = append(b, s[start:]...)
 	return append(b, '"')
+}
+
+// encodeSteps encodes an enrollment's step records as json.Marshal does,
+// byte for byte: every commit of an enrollment writes them.
+func encodeSteps(steps map[string]nudge.StepRecord) (string, error) {
+	var buf [16]string
+	keys := buf[:0]
+	for k := range steps {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	b := make([]byte, 0, 64*len(keys))
+	b = append(b, '{')
+	for i, k := range keys {
+		r := steps[k]
+		// Time.MarshalJSON refuses years outside [0, 9999] and zone
+		// offsets of a day or more: json.Marshal returns its error.
+		_, off := r.At.Zone()
+		if y := r.At.Year(); y < 0 || y > 9999 || off <= -24*3600 || off >= 24*3600 {
+			enc, err := json.Marshal(steps)
+			return string(enc), err
+		}
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, k)
+		b = append(b, `:{"at":"`...)
+		b = r.At.AppendFormat(b, time.RFC3339Nano)
+		b = append(b, '"')
+		if r.MessageID != "" {
+			b = append(b, `,"message_id":`...)
+			b = appendJSONString(b, r.MessageID)
+		}
+		b = append(b, '}')
+	}
+	return string(append(b, '}')), nil
+}
+
+// decodeSteps decodes step records as encodeSteps writes them, times in
+// UTC. Text of any other shape (escapes, spaces, other fields) goes
+// through json.Unmarshal.
+func decodeSteps(s string) (map[string]nudge.StepRecord, error) {
+	if steps, ok := parseSteps(s); ok {
+		return steps, nil
+	}
+	var steps map[string]nudge.StepRecord
+	if err := json.Unmarshal([]byte(s), &steps); err != nil {
+		return nil, err
+	}
+	for k, r := range steps {
+		r.At = r.At.UTC()
+		steps[k] = r
+	}
+	return steps, nil
+}
+
+// parseSteps is decodeSteps' fast path: ok is false for any text it does
+// not expect.
+func parseSteps(s string) (steps map[string]nudge.StepRecord, ok bool) {
+	// plain reads a quoted string without escapes at s[i:], returning it
+	// and the index after its closing quote.
+	plain := func(i int) (string, int, bool) {
+		if i >= len(s) || s[i] != '"' {
+			return "", 0, false
+		}
+		for j := i + 1; j < len(s); j++ {
+			switch c := s[j]; {
+			case c == '"':
+				return s[i+1 : j], j + 1, true
+			case c == '\\' || c < 0x20 || c >= utf8.RuneSelf:
+				return "", 0, false
+			}
+		}
+		return "", 0, false
+	}
+	const (
+		at  = `:{"at":`
+		msg = `,"message_id":`
+	)
+	if len(s) < 2 || s[0] != '{' {
+		return nil, false
+	}
+	steps = make(map[string]nudge.StepRecord, 4)
+	i := 1
+	if s[i] == '}' {
+		return steps, i+1 == len(s)
+	}
+	for {
+		k, j, ok := plain(i)
+		if !ok || !strings.HasPrefix(s[j:], at) {
+			return nil, false
+		}
+		v, j, ok := plain(j + len(at))
+		if !ok {
+			return nil, false
+		}
+		t, err := time.Parse(time.RFC3339Nano, v)
+		if err != nil {
+			return nil, false
+		}
+		r := nudge.StepRecord{At: t.UTC()}
+		if strings.HasPrefix(s[j:], msg) {
+			if r.MessageID, j, ok = plain(j + len(msg)); !ok {
+				return nil, false
+			}
+		}
+		if _, dup := steps[k]; dup || j >= len(s) || s[j] != '}' {
+			return nil, false
+		}
+		steps[k] = r
+		j++
+		if j >= len(s) {
+			return nil, false
+		}
+		switch s[j] {
+		case ',':
+			i = j + 1
+		case '}':
+			return steps, j+1 == len(s)
+		default:
+			return nil, false
+		}
+	}
 }

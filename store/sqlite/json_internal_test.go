@@ -5,6 +5,8 @@ import (
 	"math"
 	"testing"
 	"time"
+
+	"github.com/nudge/nudge"
 )
 
 // encodeDetails must store what json.Marshal would: the stored text of
@@ -51,5 +53,66 @@ func TestEncodeDetailsMatchesMarshal(t *testing.T) {
 	}
 	if got, err := encodeDetails(nil); got != nil || err != nil {
 		t.Errorf("encodeDetails(nil) = %v, %v; want nil, nil", got, err)
+	}
+}
+
+func TestStepsCodec(t *testing.T) {
+	at := time.Date(2026, 3, 2, 16, 4, 5, 120000000, time.UTC)
+	for name, steps := range map[string]map[string]nudge.StepRecord{
+		"empty":   {},
+		"one":     {"pause": {At: at}},
+		"several": {"pause": {At: at}, "hello": {At: at.Add(time.Nanosecond), MessageID: "msg_01"}, "a": {At: at.Add(-time.Hour)}},
+		"escapes": {"<step \"1\">\n": {At: at, MessageID: "é\\"}, "\u2028": {At: at}},
+		"zones":   {"x": {At: at.In(time.FixedZone("x", -5*3600-30*60))}, "zero": {}},
+		"far":     {"y": {At: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			want, wantErr := json.Marshal(steps)
+			got, err := encodeSteps(steps)
+			if (err != nil) != (wantErr != nil) {
+				t.Fatalf("encodeSteps error %v; json.Marshal's %v", err, wantErr)
+			}
+			if err != nil {
+				return
+			}
+			if got != string(want) {
+				t.Errorf("encodeSteps:\n got %s\nwant %s", got, want)
+			}
+			back, err := decodeSteps(got)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(back) != len(steps) {
+				t.Fatalf("decodeSteps: %d records, want %d", len(back), len(steps))
+			}
+			for k, r := range steps {
+				b, ok := back[k]
+				if !ok || !b.At.Equal(r.At) || b.At.Location() != time.UTC || b.MessageID != r.MessageID {
+					t.Errorf("decodeSteps: %q = %+v, want %+v in UTC", k, b, r)
+				}
+			}
+		})
+	}
+	// Text of another shape decodes as json.Unmarshal would.
+	for _, s := range []string{`{ "a" : {"at":"2026-03-02T16:04:05Z"} }`, `{"a":{"message_id":"m","at":"2026-03-02T16:04:05+01:00"}}`,
+		`{"a":{"at":"2026-03-02T16:04:05Z"},"a":{"at":"2026-03-03T16:04:05Z"}}`, `{"a":{"at":"2026-03-02T16:04:05Z","x":1}}`} {
+		var want map[string]nudge.StepRecord
+		if err := json.Unmarshal([]byte(s), &want); err != nil {
+			t.Fatal(err)
+		}
+		got, err := decodeSteps(s)
+		if err != nil {
+			t.Fatalf("decodeSteps(%s): %v", s, err)
+		}
+		for k, r := range want {
+			if g := got[k]; !g.At.Equal(r.At) || g.At.Location() != time.UTC || g.MessageID != r.MessageID || len(got) != len(want) {
+				t.Errorf("decodeSteps(%s) = %v, want %v", s, got, want)
+			}
+		}
+	}
+	for _, s := range []string{`{`, `{"a":}`, `{"a":{"at":"yesterday"}}`, `[]`} {
+		if _, err := decodeSteps(s); err == nil {
+			t.Errorf("decodeSteps(%s): no error", s)
+		}
 	}
 }
