@@ -20,6 +20,7 @@ import (
 	"github.com/nudge/nudge/api"
 	"github.com/nudge/nudge/engine"
 	"github.com/nudge/nudge/ingest"
+	"github.com/nudge/nudge/web"
 )
 
 // Main is the server: the store, the HTTP API and the background work, wired
@@ -91,6 +92,11 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 
+	console, err := web.New(web.Config{Store: notifyingStore{Store: s, notify: eng.Notify}, Clock: m.Clock, Logger: m.Logger})
+	if err != nil {
+		return err
+	}
+
 	dw, err := m.newDelivery()
 	if err != nil {
 		return err
@@ -102,7 +108,7 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.ln = ln
 	m.srv = &http.Server{
-		Handler:           a.Handler(),
+		Handler:           web.Combine(a.Handler(), console.Handler()),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       5 * time.Minute, // a CSV import streams a large body
 		IdleTimeout:       2 * time.Minute,

@@ -1,0 +1,231 @@
+package web
+
+import (
+	"cmp"
+	"html/template"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/nudge/nudge"
+	"github.com/nudge/nudge/api"
+	"github.com/nudge/nudge/journey"
+	"github.com/nudge/nudge/report"
+)
+
+type overviewRow struct {
+	Journey *nudge.Journey
+	Counts  report.OverviewJourney
+}
+
+type overviewPage struct {
+	Rows    []overviewRow
+	PerWeek report.PerWeek
+	Chart   template.HTML
+}
+
+func (s *Server) handleOverview(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	js, err := s.store.JourneyList(ctx)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	ov, err := report.ReadOverview(ctx, s.store, &nudge.ReportParams{}, report.Options{})
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	counts := map[string]report.OverviewJourney{}
+	for _, c := range ov.Journeys {
+		counts[c.JourneyID] = c
+	}
+	p := &overviewPage{PerWeek: ov.PerWeek}
+	for _, j := range js {
+		if j.Status == nudge.JourneyArchived {
+			continue
+		}
+		p.Rows = append(p.Rows, overviewRow{Journey: j, Counts: counts[j.ID]})
+	}
+	days, err := s.messagesPerDay(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	p.Chart = barChart(days)
+	s.render(w, r, http.StatusOK, "overview.html", "Overview", p)
+}
+
+type journeyPage struct {
+	Journey  *nudge.Journey
+	Versions []*nudge.JourneyVersion
+	Source   string
+	Graph    template.HTML
+	Report   *report.Report
+	Problem  string
+}
+
+func (s *Server) handleJourney(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	j, err := s.store.JourneyGet(ctx, r.PathValue("id"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	p := &journeyPage{Journey: j}
+	if p.Versions, err = s.store.JourneyVersionList(ctx, j.ID); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	slices.Reverse(p.Versions) // newest first
+	v, err := s.store.JourneyVersionGet(ctx, j.ID, j.Version)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	p.Source = string(v.Source)
+	def, err := journey.Parse(j.ID+".yaml", v.Source, journey.Options{})
+	if err != nil {
+		p.Problem = err.Error()
+	} else {
+		rep, err := report.Journey(ctx, s.store, &nudge.ReportParams{JourneyID: j.ID}, report.Options{})
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		p.Report = rep
+		p.Graph = drawGraph(def, rep)
+	}
+	s.render(w, r, http.StatusOK, "journey.html", j.Name, p)
+}
+
+func (s *Server) handleSetStatus(status string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		id := r.PathValue("id")
+		if err := s.store.JourneySetStatus(r.Context(), id, status, s.clock.Now()); err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		s.log.InfoContext(r.Context(), "console journey status", "journey_id", id, "status", status, "user_id", current(r).User.ID)
+		http.Redirect(w, r, "/journeys/"+id, http.StatusSeeOther)
+	}
+}
+
+type searchPage struct {
+	Q        string
+	Contacts []*nudge.Contact
+	Searched bool
+}
+
+func (s *Server) handleContactSearch(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	q := strings.TrimSpace(r.URL.Query().Get("q"))
+	p := &searchPage{Q: q, Searched: q != ""}
+	if q != "" {
+		seen := map[string]bool{}
+		add := func(cs ...*nudge.Contact) {
+			for _, c := range cs {
+				if !seen[c.ID] {
+					seen[c.ID] = true
+					p.Contacts = append(p.Contacts, c)
+				}
+			}
+		}
+		if c, err := s.store.ContactGet(ctx, q); err == nil {
+			add(c)
+		} else if nudge.ErrorCode(err) != nudge.ENOTFOUND {
+			s.fail(w, r, err)
+			return
+		}
+		var lp *nudge.ContactListParams
+		switch {
+		case strings.Contains(q, "@"):
+			lp = &nudge.ContactListParams{Email: strings.ToLower(q), Limit: 50}
+		case strings.HasPrefix(q, "+") || strings.Trim(q, "0123456789 -()") == "":
+			lp = &nudge.ContactListParams{Phone: normalizePhone(q), Limit: 50}
+		}
+		if lp != nil {
+			pg, err := s.store.ContactList(ctx, lp)
+			if err != nil && nudge.ErrorCode(err) != nudge.EINVALID {
+				s.fail(w, r, err)
+				return
+			}
+			if pg != nil {
+				add(pg.Contacts...)
+			}
+		}
+		if len(p.Contacts) == 1 {
+			http.Redirect(w, r, "/contacts/"+p.Contacts[0].ID, http.StatusSeeOther)
+			return
+		}
+	}
+	s.render(w, r, http.StatusOK, "contacts.html", "Contacts", p)
+}
+
+// normalizePhone keeps a leading + and the digits.
+func normalizePhone(q string) string {
+	var b strings.Builder
+	for i, c := range q {
+		if c >= '0' && c <= '9' || c == '+' && i == 0 {
+			b.WriteRune(c)
+		}
+	}
+	out := b.String()
+	if !strings.HasPrefix(out, "+") {
+		out = "+" + out
+	}
+	return out
+}
+
+type contactPage struct {
+	Contact     *nudge.Contact
+	Attributes  [][2]any
+	Consent     []*nudge.ConsentState
+	Ledger      []*nudge.ConsentEntry
+	Enrollments []*nudge.Enrollment
+	Timeline    *api.Timeline
+	Journeys    []string // journeys of the contact's enrollments, for the filter
+	Journey     string   // the filter
+}
+
+func (s *Server) handleContact(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	c, err := s.store.ContactGet(ctx, r.PathValue("id"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	p := &contactPage{Contact: c, Journey: r.URL.Query().Get("journey")}
+	keys := make([]string, 0, len(c.Attributes))
+	for k := range c.Attributes {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		p.Attributes = append(p.Attributes, [2]any{k, c.Attributes[k]})
+	}
+	if p.Consent, err = s.store.ConsentList(ctx, c.ID); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if p.Ledger, err = s.store.ConsentLedger(ctx, &nudge.ConsentLedgerParams{ContactID: c.ID, Limit: 1000}); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	slices.Reverse(p.Ledger) // newest first
+	if p.Enrollments, err = s.store.EnrollmentList(ctx, &nudge.EnrollmentListParams{ContactID: c.ID, Limit: 1000}); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	for _, e := range p.Enrollments {
+		if !slices.Contains(p.Journeys, e.JourneyID) {
+			p.Journeys = append(p.Journeys, e.JourneyID)
+		}
+	}
+	slices.Sort(p.Journeys)
+	if p.Timeline, err = api.BuildTimeline(ctx, s.store, &api.TimelineParams{ContactID: c.ID, JourneyID: p.Journey, Limit: 2000}); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.render(w, r, http.StatusOK, "contact.html", cmp.Or(c.Email, c.ID), p)
+}
