@@ -451,11 +451,11 @@ func appendEnrollmentArgs(dst []any, e *nudge.Enrollment, now time.Time) ([]any,
 	}
 	var event, steps any
 	if e.Event != nil {
-		b, err := json.Marshal(e.Event)
+		enc, err := encodeEvent(e.Event)
 		if err != nil {
 			return nil, nudge.FieldErrorf("event", "cannot be stored as JSON: %v", err)
 		}
-		event = string(b)
+		event = enc
 	}
 	if len(e.Steps) > 0 {
 		enc, err := encodeSteps(e.Steps)

@@ -286,3 +286,51 @@ func parseSteps(s string) (steps map[string]nudge.StepRecord, ok bool) {
 		}
 	}
 }
+
+// encodeEvent encodes an enrollment's event as json.Marshal does, byte for
+// byte: every commit of an enrollment writes it again.
+func encodeEvent(e *nudge.Event) (string, error) {
+	for _, t := range []time.Time{e.Timestamp, e.ReceivedAt} {
+		// Time.MarshalJSON refuses years outside [0, 9999] and zone
+		// offsets of a day or more: json.Marshal returns its error.
+		if _, off := t.Zone(); t.Year() < 0 || t.Year() > 9999 || off <= -24*3600 || off >= 24*3600 {
+			enc, err := json.Marshal(e)
+			return string(enc), err
+		}
+	}
+	b := make([]byte, 0, 256)
+	b = append(b, `{"seq":`...)
+	b = strconv.AppendInt(b, e.Seq, 10)
+	b = append(b, `,"message_id":`...)
+	b = appendJSONString(b, e.MessageID)
+	b = append(b, `,"type":`...)
+	b = appendJSONString(b, e.Type)
+	b = append(b, `,"contact_id":`...)
+	b = appendJSONString(b, e.ContactID)
+	if e.AnonymousID != "" {
+		b = append(b, `,"anonymous_id":`...)
+		b = appendJSONString(b, e.AnonymousID)
+	}
+	if e.Name != "" {
+		b = append(b, `,"name":`...)
+		b = appendJSONString(b, e.Name)
+	}
+	var err error
+	if len(e.Properties) > 0 {
+		b = append(b, `,"properties":`...)
+		if b, err = appendJSONMap(b, e.Properties); err != nil {
+			return "", err
+		}
+	}
+	if len(e.Context) > 0 {
+		b = append(b, `,"context":`...)
+		if b, err = appendJSONMap(b, e.Context); err != nil {
+			return "", err
+		}
+	}
+	b = append(b, `,"timestamp":"`...)
+	b = e.Timestamp.AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","received_at":"`...)
+	b = e.ReceivedAt.AppendFormat(b, time.RFC3339Nano)
+	return string(append(b, `"}`...)), nil
+}

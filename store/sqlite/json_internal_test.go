@@ -116,3 +116,27 @@ func TestStepsCodec(t *testing.T) {
 		}
 	}
 }
+
+func TestEncodeEventMatchesMarshal(t *testing.T) {
+	at := time.Date(2026, 3, 2, 16, 4, 5, 120000000, time.UTC)
+	for name, e := range map[string]*nudge.Event{
+		"zero":  {},
+		"track": {Seq: 42, MessageID: "m<1>", Type: "track", ContactID: "c1", Name: "order \"placed\"", Timestamp: at, ReceivedAt: at.Add(time.Second)},
+		"full": {Seq: 7, MessageID: "m", Type: "identify", ContactID: "c", AnonymousID: "a&b",
+			Properties: map[string]any{"plan": "pro", "n": 3, "f": 2.5, "tags": []any{"x", true}},
+			Context:    map[string]any{"ip": "10.0.0.1"}, Timestamp: at.In(time.FixedZone("x", 3600)), ReceivedAt: at},
+		"empty maps": {Properties: map[string]any{}, Context: map[string]any{}},
+		"far":        {Timestamp: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)},
+	} {
+		t.Run(name, func(t *testing.T) {
+			want, wantErr := json.Marshal(e)
+			got, err := encodeEvent(e)
+			if (err != nil) != (wantErr != nil) {
+				t.Fatalf("encodeEvent error %v; json.Marshal's %v", err, wantErr)
+			}
+			if err == nil && got != string(want) {
+				t.Errorf("encodeEvent:\n got %s\nwant %s", got, want)
+			}
+		})
+	}
+}
