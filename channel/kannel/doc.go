@@ -39,6 +39,7 @@
 //	get-url = "http://127.0.0.1:8080/v1/webhooks/kannel/inbound?key=SECRET&from=%p&to=%P&text=%a&id=%I&ts=%t"
 //	max-messages = 1         # the answer (a keyword's reply) goes back as an SMS
 //	omit-empty = true
+//	accept-x-kannel-headers = true  # else smsbox drops the reply's coding ("Tried to set Coding field, denied")
 //
 // Nudge answers the get-url with a keyword's reply (STOP's confirmation,
 // HELP's text) as text/plain, or with an empty body. smsbox sends that

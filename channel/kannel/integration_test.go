@@ -95,6 +95,7 @@ log-level = 1
 group = smsc
 smsc = fake
 smsc-id = mt
+denied-smsc-id = mo
 port = %[3]d
 connect-allow-ip = 127.0.0.1
 
@@ -123,6 +124,7 @@ keyword = default
 get-url = "%[7]s/v1/webhooks/kannel/inbound?key=%[8]s&from=%%p&to=%%P&text=%%a&id=%%I"
 max-messages = 1
 omit-empty = true
+accept-x-kannel-headers = true
 `, admin, boxc, mt, mo, sendsms, dir, nudgeSrv.URL, key)
 	confPath := filepath.Join(dir, "kannel.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
