@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/nudge/nudge"
+	"github.com/nudge/nudge/channel/kannel"
 	"github.com/nudge/nudge/channel/logsink"
 	"github.com/nudge/nudge/channel/smtp"
 	"github.com/nudge/nudge/channel/twilio"
@@ -40,6 +41,11 @@ type DeliveryConfig struct {
 	// headers (/u/{token}).
 	TrackEmailText    bool   // NUDGE_TRACK_EMAIL_TEXT=1: also rewrite the URLs of the email text part
 	UnsubscribeMailto string // NUDGE_UNSUBSCRIBE_MAILTO: mailto: alternative in List-Unsubscribe
+
+	KannelURL      string // NUDGE_KANNEL_SENDSMS_URL: smsbox's sendsms URL; SMS go through Kannel when set (and Twilio is not)
+	KannelUser     string // NUDGE_KANNEL_USERNAME
+	KannelPassword string // NUDGE_KANNEL_PASSWORD
+	KannelKey      string // NUDGE_KANNEL_KEY: the shared secret Kannel's dlr-url and get-url carry (≥ 22 characters)
 }
 
 func defaultDeliveryConfig() DeliveryConfig {
@@ -74,6 +80,17 @@ func (c *DeliveryConfig) senders(logger *slog.Logger, clock nudge.Clock) (map[st
 			AuthToken: c.TwilioAuthToken, From: c.SMSFrom})
 		if err != nil {
 			return nil, fmt.Errorf("twilio: %w", err)
+		}
+		out[nudge.ChannelSMS] = s
+	} else if c.KannelURL != "" {
+		dlr := ""
+		if c.PublicURL != "" && c.KannelKey != "" {
+			dlr = strings.TrimSuffix(c.PublicURL, "/") + "/v1/webhooks/kannel/dlr?key=" + url.QueryEscape(c.KannelKey)
+		}
+		s, err := kannel.New(kannel.Config{SendSMSURL: c.KannelURL, Username: c.KannelUser,
+			Password: c.KannelPassword, From: c.SMSFrom, DLRURL: dlr})
+		if err != nil {
+			return nil, fmt.Errorf("kannel: %w", err)
 		}
 		out[nudge.ChannelSMS] = s
 	}

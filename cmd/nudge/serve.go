@@ -87,6 +87,7 @@ func (m *Main) Run(ctx context.Context) error {
 
 		TwilioAuthToken: m.Delivery.TwilioAuthToken,
 		PublicURL:       m.Delivery.PublicURL,
+		KannelKey:       m.Delivery.KannelKey,
 	})
 	if err != nil {
 		return err
