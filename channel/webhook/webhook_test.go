@@ -249,4 +249,3 @@ func TestBlocked(t *testing.T) {
 		})
 	}
 }
-
