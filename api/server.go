@@ -17,6 +17,7 @@ import (
 	"github.com/nudge/nudge"
 	"github.com/nudge/nudge/ingest"
 	"github.com/nudge/nudge/policy"
+	"github.com/nudge/nudge/template"
 )
 
 // Config configures a Server. Store is required; the rest has defaults.
@@ -65,6 +66,11 @@ type Config struct {
 	// links only); at least 22 random characters. Empty,
 	// /v1/webhooks/kannel/* answer 404.
 	KannelKey string
+	// Templates are the message templates POST /v1/templates/{name}/preview
+	// renders (the delivery worker's folder); nil: none are loaded.
+	Templates *template.Set
+	// SMSLimits configure the SMS lint of a preview (segments, price).
+	SMSLimits template.SMSLimits
 }
 
 // Server is Nudge's JSON API.
@@ -86,6 +92,8 @@ type Server struct {
 	twilio  *twilioHooks
 	// kannelKey authenticates /v1/webhooks/kannel/*.
 	kannelKey string
+	templates *template.Set
+	smsLimits template.SMSLimits
 	handler   http.Handler
 }
 
@@ -128,6 +136,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.kannelKey = cfg.KannelKey
+	s.templates, s.smsLimits = cfg.Templates, cfg.SMSLimits
 	s.handler = s.routes()
 	return s, nil
 }
@@ -175,6 +184,7 @@ func (s *Server) routes() http.Handler {
 	s.journeyRoutes(read, admin)
 	s.policyRoutes(read, admin)
 	s.reportRoutes(read)
+	read("POST /v1/templates/{name}/preview", s.handleTemplatePreview)
 	s.twilioRoutes(mux) // no API key: signed by Twilio
 	s.linkRoutes(mux)   // no API key: the code or token is the credential
 	s.kannelRoutes(mux) // no API key: Config.KannelKey in the query
