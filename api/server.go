@@ -3,6 +3,7 @@ package api
 import (
 	"cmp"
 	"context"
+	"crypto/ecdsa"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -66,6 +67,10 @@ type Config struct {
 	// links only); at least 22 random characters. Empty,
 	// /v1/webhooks/kannel/* answer 404.
 	KannelKey string
+	// SendGridPublicKey verifies SendGrid's signed Event Webhook: the
+	// verification key SendGrid shows (base64 of an ECDSA P-256 public
+	// key). Empty, /v1/webhooks/sendgrid answers 404.
+	SendGridPublicKey string
 	// Templates are the message templates POST /v1/templates/{name}/preview
 	// renders (the delivery worker's folder); nil: none are loaded.
 	Templates *template.Set
@@ -92,9 +97,11 @@ type Server struct {
 	twilio  *twilioHooks
 	// kannelKey authenticates /v1/webhooks/kannel/*.
 	kannelKey string
-	templates *template.Set
-	smsLimits template.SMSLimits
-	handler   http.Handler
+	// sendgridKey verifies /v1/webhooks/sendgrid; nil: not configured.
+	sendgridKey *ecdsa.PublicKey
+	templates   *template.Set
+	smsLimits   template.SMSLimits
+	handler     http.Handler
 }
 
 // New returns a server for cfg.
@@ -136,6 +143,9 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.kannelKey = cfg.KannelKey
+	if s.sendgridKey, err = parseSendGridKey(cfg.SendGridPublicKey); err != nil {
+		return nil, err
+	}
 	s.templates, s.smsLimits = cfg.Templates, cfg.SMSLimits
 	s.handler = s.routes()
 	return s, nil
@@ -188,6 +198,7 @@ func (s *Server) routes() http.Handler {
 	s.twilioRoutes(mux) // no API key: signed by Twilio
 	s.linkRoutes(mux)   // no API key: the code or token is the credential
 	s.kannelRoutes(mux) // no API key: Config.KannelKey in the query
+	s.emailEventRoutes(mux, ingestRole)
 
 	// Everything else: under /v1 only with a key, so that no route there
 	// answers without one; 405 if the path exists with another method.
