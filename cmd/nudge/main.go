@@ -14,6 +14,7 @@
 //	nudge explain CONTACT            why a contact did or did not get a message
 //	nudge simulate                   replay a timeline against journeys on a virtual clock
 //	nudge demo                       play the examples
+//	nudge template preview NAME      render a template with a stored contact
 package main
 
 import (
@@ -53,6 +54,8 @@ Usage:
   nudge report JOURNEY [--from T] [--to T] [--version N] [--csv]
   nudge report --overview                funnel, lift, attribution, opt-outs
   nudge demo                             play the four examples of examples/
+  nudge template preview NAME --contact ID [--channel email|sms] [--templates DIR]
+                                         render a template with a real contact
   nudge version
 
 Every command takes --db (or NUDGE_DB): a SQLite file path (default nudge.db)
@@ -133,6 +136,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runReport(ctx, rest, stdout, stderr)
 	case "demo":
 		return runDemo(ctx, rest, stdout, stderr)
+	case "template":
+		what, r := sub()
+		return runTemplate(ctx, what, r, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "nudge", version)
 		return nil

@@ -88,6 +88,8 @@ func (m *Main) Run(ctx context.Context) error {
 		TwilioAuthToken: m.Delivery.TwilioAuthToken,
 		PublicURL:       m.Delivery.PublicURL,
 		KannelKey:       m.Delivery.KannelKey,
+		Templates:       m.previewTemplates(),
+		SMSLimits:       m.smsLimits(),
 	})
 	if err != nil {
 		return err
