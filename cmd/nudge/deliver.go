@@ -3,6 +3,8 @@ package main
 import (
 	"cmp"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -18,6 +20,7 @@ import (
 	"github.com/nudge/nudge/channel/logsink"
 	"github.com/nudge/nudge/channel/smtp"
 	"github.com/nudge/nudge/channel/twilio"
+	"github.com/nudge/nudge/channel/webhook"
 	"github.com/nudge/nudge/delivery"
 	"github.com/nudge/nudge/link"
 	"github.com/nudge/nudge/template"
@@ -50,6 +53,11 @@ type DeliveryConfig struct {
 	// SendGridPublicKey verifies SendGrid's signed Event Webhook
 	// (/v1/webhooks/sendgrid); empty, that endpoint answers 404.
 	SendGridPublicKey string // NUDGE_SENDGRID_PUBLIC_KEY: the verification key SendGrid shows (base64)
+
+	// Journey webhook steps and webhook subscriptions (channel/webhook).
+	WebhookSecret       string   // NUDGE_WEBHOOK_SECRET: signs journey webhook calls; empty: one is made at start (and logged as such)
+	WebhookAllowPrivate bool     // NUDGE_WEBHOOK_ALLOW_PRIVATE=1: let webhooks reach loopback and private addresses (local testing)
+	WebhookAllowHosts   []string // NUDGE_WEBHOOK_ALLOW_HOSTS: comma-separated hosts or prefixes webhooks may reach though private
 }
 
 func defaultDeliveryConfig() DeliveryConfig {
@@ -67,7 +75,46 @@ func defaultDeliveryConfig() DeliveryConfig {
 		UnsubscribeMailto: os.Getenv("NUDGE_UNSUBSCRIBE_MAILTO"),
 
 		SendGridPublicKey: os.Getenv("NUDGE_SENDGRID_PUBLIC_KEY"),
+
+		WebhookSecret:       os.Getenv("NUDGE_WEBHOOK_SECRET"),
+		WebhookAllowPrivate: os.Getenv("NUDGE_WEBHOOK_ALLOW_PRIVATE") == "1",
+		WebhookAllowHosts:   splitList(os.Getenv("NUDGE_WEBHOOK_ALLOW_HOSTS")),
 	}
+}
+
+func splitList(s string) []string {
+	var out []string
+	for f := range strings.SplitSeq(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// webhookSender builds the sender of journey webhook steps, which also
+// carries the subscriptions' calls. Without a configured secret it makes
+// one: calls are signed, but no receiver can know the key until it is set.
+func (c *DeliveryConfig) webhookSender(logger *slog.Logger, clock nudge.Clock) (*webhook.Sender, error) {
+	secret := c.WebhookSecret
+	if secret == "" {
+		b := make([]byte, 32)
+		if _, err := rand.Read(b); err != nil {
+			return nil, err
+		}
+		secret = hex.EncodeToString(b)
+		c.WebhookSecret = secret
+		logger.Warn("NUDGE_WEBHOOK_SECRET is not set: journey webhook calls are signed with a secret made for this run; set it so receivers can verify them")
+	}
+	if c.WebhookAllowPrivate {
+		logger.Warn("NUDGE_WEBHOOK_ALLOW_PRIVATE=1: webhooks may reach loopback and private addresses")
+	}
+	s, err := webhook.New(webhook.Config{Secret: secret, AllowPrivate: c.WebhookAllowPrivate,
+		AllowHosts: c.WebhookAllowHosts, Clock: clock})
+	if err != nil {
+		return nil, fmt.Errorf("webhook: %w", err)
+	}
+	return s, nil
 }
 
 // senders builds one Sender per channel: the configured provider, or a log
@@ -100,6 +147,11 @@ func (c *DeliveryConfig) senders(logger *slog.Logger, clock nudge.Clock) (map[st
 		}
 		out[nudge.ChannelSMS] = s
 	}
+	ws, err := c.webhookSender(logger, clock)
+	if err != nil {
+		return nil, err
+	}
+	out[nudge.ChannelWebhook] = ws
 	for _, ch := range []string{nudge.ChannelEmail, nudge.ChannelSMS} {
 		if out[ch] == nil {
 			s, err := logsink.New(logsink.Config{Channel: ch, Logger: logger, Clock: clock})
