@@ -17,6 +17,7 @@ type Store interface {
 	LinkStore
 	ReportStore
 	UserStore
+	WebhookStore
 
 	// Migrate brings the schema up to date. A database whose schema is newer
 	// than this binary knows is refused with an error saying so.

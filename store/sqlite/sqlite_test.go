@@ -51,8 +51,9 @@ func TestMigrateRefusesNewerSchema(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// A newer nudge migrated the file to version 7.
-	if _, err := rawDB(t, path).Exec(`INSERT INTO schema_migrations (version, applied_at) VALUES (7, 0)`); err != nil {
+	// A newer nudge migrated the file one version past this one's.
+	newer := sqlite.LatestSchemaVersion() + 1
+	if _, err := rawDB(t, path).Exec(`INSERT INTO schema_migrations (version, applied_at) VALUES (?, 0)`, newer); err != nil {
 		t.Fatal(err)
 	}
 
@@ -62,13 +63,13 @@ func TestMigrateRefusesNewerSchema(t *testing.T) {
 	}
 	defer db.Close()
 	err = db.Migrate(ctx)
-	want := fmt.Sprintf("database schema version 7 is newer than this nudge binary supports (%d); upgrade nudge",
-		sqlite.LatestSchemaVersion())
+	want := fmt.Sprintf("database schema version %d is newer than this nudge binary supports (%d); upgrade nudge",
+		newer, sqlite.LatestSchemaVersion())
 	if err == nil || !strings.Contains(err.Error(), want) {
 		t.Fatalf("Migrate of a newer schema: %v; want an error containing %q", err, want)
 	}
-	if v, err := db.SchemaVersion(ctx); err != nil || v != 7 {
-		t.Errorf("SchemaVersion = %d, %v; want 7", v, err)
+	if v, err := db.SchemaVersion(ctx); err != nil || v != newer {
+		t.Errorf("SchemaVersion = %d, %v; want %d", v, err, newer)
 	}
 }
 

@@ -83,6 +83,7 @@ func Run(t *testing.T, open func(t *testing.T) nudge.Store) {
 	t.Run("MessageCancel", func(t *testing.T) { testMessageCancel(t, open) })
 	t.Run("Report", func(t *testing.T) { testReport(t, open) })
 	t.Run("Link", func(t *testing.T) { testLink(t, open) })
+	t.Run("Webhook", func(t *testing.T) { testWebhook(t, open) })
 }
 
 // now is the fixed time every test starts from.
