@@ -54,6 +54,20 @@
 // environment is used (the check would see the proxy, not the target),
 // and redirects are not followed: a 3xx is a permanent failure.
 //
+// # Subscriptions
+//
+// A Dispatcher sends each event to the subscriptions that chose its type,
+// signed with the subscription's own secret, with Nudge-Event set to the
+// type and Nudge-Webhook-Id to the event's ID. The body is
+//
+//	{"id": "<event id>", "type": "message.sent", "created_at": "…", "data": {…}}
+//
+// A failed attempt is retried with backoff (DefaultDispatchBackoff, or the
+// receiver's Retry-After when longer) up to DispatcherConfig.Attempts
+// times; every attempt is appended to the store's delivery log. Retries
+// wait in memory, and the subscription list is cached for
+// DispatcherConfig.CacheTTL.
+//
 // # Outcomes
 //
 // 2xx: accepted (the message is recorded delivered: the receiver has it).
