@@ -71,6 +71,11 @@ func defaultDeliveryConfig() DeliveryConfig {
 		TwilioAuthToken:  os.Getenv("NUDGE_TWILIO_AUTH_TOKEN"),
 		TwilioBaseURL:    os.Getenv("NUDGE_TWILIO_BASE_URL"),
 
+		KannelURL:      os.Getenv("NUDGE_KANNEL_SENDSMS_URL"),
+		KannelUser:     os.Getenv("NUDGE_KANNEL_USERNAME"),
+		KannelPassword: os.Getenv("NUDGE_KANNEL_PASSWORD"),
+		KannelKey:      os.Getenv("NUDGE_KANNEL_KEY"),
+
 		TrackEmailText:    os.Getenv("NUDGE_TRACK_EMAIL_TEXT") == "1",
 		UnsubscribeMailto: os.Getenv("NUDGE_UNSUBSCRIBE_MAILTO"),
 

@@ -374,3 +374,25 @@ steps:
 		t.Errorf("decisions = %q; want entered, sent, …", got)
 	}
 }
+
+// TestDeliveryConfigFromEnvironment: every provider setting the README lists
+// is read from its environment variable.
+func TestDeliveryConfigFromEnvironment(t *testing.T) {
+	for name, val := range map[string]string{
+		"NUDGE_KANNEL_SENDSMS_URL": "http://127.0.0.1:13013/cgi-bin/sendsms",
+		"NUDGE_KANNEL_USERNAME":    "nudge",
+		"NUDGE_KANNEL_PASSWORD":    "pw",
+		"NUDGE_KANNEL_KEY":         "0123456789abcdefghijklmn",
+		"NUDGE_TWILIO_ACCOUNT_SID": "AC1",
+		"NUDGE_SMTP_URL":           "smtp://mail.example.com:587",
+		"NUDGE_PUBLIC_URL":         "https://nudge.example.com",
+	} {
+		t.Setenv(name, val)
+	}
+	c := defaultDeliveryConfig()
+	got := []string{c.KannelURL, c.KannelUser, c.KannelPassword, c.KannelKey, c.TwilioAccountSID, c.SMTPURL, c.PublicURL}
+	want := []string{"http://127.0.0.1:13013/cgi-bin/sendsms", "nudge", "pw", "0123456789abcdefghijklmn", "AC1", "smtp://mail.example.com:587", "https://nudge.example.com"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("delivery config = %q; want %q", got, want)
+	}
+}
