@@ -191,6 +191,7 @@ func (s *Server) routes() http.Handler {
 	admin("POST /v1/apikeys", s.handleAPIKeyCreate)
 	admin("GET /v1/apikeys", s.handleAPIKeyList)
 	admin("DELETE /v1/apikeys/{id}", s.handleAPIKeyRevoke)
+	s.webhookRoutes(admin)
 	s.journeyRoutes(read, admin)
 	s.policyRoutes(read, admin)
 	s.reportRoutes(read)
