@@ -293,8 +293,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&dcfg.Templates, "templates", dcfg.Templates, "folder of message templates, NAME.email.liquid and NAME.sms.liquid (env NUDGE_TEMPLATES)")
 	fs.StringVar(&dcfg.PublicURL, "public-url", dcfg.PublicURL, "this server's address as providers reach it, for delivery callbacks (env NUDGE_PUBLIC_URL)")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "time in-flight requests get to finish on SIGTERM (env NUDGE_SHUTDOWN_TIMEOUT)")
+	demo := newDemoFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return errUsage
+	}
+	if err := demo.prepare(ctx, fs, &cfg, &dcfg, stderr); err != nil {
+		return err
 	}
 	if err := cfg.Validate(); err != nil {
 		return err
@@ -306,6 +310,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		return err
 	}
+	demo.announce(stdout, m.Addr())
 	select {
 	case <-ctx.Done():
 		m.Logger.Info("shutting down: finishing in-flight requests", "timeout", cfg.ShutdownTimeout.String())
