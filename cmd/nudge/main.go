@@ -2,6 +2,7 @@
 // migrate its database, import a CRM export, manage API keys and measure it.
 //
 //	nudge serve                      run the server (SQLite in ./nudge.db by default)
+//	nudge serve --demo               the same, with the examples and weeks of history (nudge-demo.db)
 //	nudge migrate                    bring the database schema up to date
 //	nudge import contacts FILE.csv   import a CRM export
 //	nudge apikey create --role ROLE  create an API key (admin, ingest or read)
@@ -32,6 +33,7 @@ const usage = `nudge: journey orchestration from CRM context
 
 Usage:
   nudge serve [flags]                    run the server
+  nudge serve --demo                     the server with the examples and weeks of history (nudge-demo.db)
   nudge migrate [flags]                  bring the database schema up to date
   nudge import contacts [flags] FILE.csv import a CRM export ("-" reads stdin)
   nudge apikey create --role admin|ingest|read [--name NAME]
