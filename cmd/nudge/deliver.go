@@ -231,8 +231,18 @@ func (m *Main) newDelivery() (*delivery.Worker, error) {
 	} else {
 		m.Logger.Warn("no public URL: links are not tracked and marketing email has no one-click unsubscribe header")
 	}
+	// Subscriptions hear of sent, delivered and failed messages from the
+	// worker's own status writes.
+	var store delivery.Store = m.Store
+	if ws, ok := senders[nudge.ChannelWebhook].(*webhook.Sender); ok {
+		d, err := webhook.NewDispatcher(webhook.DispatcherConfig{Store: m.Store, Sender: ws, Clock: m.Clock, Logger: m.Logger})
+		if err != nil {
+			return nil, err
+		}
+		store = &emittingStore{Store: m.Store, d: d, log: m.Logger}
+	}
 	return delivery.New(delivery.Config{
-		Store:          m.Store,
+		Store:          store,
 		Clock:          m.Clock,
 		Logger:         m.Logger,
 		Templates:      set,
@@ -242,6 +252,47 @@ func (m *Main) newDelivery() (*delivery.Worker, error) {
 		Recheck:        m.recheck(),
 		Prepare:        prepare,
 	})
+}
+
+// emittingStore tells webhook subscriptions of the message statuses the
+// delivery worker records: message.sent, message.delivered (when the
+// provider says so at once: webhook steps, …) and message.failed. Updates
+// the store skips (a status that does not advance) emit nothing, so each
+// message emits each event once per process. Statuses recorded elsewhere
+// (provider callbacks through the API) do not pass here.
+type emittingStore struct {
+	delivery.Store
+	d   *webhook.Dispatcher
+	log *slog.Logger
+}
+
+var messageEvents = map[string]string{
+	nudge.MessageSent:      nudge.WebhookMessageSent,
+	nudge.MessageDelivered: nudge.WebhookMessageDelivered,
+	nudge.MessageFailed:    nudge.WebhookMessageFailed,
+}
+
+func (s *emittingStore) MessageUpdate(ctx context.Context, us []*nudge.MessageUpdate, now time.Time) ([]bool, error) {
+	applied, err := s.Store.MessageUpdate(ctx, us, now)
+	if err != nil {
+		return applied, err
+	}
+	for i, u := range us {
+		ev, ok := messageEvents[u.Status]
+		if !ok || i >= len(applied) || !applied[i] || !s.d.Wants(ctx, ev) {
+			continue
+		}
+		m, err := s.Store.MessageGet(ctx, u.MessageID)
+		if err != nil {
+			s.log.WarnContext(ctx, "webhook: message not read; event not emitted", "message_id", u.MessageID, "event", ev, "error", err)
+			continue
+		}
+		if m.Channel == nudge.ChannelWebhook {
+			continue // a journey's own webhook call is not news to the CRM
+		}
+		s.d.Emit(ctx, webhook.Event{ID: m.ID + ":" + u.Status, Type: ev, At: now, Data: m})
+	}
+	return applied, nil
 }
 
 // deliveryLoop hands queued messages to providers: at once while there is
