@@ -58,6 +58,10 @@ type DeliveryConfig struct {
 	WebhookSecret       string   // NUDGE_WEBHOOK_SECRET: signs journey webhook calls; empty: one is made at start (and logged as such)
 	WebhookAllowPrivate bool     // NUDGE_WEBHOOK_ALLOW_PRIVATE=1: let webhooks reach loopback and private addresses (local testing)
 	WebhookAllowHosts   []string // NUDGE_WEBHOOK_ALLOW_HOSTS: comma-separated hosts or prefixes webhooks may reach though private
+
+	// LogOnly sends nothing anywhere: every channel, webhooks included, goes
+	// to the log sink (serve --demo).
+	LogOnly bool
 }
 
 func defaultDeliveryConfig() DeliveryConfig {
@@ -126,6 +130,16 @@ func (c *DeliveryConfig) webhookSender(logger *slog.Logger, clock nudge.Clock) (
 // sink that records what would have been sent.
 func (c *DeliveryConfig) senders(logger *slog.Logger, clock nudge.Clock) (map[string]nudge.Sender, error) {
 	out := map[string]nudge.Sender{}
+	if c.LogOnly {
+		for _, ch := range []string{nudge.ChannelEmail, nudge.ChannelSMS, nudge.ChannelWebhook} {
+			s, err := logsink.New(logsink.Config{Channel: ch, Logger: logger, Clock: clock})
+			if err != nil {
+				return nil, err
+			}
+			out[ch] = s
+		}
+		return out, nil
+	}
 	if c.SMTPURL != "" {
 		s, err := smtpSender(c.SMTPURL, clock)
 		if err != nil {

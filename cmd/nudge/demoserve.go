@@ -83,7 +83,7 @@ func (d *demoFlags) prepare(ctx context.Context, fs *flag.FlagSet, cfg *Config, 
 		return err
 	}
 	// Nothing leaves the machine: every channel goes to the log sink.
-	*dcfg = DeliveryConfig{Templates: tdir, EmailFrom: "demo@localhost", SMSFrom: "+15005550006", PublicURL: dcfg.PublicURL}
+	*dcfg = DeliveryConfig{Templates: tdir, EmailFrom: "demo@localhost", SMSFrom: "+15005550006", PublicURL: dcfg.PublicURL, LogOnly: true}
 
 	s, err := openStore(ctx, cfg.DB)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/nudge/nudge"
+	"github.com/nudge/nudge/channel/logsink"
 	"github.com/nudge/nudge/nudgetest"
 	"github.com/nudge/nudge/store/postgres"
 )
@@ -394,5 +396,20 @@ func TestDeliveryConfigFromEnvironment(t *testing.T) {
 	want := []string{"http://127.0.0.1:13013/cgi-bin/sendsms", "nudge", "pw", "0123456789abcdefghijklmn", "AC1", "smtp://mail.example.com:587", "https://nudge.example.com"}
 	if strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Errorf("delivery config = %q; want %q", got, want)
+	}
+}
+
+// TestLogOnlySendsNothing: with LogOnly (serve --demo) every channel,
+// webhooks included, is the log sink, whatever else is configured.
+func TestLogOnlySendsNothing(t *testing.T) {
+	c := DeliveryConfig{LogOnly: true, TwilioAccountSID: "AC1", TwilioAuthToken: "t", SMSFrom: "+15005550006", SMTPURL: "smtp://mail.example.com"}
+	ss, err := c.senders(slog.New(slog.DiscardHandler), nudge.SystemClock{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ch := range []string{nudge.ChannelEmail, nudge.ChannelSMS, nudge.ChannelWebhook} {
+		if _, ok := ss[ch].(*logsink.Sender); !ok {
+			t.Errorf("%s sender = %T; want the log sink", ch, ss[ch])
+		}
 	}
 }
