@@ -97,7 +97,7 @@ func (d *demoFlags) prepare(ctx context.Context, fs *flag.FlagSet, cfg *Config, 
 	if len(js) > 0 {
 		return nil // loaded on an earlier start
 	}
-	fmt.Fprintf(stderr, "nudge demo: loading the examples of %s with %d weeks of history into %s …\n", d.examples, demoHistory/(7*24*time.Hour), path)
+	fmt.Fprintf(stderr, "nudge demo: loading the examples in %s/ with %d weeks of history into %s …\n", d.examples, demoHistory/(7*24*time.Hour), path)
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	r, err := loadDemo(ctx, demoSetup{Store: s, Examples: d.examples, Now: time.Now(), Templates: tdir,
 		Logger: logger, Region: cfg.DefaultRegion})
