@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -79,98 +78,6 @@ func collectMessages(rows pgx.Rows) ([]*nudge.Message, error) {
 	return ms, nil
 }
 
-// messageState is what MessageUpdate reads and writes of a message.
-type messageState struct {
-	status, providerID, err string
-	attempts                int
-	availableAt             time.Time
-	clearClaim, changed     bool
-}
-
-// statusEntry is a history entry MessageUpdate appends.
-type statusEntry struct {
-	messageID, status string
-	detail            map[string]any
-}
-
-// checkUpdates validates updates before any is applied.
-func checkUpdates(us []*nudge.MessageUpdate) error {
-	for i, u := range us {
-		field := fmt.Sprintf("updates[%d]", i)
-		switch {
-		case u == nil:
-			return nudge.FieldErrorf(field, "update required")
-		case u.MessageID == "":
-			return nudge.FieldErrorf(field+".message_id", "required")
-		case u.Requeue && u.Status != "" && u.Status != nudge.MessageQueued:
-			return nudge.FieldErrorf(field+".status", "a requeue moves a message to queued, not %q", u.Status)
-		case !u.Requeue && u.Status == nudge.MessageQueued:
-			return nudge.FieldErrorf(field+".status", "a message returns to queued only by a requeue")
-		case !u.Requeue && u.Status != "" && !nudge.MessageStatusAdvances(nudge.MessageQueued, u.Status):
-			return nudge.FieldErrorf(field+".status", "%q is not a message status", u.Status)
-		}
-	}
-	return nil
-}
-
-// applyUpdates applies us in order to the messages' states, as
-// nudge.DeliveryStore.MessageUpdate says, and returns which applied and the
-// history entries to append.
-func applyUpdates(cur map[string]*messageState, us []*nudge.MessageUpdate, now time.Time) ([]bool, []statusEntry) {
-	applied := make([]bool, len(us))
-	var hist []statusEntry
-	for i, u := range us {
-		m := cur[u.MessageID]
-		switch {
-		case u.Requeue:
-			if m.status != nudge.MessageSending {
-				continue
-			}
-			detail := maps.Clone(u.Detail)
-			if detail == nil {
-				detail = map[string]any{}
-			}
-			detail["retry"] = true
-			m.status, m.clearClaim = nudge.MessageQueued, true
-			m.availableAt = u.AvailableAt
-			if m.availableAt.IsZero() {
-				m.availableAt = now
-			}
-			hist = append(hist, statusEntry{u.MessageID, nudge.MessageQueued, detail})
-		case u.Status != "":
-			if !nudge.MessageStatusAdvances(m.status, u.Status) {
-				continue
-			}
-			m.status = u.Status
-			// The claim protects a message until its provider call is
-			// answered; past sending there is nothing left to protect.
-			m.clearClaim = m.clearClaim || u.Status != nudge.MessageSending
-			hist = append(hist, statusEntry{u.MessageID, u.Status, u.Detail})
-		}
-		if u.ProviderID != "" {
-			m.providerID = u.ProviderID
-		}
-		if u.Attempts > 0 {
-			m.attempts = u.Attempts
-		}
-		if u.Error != "" {
-			m.err = u.Error
-		}
-		m.changed, applied[i] = true, true
-	}
-	return applied, hist
-}
-
-// updateIDs returns the distinct message ids of us, sorted.
-func updateIDs(us []*nudge.MessageUpdate) []string {
-	ids := make([]string, len(us))
-	for i, u := range us {
-		ids[i] = u.MessageID
-	}
-	slices.Sort(ids)
-	return slices.Compact(ids)
-}
-
 const (
 	// lockMessagesQuery reads and locks messages in id order, the order
 	// cancelMessagesQuery locks them in too.
@@ -201,32 +108,32 @@ const (
 // The messages are read and locked in one statement, the updates applied
 // in memory, and the rows and history written in one more round trip.
 func (db *DB) MessageUpdate(ctx context.Context, us []*nudge.MessageUpdate, now time.Time) ([]bool, error) {
-	if err := checkUpdates(us); err != nil {
+	if err := nudge.CheckMessageUpdates(us); err != nil {
 		return nil, fmt.Errorf("message update: %w", err)
 	}
 	if len(us) == 0 {
 		return []bool{}, nil
 	}
 	now = utc(now)
-	ids := updateIDs(us)
+	ids := nudge.MessageUpdateIDs(us)
 	var applied []bool
 	err := db.inTx(ctx, "message update", func(tx pgx.Tx) error {
 		rows, err := tx.Query(ctx, lockMessagesQuery, ids)
 		if err != nil {
 			return err
 		}
-		cur := make(map[string]*messageState, len(ids))
+		cur := make(map[string]*nudge.MessageState, len(ids))
 		for rows.Next() {
 			var (
 				id string
-				m  messageState
+				m  nudge.MessageState
 				n  int32
 			)
-			if err := rows.Scan(&id, &m.status, &m.providerID, &n, &m.err, &m.availableAt); err != nil {
+			if err := rows.Scan(&id, &m.Status, &m.ProviderID, &n, &m.Err, &m.AvailableAt); err != nil {
 				rows.Close()
 				return err
 			}
-			m.attempts = int(n)
+			m.Attempts = int(n)
 			cur[id] = &m
 		}
 		rows.Close()
@@ -238,8 +145,8 @@ func (db *DB) MessageUpdate(ctx context.Context, us []*nudge.MessageUpdate, now 
 				return nudge.Errorf(nudge.ENOTFOUND, "message %q not found", id)
 			}
 		}
-		var hist []statusEntry
-		applied, hist = applyUpdates(cur, us, now)
+		var hist []nudge.MessageHistoryEntry
+		applied, hist = nudge.ApplyMessageUpdates(cur, us, now)
 
 		var (
 			b                                 pgx.Batch
@@ -251,17 +158,17 @@ func (db *DB) MessageUpdate(ctx context.Context, us []*nudge.MessageUpdate, now 
 		)
 		for _, id := range ids {
 			m := cur[id]
-			if !m.changed {
+			if !m.Changed {
 				continue
 			}
-			mids, statuses, providerIDs, errs = append(mids, id), append(statuses, m.status), append(providerIDs, m.providerID), append(errs, m.err)
-			attempts, available, clear = append(attempts, int32(m.attempts)), append(available, m.availableAt), append(clear, m.clearClaim)
+			mids, statuses, providerIDs, errs = append(mids, id), append(statuses, m.Status), append(providerIDs, m.ProviderID), append(errs, m.Err)
+			attempts, available, clear = append(attempts, int32(m.Attempts)), append(available, m.AvailableAt), append(clear, m.ClearClaim)
 		}
 		if len(mids) > 0 {
 			b.Queue(updateMessagesQuery, mids, statuses, providerIDs, attempts, errs, available, clear, now)
 		}
 		for _, h := range hist {
-			detail, err := jsonText(h.detail)
+			detail, err := jsonText(h.Detail)
 			if err != nil {
 				return nudge.FieldErrorf("detail", "cannot be stored as JSON: %v", err)
 			}
@@ -269,7 +176,7 @@ func (db *DB) MessageUpdate(ctx context.Context, us []*nudge.MessageUpdate, now 
 			if detail != nil {
 				d = *detail
 			}
-			hids, hstatuses, hdetails = append(hids, h.messageID), append(hstatuses, h.status), append(hdetails, d)
+			hids, hstatuses, hdetails = append(hids, h.MessageID), append(hstatuses, h.Status), append(hdetails, d)
 		}
 		if len(hids) > 0 {
 			b.Queue(insertStatusesQuery, hids, hstatuses, hdetails, now)

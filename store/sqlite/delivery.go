@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -70,98 +69,6 @@ func (db *DB) MessageClaim(ctx context.Context, now time.Time, limit int, lease 
 	return ms, nil
 }
 
-// messageState is what MessageUpdate reads and writes of a message.
-type messageState struct {
-	status, providerID, err string
-	attempts                int
-	availableAt             time.Time
-	clearClaim, changed     bool
-}
-
-// statusEntry is a history entry MessageUpdate appends.
-type statusEntry struct {
-	messageID, status string
-	detail            map[string]any
-}
-
-// checkUpdates validates updates before any is applied.
-func checkUpdates(us []*nudge.MessageUpdate) error {
-	for i, u := range us {
-		field := fmt.Sprintf("updates[%d]", i)
-		switch {
-		case u == nil:
-			return nudge.FieldErrorf(field, "update required")
-		case u.MessageID == "":
-			return nudge.FieldErrorf(field+".message_id", "required")
-		case u.Requeue && u.Status != "" && u.Status != nudge.MessageQueued:
-			return nudge.FieldErrorf(field+".status", "a requeue moves a message to queued, not %q", u.Status)
-		case !u.Requeue && u.Status == nudge.MessageQueued:
-			return nudge.FieldErrorf(field+".status", "a message returns to queued only by a requeue")
-		case !u.Requeue && u.Status != "" && !nudge.MessageStatusAdvances(nudge.MessageQueued, u.Status):
-			return nudge.FieldErrorf(field+".status", "%q is not a message status", u.Status)
-		}
-	}
-	return nil
-}
-
-// applyUpdates applies us in order to the messages' states, as
-// nudge.DeliveryStore.MessageUpdate says, and returns which applied and the
-// history entries to append.
-func applyUpdates(cur map[string]*messageState, us []*nudge.MessageUpdate, now time.Time) ([]bool, []statusEntry) {
-	applied := make([]bool, len(us))
-	var hist []statusEntry
-	for i, u := range us {
-		m := cur[u.MessageID]
-		switch {
-		case u.Requeue:
-			if m.status != nudge.MessageSending {
-				continue
-			}
-			detail := maps.Clone(u.Detail)
-			if detail == nil {
-				detail = map[string]any{}
-			}
-			detail["retry"] = true
-			m.status, m.clearClaim = nudge.MessageQueued, true
-			m.availableAt = u.AvailableAt
-			if m.availableAt.IsZero() {
-				m.availableAt = now
-			}
-			hist = append(hist, statusEntry{u.MessageID, nudge.MessageQueued, detail})
-		case u.Status != "":
-			if !nudge.MessageStatusAdvances(m.status, u.Status) {
-				continue
-			}
-			m.status = u.Status
-			// The claim protects a message until its provider call is
-			// answered; past sending there is nothing left to protect.
-			m.clearClaim = m.clearClaim || u.Status != nudge.MessageSending
-			hist = append(hist, statusEntry{u.MessageID, u.Status, u.Detail})
-		}
-		if u.ProviderID != "" {
-			m.providerID = u.ProviderID
-		}
-		if u.Attempts > 0 {
-			m.attempts = u.Attempts
-		}
-		if u.Error != "" {
-			m.err = u.Error
-		}
-		m.changed, applied[i] = true, true
-	}
-	return applied, hist
-}
-
-// updateIDs returns the distinct message ids of us, sorted.
-func updateIDs(us []*nudge.MessageUpdate) []string {
-	ids := make([]string, len(us))
-	for i, u := range us {
-		ids[i] = u.MessageID
-	}
-	slices.Sort(ids)
-	return slices.Compact(ids)
-}
-
 // MessageUpdate applies updates in one transaction, in order, appending a
 // history entry for each status change. An update whose status does not
 // advance, or a requeue of a message that is not sending, is skipped and
@@ -170,13 +77,13 @@ func updateIDs(us []*nudge.MessageUpdate) []string {
 // true. A status past sending clears the message's claim. ENOTFOUND for an
 // unknown message: then nothing is applied.
 func (db *DB) MessageUpdate(ctx context.Context, us []*nudge.MessageUpdate, now time.Time) ([]bool, error) {
-	if err := checkUpdates(us); err != nil {
+	if err := nudge.CheckMessageUpdates(us); err != nil {
 		return nil, fmt.Errorf("sqlite: message update: %w", err)
 	}
 	if len(us) == 0 {
 		return []bool{}, nil
 	}
-	ids := updateIDs(us)
+	ids := nudge.MessageUpdateIDs(us)
 	arr, err := jsonArray(ids)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: message update: %w", err)
@@ -191,18 +98,18 @@ func (db *DB) MessageUpdate(ctx context.Context, us []*nudge.MessageUpdate, now 
 		if err != nil {
 			return err
 		}
-		cur := make(map[string]*messageState, len(ids))
+		cur := make(map[string]*nudge.MessageState, len(ids))
 		for rows.Next() {
 			var (
 				id    string
-				m     messageState
+				m     nudge.MessageState
 				avail int64
 			)
-			if err := rows.Scan(&id, &m.status, &m.providerID, &m.attempts, &m.err, &avail); err != nil {
+			if err := rows.Scan(&id, &m.Status, &m.ProviderID, &m.Attempts, &m.Err, &avail); err != nil {
 				rows.Close()
 				return err
 			}
-			m.availableAt = fromMicros(avail)
+			m.AvailableAt = fromMicros(avail)
 			cur[id] = &m
 		}
 		rows.Close()
@@ -214,29 +121,29 @@ func (db *DB) MessageUpdate(ctx context.Context, us []*nudge.MessageUpdate, now 
 				return nudge.Errorf(nudge.ENOTFOUND, "message %q not found", id)
 			}
 		}
-		var hist []statusEntry
-		applied, hist = applyUpdates(cur, us, now)
+		var hist []nudge.MessageHistoryEntry
+		applied, hist = nudge.ApplyMessageUpdates(cur, us, now)
 		upd := tx.StmtContext(ctx, ws.messageUpdate)
 		for _, id := range ids {
 			m := cur[id]
-			if !m.changed {
+			if !m.Changed {
 				continue
 			}
-			if _, err := upd.ExecContext(ctx, id, m.status, m.providerID, m.attempts, m.err,
-				micros(m.availableAt), m.clearClaim, micros(now)); err != nil {
+			if _, err := upd.ExecContext(ctx, id, m.Status, m.ProviderID, m.Attempts, m.Err,
+				micros(m.AvailableAt), m.ClearClaim, micros(now)); err != nil {
 				return err
 			}
 		}
 		ins := tx.StmtContext(ctx, ws.statusInsert)
 		for _, h := range hist {
-			detail, err := jsonOrNull(h.detail)
+			detail, err := jsonOrNull(h.Detail)
 			if err != nil {
 				return nudge.FieldErrorf("detail", "cannot be stored as JSON: %v", err)
 			}
 			if detail == nil {
 				detail = "{}"
 			}
-			if _, err := ins.ExecContext(ctx, h.messageID, h.status, detail, micros(now)); err != nil {
+			if _, err := ins.ExecContext(ctx, h.MessageID, h.Status, detail, micros(now)); err != nil {
 				return err
 			}
 		}
