@@ -316,4 +316,24 @@ func TestQueryPlans(t *testing.T) {
 			t.Errorf("%s\nplan: %s; want a search of %s without a sort", tt.q, p, tt.index)
 		}
 	}
+
+	// Bound as the store binds it: with a parameter for the contact ids,
+	// SQLite chose the status index and read the whole outbox.
+	rows, err := raw.Query(`EXPLAIN QUERY PLAN `+sqlite.MessageRecentQuery, `["c1","c2"]`, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var plan []string
+	for rows.Next() {
+		var id, parent, notused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, detail)
+	}
+	rows.Close()
+	if p := strings.Join(plan, "; "); !strings.Contains(p, "messages_contact_created") || strings.Contains(p, "messages_status") {
+		t.Errorf("MessageRecent plan: %s; want a search of messages_contact_created, not of messages_status", p)
+	}
 }
