@@ -82,14 +82,20 @@ func (s *Sender) Send(ctx context.Context, m *nudge.Outbound) (*nudge.SendResult
 	}
 	s.mu.Unlock()
 
-	// The body is not logged: it may hold personal data, and Sent shows it.
+	// Neither the recipient in full nor the subject or body are logged:
+	// they are or may hold personal data (a subject often names the
+	// contact), and Sent shows them.
+	to := m.To
+	if s.cfg.Channel == nudge.ChannelEmail || s.cfg.Channel == nudge.ChannelSMS {
+		to = nudge.MaskAddress(s.cfg.Channel, to)
+	}
 	s.cfg.Logger.InfoContext(ctx, "logsink: message not sent",
 		"channel", s.cfg.Channel,
 		"message_id", m.MessageID,
 		"provider_id", r.ProviderID,
-		"to", m.To,
+		"to", to,
 		"from", m.From,
-		"subject", m.Subject,
+		"subject_len", len(m.Subject),
 		"text_len", len(m.Text),
 		"html_len", len(m.HTML),
 	)

@@ -65,13 +65,15 @@ func TestSend(t *testing.T) {
 		t.Errorf("record = %+v", r)
 	}
 	line := logs.String()
-	for _, want := range []string{"message_id=msg_1", "provider_id=" + res.ProviderID, "to=ada@example.com", "channel=email"} {
+	for _, want := range []string{"message_id=msg_1", "provider_id=" + res.ProviderID, "to=ad•••@example.com", "channel=email", "subject_len=9"} {
 		if !strings.Contains(line, want) {
 			t.Errorf("log line %q lacks %q", line, want)
 		}
 	}
-	if strings.Contains(line, "secret body") {
-		t.Errorf("log line %q holds the body", line)
+	for _, personal := range []string{"secret body", "ada@example.com", "Your cart"} {
+		if strings.Contains(line, personal) {
+			t.Errorf("log line %q holds %q", line, personal)
+		}
 	}
 }
 
