@@ -327,6 +327,16 @@ func (s *Server) handleTwilioInbound(w http.ResponseWriter, r *http.Request, for
 		if k.Kind == policy.KeywordOptIn {
 			status = nudge.ConsentOptedIn
 		}
+		first, err := s.keywordFirstSeen(ctx, contacts, "twilio-keyword-"+in.MessageSID, k.Word, now)
+		if err != nil {
+			s.fail(w, r, fmt.Errorf("twilio inbound %s: %w", in.MessageSID, err))
+			return
+		}
+		if !first {
+			log.InfoContext(ctx, "inbound keyword already handled: a retried webhook")
+			s.answerSMS(w, r, log, in.From, "")
+			return
+		}
 		if err := s.recordKeyword(ctx, log, contacts, status, k.Word, now); err != nil {
 			s.fail(w, r, fmt.Errorf("twilio inbound %s: %w", in.MessageSID, err))
 			return
@@ -450,6 +460,40 @@ func (s *Server) ingestReplies(ctx context.Context, contacts []*nudge.Contact, i
 		return fmt.Errorf("ingest %s: %w", eventSMSReplied, err)
 	}
 	return nil
+}
+
+// eventSMSKeyword is the event a consent keyword leaves on each contact of
+// the number, so the timeline shows it and a retried webhook is known.
+const eventSMSKeyword = "sms.keyword"
+
+// keywordFirstSeen stores an sms.keyword event per contact, keyed by the
+// provider's id for the inbound message, and reports whether this is the
+// first time it arrives: providers retry webhooks, and a retried STOP must not
+// be recorded, nor confirmed, twice. With no contacts there is nothing to
+// record twice.
+func (s *Server) keywordFirstSeen(ctx context.Context, contacts []*nudge.Contact, id, word string, now time.Time) (bool, error) {
+	if len(contacts) == 0 {
+		return true, nil
+	}
+	items := make([]nudge.IngestItem, len(contacts))
+	for i, c := range contacts {
+		items[i] = nudge.IngestItem{Event: &nudge.Event{
+			MessageID: id + "-" + c.ID, Type: nudge.EventTrack, ContactID: c.ID, Name: eventSMSKeyword,
+			Properties: map[string]any{"keyword": word},
+			Context:    map[string]any{"channel": nudge.ChannelSMS},
+			Timestamp:  now, ReceivedAt: now,
+		}}
+	}
+	res, err := s.store.EventIngest(ctx, items, now)
+	if err != nil {
+		return false, fmt.Errorf("ingest %s: %w", eventSMSKeyword, err)
+	}
+	for _, dup := range res.Duplicate {
+		if !dup {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // answerSMS answers an inbound webhook with reply: through SendSMS when

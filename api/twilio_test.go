@@ -335,6 +335,17 @@ func TestTwilioInbound(t *testing.T) {
 				}
 			})
 		}
+		t.Run("a retried STOP is recorded and confirmed once", func(t *testing.T) {
+			e := newTwilioEnv(t, open)
+			e.must(e.twilio(inboundPath, inboundForm("SMretry", "STOP")), 200)
+			r := e.must(e.twilio(inboundPath, inboundForm("SMretry", "STOP")), 200)
+			if strings.Contains(string(r.body), "<Message>") {
+				t.Errorf("the retry was confirmed again: %s", r.body)
+			}
+			if l := e.ledger("jane"); len(l) != 1 {
+				t.Errorf("ledger after a retried STOP has %d entries; want 1: %+v", len(l), l)
+			}
+		})
 		t.Run("opt in", func(t *testing.T) {
 			e := newTwilioEnv(t, open)
 			e.must(e.twilio(inboundPath, inboundForm("SMin1", "STOP")), 200)
