@@ -192,6 +192,18 @@ func (s *Server) handleKannelInbound(w http.ResponseWriter, r *http.Request, q u
 		if k.Kind == policy.KeywordOptIn {
 			status = nudge.ConsentOptedIn
 		}
+		if q.Get("id") != "" { // only Kannel's own id (%I) tells a retry from a second STOP
+			first, err := s.keywordFirstSeen(ctx, contacts, "kannel-keyword-"+in.ID, k.Word, now)
+			if err != nil {
+				s.fail(w, r, fmt.Errorf("kannel inbound %s: %w", in.ID, err))
+				return
+			}
+			if !first {
+				log.InfoContext(ctx, "inbound keyword already handled: a retried request")
+				writeKannel(w, "")
+				return
+			}
+		}
 		if err := s.recordKeyword(ctx, log, contacts, status, k.Word, now); err != nil {
 			s.fail(w, r, fmt.Errorf("kannel inbound %s: %w", in.ID, err))
 			return

@@ -146,6 +146,14 @@ func TestKannelInbound(t *testing.T) {
 		if len(e.replies("jane")) != 1 {
 			t.Errorf("STOP became a reply event")
 		}
+		// Kannel retrying the same STOP (same %I) records and confirms it once.
+		r = e.must(e.kannel(kannelInboundPath, q), 200)
+		if len(r.body) != 0 {
+			t.Errorf("a retried STOP was confirmed again: %q", r.body)
+		}
+		if l := e.ledger("jane"); len(l) != 1 {
+			t.Errorf("ledger after a retried STOP has %d entries; want 1", len(l))
+		}
 
 		// A STOP from a number no contact has is acknowledged.
 		q = kannelInboundQuery("in3", "STOP")
