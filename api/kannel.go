@@ -1,7 +1,6 @@
 package api
 
 import (
-	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
@@ -11,7 +10,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/nudge/nudge"
 	"github.com/nudge/nudge/policy"
@@ -158,7 +156,6 @@ func (s *Server) handleKannelDLR(w http.ResponseWriter, r *http.Request, q url.V
 // keyword's reply is the answer's body, which smsbox sends back to the
 // sender.
 func (s *Server) handleKannelInbound(w http.ResponseWriter, r *http.Request, q url.Values) {
-	ctx := r.Context()
 	from := s.kannelPhone(q.Get("from"))
 	if from == "" {
 		s.fail(w, r, nudge.FieldErrorf("from", "is required"))
@@ -172,63 +169,17 @@ func (s *Server) handleKannelInbound(w http.ResponseWriter, r *http.Request, q u
 		sum := sha256.Sum256([]byte(in.From + "\x00" + in.To + "\x00" + in.Text + "\x00" + q.Get("ts")))
 		in.ID = hex.EncodeToString(sum[:12])
 	}
-	now := s.clock.Now()
 	log := s.logger.With(slog.String("kannel_id", in.ID), slog.String("from", nudge.MaskAddress(nudge.ChannelSMS, in.From)))
-
-	contacts, err := s.contactsByPhone(ctx, in.From)
+	reply, err := s.handleInboundSMS(r.Context(), log, &inboundSMS{Provider: "kannel", ID: in.ID,
+		// Only Kannel's own id (%I) tells a retry from a second STOP.
+		Dedupe: q.Get("id") != "",
+		From:   in.From, To: in.To, Body: in.Text, Props: map[string]any{"kannel_id": in.ID}},
+		policy.ParseKeyword(in.Text, s.twilio.keywords))
 	if err != nil {
 		s.fail(w, r, fmt.Errorf("kannel inbound %s: %w", in.ID, err))
 		return
 	}
-	k := policy.ParseKeyword(in.Text, s.twilio.keywords)
-	if k.Review {
-		log.WarnContext(ctx, "inbound sms reads as a revocation: flagged for review",
-			slog.String("phrase", k.Word), slog.Bool("opted_out", k.Kind == policy.KeywordOptOut),
-			slog.Int("contacts", len(contacts)))
-	}
-	switch k.Kind {
-	case policy.KeywordOptOut, policy.KeywordOptIn:
-		status := nudge.ConsentOptedOut
-		if k.Kind == policy.KeywordOptIn {
-			status = nudge.ConsentOptedIn
-		}
-		if q.Get("id") != "" { // only Kannel's own id (%I) tells a retry from a second STOP
-			first, err := s.keywordFirstSeen(ctx, contacts, "kannel-keyword-"+in.ID, k.Word, now)
-			if err != nil {
-				s.fail(w, r, fmt.Errorf("kannel inbound %s: %w", in.ID, err))
-				return
-			}
-			if !first {
-				log.InfoContext(ctx, "inbound keyword already handled: a retried request")
-				writeKannel(w, "")
-				return
-			}
-		}
-		if err := s.recordKeyword(ctx, log, contacts, status, k.Word, now); err != nil {
-			s.fail(w, r, fmt.Errorf("kannel inbound %s: %w", in.ID, err))
-			return
-		}
-		if status == nudge.ConsentOptedIn && len(contacts) == 0 {
-			k.Reply = "" // nothing was recorded: "you are subscribed" would be untrue
-		}
-		if k.Review {
-			if err := s.kannelReplies(ctx, contacts, in, true, now); err != nil {
-				s.fail(w, r, fmt.Errorf("kannel inbound %s: %w", in.ID, err))
-				return
-			}
-		}
-	case policy.KeywordHelp:
-	case policy.KeywordReview, policy.KeywordReply:
-		if len(contacts) == 0 {
-			log.InfoContext(ctx, "inbound sms from a number no contact has; dropped")
-			break
-		}
-		if err := s.kannelReplies(ctx, contacts, in, k.Review, now); err != nil {
-			s.fail(w, r, fmt.Errorf("kannel inbound %s: %w", in.ID, err))
-			return
-		}
-	}
-	writeKannel(w, k.Reply)
+	writeKannel(w, reply)
 }
 
 // kannelInbound is an SMS as an sms-service's get-url reports it.
@@ -254,31 +205,6 @@ func (s *Server) kannelPhone(v string) string {
 		}
 	}
 	return v
-}
-
-// kannelReplies stores an sms.replied event for each contact, with a
-// messageId derived from Kannel's id, so a repeated get-url is stored once.
-func (s *Server) kannelReplies(ctx context.Context, contacts []*nudge.Contact, in *kannelInbound, review bool, now time.Time) error {
-	if len(contacts) == 0 {
-		return nil
-	}
-	items := make([]nudge.IngestItem, len(contacts))
-	for i, c := range contacts {
-		props := map[string]any{"body": in.Text, "from": in.From, "to": in.To, "kannel_id": in.ID}
-		if review {
-			props["review"] = true
-		}
-		items[i] = nudge.IngestItem{Event: &nudge.Event{
-			MessageID: "kannel-" + in.ID + "-" + c.ID, Type: nudge.EventTrack, ContactID: c.ID,
-			Name: eventSMSReplied, Properties: props,
-			Context:   map[string]any{"channel": nudge.ChannelSMS, "provider": "kannel"},
-			Timestamp: now, ReceivedAt: now,
-		}}
-	}
-	if _, err := s.store.EventIngest(ctx, items, now); err != nil {
-		return fmt.Errorf("ingest %s: %w", eventSMSReplied, err)
-	}
-	return nil
 }
 
 // writeKannel answers 200 in plain text; smsbox sends a non-empty body of

@@ -305,65 +305,19 @@ func (s *Server) handleTwilioInbound(w http.ResponseWriter, r *http.Request, for
 		s.fail(w, r, err)
 		return
 	}
-	now := s.clock.Now()
 	log := s.logger.With(slog.String("message_sid", in.MessageSID),
 		slog.String("from", nudge.MaskAddress(nudge.ChannelSMS, in.From)))
-
-	contacts, err := s.contactsByPhone(ctx, in.From)
+	props := map[string]any{"message_sid": in.MessageSID}
+	if in.NumMedia > 0 {
+		props["num_media"] = in.NumMedia
+	}
+	reply, err := s.handleInboundSMS(ctx, log, &inboundSMS{Provider: "twilio", ID: in.MessageSID, Dedupe: true,
+		From: in.From, To: in.To, Body: in.Body, Props: props}, s.twilio.keyword(in))
 	if err != nil {
 		s.fail(w, r, fmt.Errorf("twilio inbound %s: %w", in.MessageSID, err))
 		return
 	}
-	k := s.twilio.keyword(in)
-	if k.Review {
-		log.WarnContext(ctx, "inbound sms reads as a revocation: flagged for review",
-			slog.String("phrase", k.Word), slog.Bool("opted_out", k.Kind == policy.KeywordOptOut),
-			slog.Int("contacts", len(contacts)))
-	}
-
-	switch k.Kind {
-	case policy.KeywordOptOut, policy.KeywordOptIn:
-		status := nudge.ConsentOptedOut
-		if k.Kind == policy.KeywordOptIn {
-			status = nudge.ConsentOptedIn
-		}
-		first, err := s.keywordFirstSeen(ctx, contacts, "twilio-keyword-"+in.MessageSID, k.Word, now)
-		if err != nil {
-			s.fail(w, r, fmt.Errorf("twilio inbound %s: %w", in.MessageSID, err))
-			return
-		}
-		if !first {
-			log.InfoContext(ctx, "inbound keyword already handled: a retried webhook")
-			s.answerSMS(w, r, log, in.From, "")
-			return
-		}
-		if err := s.recordKeyword(ctx, log, contacts, status, k.Word, now); err != nil {
-			s.fail(w, r, fmt.Errorf("twilio inbound %s: %w", in.MessageSID, err))
-			return
-		}
-		if status == nudge.ConsentOptedIn && len(contacts) == 0 {
-			// Nothing was recorded: "you are subscribed" would be untrue. An
-			// opt-out is acknowledged all the same, as CTIA asks.
-			k.Reply = ""
-		}
-		if k.Review { // a revocation counted as an opt-out: keep the words for a person
-			if err := s.ingestReplies(ctx, contacts, in, true, now); err != nil {
-				s.fail(w, r, fmt.Errorf("twilio inbound %s: %w", in.MessageSID, err))
-				return
-			}
-		}
-	case policy.KeywordHelp:
-	case policy.KeywordReview, policy.KeywordReply:
-		if len(contacts) == 0 {
-			log.InfoContext(ctx, "inbound sms from a number no contact has; dropped")
-			break
-		}
-		if err := s.ingestReplies(ctx, contacts, in, k.Review, now); err != nil {
-			s.fail(w, r, fmt.Errorf("twilio inbound %s: %w", in.MessageSID, err))
-			return
-		}
-	}
-	s.answerSMS(w, r, log, in.From, k.Reply)
+	s.answerSMS(w, r, log, in.From, reply)
 }
 
 // keyword reads an inbound message. When Twilio matched a keyword itself
@@ -429,35 +383,6 @@ func (s *Server) recordKeyword(ctx context.Context, log *slog.Logger, contacts [
 		}
 		log.InfoContext(ctx, "sms consent recorded by keyword", slog.String("contact_id", contacts[i].ID),
 			slog.String("status", status), slog.String("keyword", word))
-	}
-	return nil
-}
-
-// ingestReplies stores an sms.replied event for each contact. The event's
-// messageId is derived from the MessageSid, so a webhook Twilio delivers
-// twice is stored once.
-func (s *Server) ingestReplies(ctx context.Context, contacts []*nudge.Contact, in *twilio.Inbound, review bool, now time.Time) error {
-	if len(contacts) == 0 {
-		return nil
-	}
-	items := make([]nudge.IngestItem, len(contacts))
-	for i, c := range contacts {
-		props := map[string]any{"body": in.Body, "from": in.From, "to": in.To, "message_sid": in.MessageSID}
-		if in.NumMedia > 0 {
-			props["num_media"] = in.NumMedia
-		}
-		if review {
-			props["review"] = true
-		}
-		items[i] = nudge.IngestItem{Event: &nudge.Event{
-			MessageID: "twilio-" + in.MessageSID + "-" + c.ID, Type: nudge.EventTrack, ContactID: c.ID,
-			Name: eventSMSReplied, Properties: props,
-			Context:   map[string]any{"channel": nudge.ChannelSMS, "provider": "twilio"},
-			Timestamp: now, ReceivedAt: now,
-		}}
-	}
-	if _, err := s.store.EventIngest(ctx, items, now); err != nil {
-		return fmt.Errorf("ingest %s: %w", eventSMSReplied, err)
 	}
 	return nil
 }
