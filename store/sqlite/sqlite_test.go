@@ -252,21 +252,7 @@ func TestQueryPlans(t *testing.T) {
 		`SELECT * FROM contacts WHERE email = 'ann@example.com' ORDER BY id LIMIT 51`,
 		`DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE received_at < 5 LIMIT 10000)`,
 	} {
-		rows, err := raw.Query(`EXPLAIN QUERY PLAN ` + q)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var plan []string
-		for rows.Next() {
-			var id, parent, notused int
-			var detail string
-			if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
-				t.Fatal(err)
-			}
-			plan = append(plan, detail)
-		}
-		rows.Close()
-		p := strings.Join(plan, "; ")
+		p := explain(t, raw, q)
 		if strings.Contains(p, "TEMP B-TREE") || strings.Contains(p, "SCAN ") {
 			t.Errorf("%s\nplan: %s; want an index search without a sort", q, p)
 		}
@@ -297,21 +283,7 @@ func TestQueryPlans(t *testing.T) {
 		{`UPDATE messages SET status = 'cancelled', updated_at = 5
 			WHERE enrollment_id IN (SELECT value FROM json_each('["e"]')) AND +status = 'queued'`, "messages_enrollment"},
 	} {
-		rows, err := raw.Query(`EXPLAIN QUERY PLAN ` + tt.q)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var plan []string
-		for rows.Next() {
-			var id, parent, notused int
-			var detail string
-			if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
-				t.Fatal(err)
-			}
-			plan = append(plan, detail)
-		}
-		rows.Close()
-		p := strings.Join(plan, "; ")
+		p := explain(t, raw, tt.q)
 		if strings.Contains(p, "TEMP B-TREE") || !strings.Contains(p, "USING INDEX "+tt.index+" ") {
 			t.Errorf("%s\nplan: %s; want a search of %s without a sort", tt.q, p, tt.index)
 		}
@@ -319,10 +291,19 @@ func TestQueryPlans(t *testing.T) {
 
 	// Bound as the store binds it: with a parameter for the contact ids,
 	// SQLite chose the status index and read the whole outbox.
-	rows, err := raw.Query(`EXPLAIN QUERY PLAN `+sqlite.MessageRecentQuery, `["c1","c2"]`, 5)
+	if p := explain(t, raw, sqlite.MessageRecentQuery, `["c1","c2"]`, 5); !strings.Contains(p, "messages_contact_created") || strings.Contains(p, "messages_status") {
+		t.Errorf("MessageRecent plan: %s; want a search of messages_contact_created, not of messages_status", p)
+	}
+}
+
+// explain returns SQLite's query plan of q, its steps joined by "; ".
+func explain(t *testing.T, raw *sql.DB, q string, args ...any) string {
+	t.Helper()
+	rows, err := raw.Query(`EXPLAIN QUERY PLAN `+q, args...)
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer rows.Close()
 	var plan []string
 	for rows.Next() {
 		var id, parent, notused int
@@ -332,8 +313,5 @@ func TestQueryPlans(t *testing.T) {
 		}
 		plan = append(plan, detail)
 	}
-	rows.Close()
-	if p := strings.Join(plan, "; "); !strings.Contains(p, "messages_contact_created") || strings.Contains(p, "messages_status") {
-		t.Errorf("MessageRecent plan: %s; want a search of messages_contact_created, not of messages_status", p)
-	}
+	return strings.Join(plan, "; ")
 }
