@@ -1,6 +1,7 @@
 package nudge
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 )
@@ -42,6 +43,24 @@ func CheckSuppression(p *SuppressionAddParams) (string, error) {
 		return "", err
 	}
 	return CheckAddress(p.Channel, p.Address)
+}
+
+// CheckSuppressions validates a batch and returns its normalized addresses,
+// in order; an error names the item at fault (suppressions[i].field) when
+// there are several.
+func CheckSuppressions(ps []*SuppressionAddParams) ([]string, error) {
+	addrs := make([]string, len(ps))
+	for i, p := range ps {
+		a, err := CheckSuppression(p)
+		if err != nil {
+			if len(ps) > 1 {
+				err = WithField(fmt.Sprintf("suppressions[%d]", i), err)
+			}
+			return nil, err
+		}
+		addrs[i] = a
+	}
+	return addrs, nil
 }
 
 // CheckAddress returns the normalized form of an address of a channel, or

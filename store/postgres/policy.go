@@ -161,16 +161,9 @@ func (db *DB) SuppressionAdd(ctx context.Context, ps []*nudge.SuppressionAddPara
 	if len(ps) == 0 {
 		return out, nil
 	}
-	addrs := make([]string, len(ps))
-	for i, p := range ps {
-		a, err := nudge.CheckSuppression(p)
-		if err != nil {
-			if len(ps) > 1 {
-				err = nudge.WithField(fmt.Sprintf("suppressions[%d]", i), err)
-			}
-			return nil, err
-		}
-		addrs[i] = a
+	addrs, err := nudge.CheckSuppressions(ps)
+	if err != nil {
+		return nil, err
 	}
 	secret, err := db.workspaceSecret(ctx)
 	if err != nil {

@@ -163,16 +163,9 @@ func (db *DB) SuppressionAdd(ctx context.Context, ps []*nudge.SuppressionAddPara
 	if len(ps) == 0 {
 		return out, nil
 	}
-	addrs := make([]string, len(ps))
-	for i, p := range ps {
-		a, err := nudge.CheckSuppression(p)
-		if err != nil {
-			if len(ps) > 1 {
-				err = nudge.WithField(fmt.Sprintf("suppressions[%d]", i), err)
-			}
-			return nil, err
-		}
-		addrs[i] = a
+	addrs, err := nudge.CheckSuppressions(ps)
+	if err != nil {
+		return nil, err
 	}
 	key, err := db.workspaceKey(ctx, db.read)
 	if err != nil {
