@@ -26,7 +26,14 @@ type Config struct {
 	LogLevel        string        // NUDGE_LOG_LEVEL: debug, info, warn, error
 	EventRetention  time.Duration // NUDGE_EVENT_RETENTION: events older than this are pruned
 	ShutdownTimeout time.Duration // NUDGE_SHUTDOWN_TIMEOUT: how long in-flight requests get on SIGTERM
+	// Lease is how long a node's claim of inbox items, due enrollments and
+	// queued messages lasts: what a node that died had claimed is taken
+	// over by another (or by itself, restarted) once it expires.
+	Lease time.Duration // NUDGE_LEASE
 }
+
+// DefaultLease is the default of Config.Lease.
+const DefaultLease = 30 * time.Second
 
 // minRetention keeps messageId deduplication honest: duplicates are detected
 // against stored events, so events must live at least a day.
@@ -42,12 +49,16 @@ func DefaultConfig() Config {
 		LogLevel:        cmp.Or(os.Getenv("NUDGE_LOG_LEVEL"), "info"),
 		EventRetention:  90 * 24 * time.Hour,
 		ShutdownTimeout: 30 * time.Second,
+		Lease:           DefaultLease,
 	}
 	if v, err := time.ParseDuration(os.Getenv("NUDGE_EVENT_RETENTION")); err == nil {
 		c.EventRetention = v
 	}
 	if v, err := time.ParseDuration(os.Getenv("NUDGE_SHUTDOWN_TIMEOUT")); err == nil {
 		c.ShutdownTimeout = v
+	}
+	if v, err := time.ParseDuration(os.Getenv("NUDGE_LEASE")); err == nil {
+		c.Lease = v
 	}
 	return c
 }
@@ -72,6 +83,9 @@ func (c *Config) Validate() error {
 	}
 	if c.EventRetention < minRetention {
 		return fmt.Errorf("event retention %s: must be at least %s, the messageId deduplication window", c.EventRetention, minRetention)
+	}
+	if c.Lease != 0 && c.Lease < time.Second {
+		return fmt.Errorf("lease %s: must be at least 1s (0 for the default, %s)", c.Lease, DefaultLease)
 	}
 	if c.DB == "" {
 		return fmt.Errorf("db: empty; give a SQLite file path or a postgres:// URL")

@@ -265,6 +265,7 @@ func (m *Main) newDelivery() (*delivery.Worker, error) {
 		StatusCallback: callbacks,
 		Recheck:        m.recheck(),
 		Prepare:        prepare,
+		Lease:          m.Config.Lease,
 	})
 }
 

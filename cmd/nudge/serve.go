@@ -51,6 +51,7 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	m.Clock = cmp.Or[nudge.Clock](m.Clock, nudge.SystemClock{})
+	m.Config.Lease = cmp.Or(m.Config.Lease, DefaultLease)
 	if m.Logger == nil {
 		m.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -67,7 +68,7 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 
-	eng, err := engine.New(engine.Config{Store: s, Clock: m.Clock, Logger: m.Logger})
+	eng, err := engine.New(engine.Config{Store: s, Clock: m.Clock, Logger: m.Logger, Lease: m.Config.Lease})
 	if err != nil {
 		return err
 	}
@@ -292,6 +293,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.DurationVar(&cfg.EventRetention, "event-retention", cfg.EventRetention, "prune events older than this (env NUDGE_EVENT_RETENTION; at least 24h)")
 	fs.StringVar(&dcfg.Templates, "templates", dcfg.Templates, "folder of message templates, NAME.email.liquid and NAME.sms.liquid (env NUDGE_TEMPLATES)")
 	fs.StringVar(&dcfg.PublicURL, "public-url", dcfg.PublicURL, "this server's address as providers reach it, for delivery callbacks (env NUDGE_PUBLIC_URL)")
+	fs.DurationVar(&cfg.Lease, "lease", cfg.Lease, "how long a claim of work lasts; a stopped node's claimed work is taken over after it (env NUDGE_LEASE)")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "time in-flight requests get to finish on SIGTERM (env NUDGE_SHUTDOWN_TIMEOUT)")
 	demo := newDemoFlags(fs)
 	if err := fs.Parse(args); err != nil {
