@@ -83,15 +83,25 @@ type ConsentState struct {
 	EntryID   int64     `json:"entry_id,omitempty"`
 }
 
-// ConsentRecordParams is one consent change to record for a contact.
+// ConsentRecordParams is one consent change to record: for a contact, or,
+// when ContactID is empty, for an Address that no contact has yet (a STOP
+// from an unknown number). Consent belongs to the address either way, so a
+// contact who later gets the address has the state it left.
 type ConsentRecordParams struct {
-	ContactID  string
+	ContactID string
+	// Address is the phone number (E.164) or email address the change is
+	// for, used only when ContactID is empty.
+	Address    string
 	Channel    string
 	Purpose    string
 	Status     string
 	Source     string
 	Evidence   ConsentEvidence
 	OccurredAt time.Time // zero: now
+	// IdempotencyKey, when set, makes the change once-only: a change whose
+	// key was recorded before appends nothing and reports Duplicate. A
+	// provider that retries an inbound STOP uses its message id.
+	IdempotencyKey string
 }
 
 // ConsentRecordResult is the outcome of one ConsentRecordParams: the entry
@@ -99,6 +109,9 @@ type ConsentRecordParams struct {
 type ConsentRecordResult struct {
 	Entry *ConsentEntry
 	Err   error
+	// Duplicate says the change's IdempotencyKey was recorded before, so
+	// nothing was appended (Entry and Err are nil).
+	Duplicate bool
 }
 
 // ConsentLedgerParams pages the ledger in ID order. ContactID empty: the whole
@@ -115,7 +128,9 @@ type ConsentStore interface {
 	// state, each in order, in one transaction. A change that cannot be
 	// recorded (unknown contact: ENOTFOUND; the contact has no address for
 	// the channel, or CheckConsentChange refuses it: EINVALID/ECONFLICT) is
-	// reported in its result; the others are recorded.
+	// reported in its result; the others are recorded. A change by Address
+	// is recorded against the address's hash with no contact; one whose
+	// IdempotencyKey was seen before is reported Duplicate.
 	ConsentRecord(ctx context.Context, ps []*ConsentRecordParams, now time.Time) ([]ConsentRecordResult, error)
 	// ConsentList returns the current consent of the contact's addresses: one
 	// state per channel and purpose that has ever been recorded. ENOTFOUND if
@@ -181,8 +196,11 @@ func CheckConsentChange(cur *ConsentState, p *ConsentRecordParams) error {
 
 // ValidateConsentParams checks the enumerated fields of p.
 func ValidateConsentParams(p *ConsentRecordParams) error {
-	if p.ContactID == "" {
-		return FieldErrorf("contact_id", "required")
+	if p.ContactID == "" && p.Address == "" {
+		return FieldErrorf("contact_id", "required (or an address, for an address no contact has)")
+	}
+	if p.ContactID != "" && p.Address != "" {
+		return FieldErrorf("address", "give a contact_id or an address, not both")
 	}
 	for _, c := range []struct {
 		f, v  string
@@ -196,6 +214,28 @@ func ValidateConsentParams(p *ConsentRecordParams) error {
 		if err := OneOf(c.f, c.v, c.valid); err != nil {
 			return err
 		}
+	}
+	if p.Address != "" {
+		return validAddress(p.Channel, NormalizeAddress(p.Channel, p.Address))
+	}
+	return nil
+}
+
+// validAddress checks the form of a normalized address: E.164 for SMS, a
+// local part and a domain for email. It does not say the address exists.
+func validAddress(channel, a string) error {
+	if channel == ChannelSMS {
+		ok := len(a) >= 8 && len(a) <= 16 && a[0] == '+' && a[1] != '0'
+		for _, r := range a[1:] {
+			ok = ok && r >= '0' && r <= '9'
+		}
+		if !ok {
+			return FieldErrorf("address", "%q is not an E.164 phone number (write it as +15551234567)", a)
+		}
+		return nil
+	}
+	if at := strings.LastIndexByte(a, '@'); at < 1 || at == len(a)-1 || strings.ContainsAny(a, " \t\r\n") {
+		return FieldErrorf("address", "%q is not an email address", a)
 	}
 	return nil
 }

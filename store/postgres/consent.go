@@ -49,7 +49,9 @@ func (db *DB) ConsentRecord(ctx context.Context, ps []*nudge.ConsentRecordParams
 				results[i].Err = err
 				continue
 			}
-			ids = append(ids, p.ContactID)
+			if p.ContactID != "" {
+				ids = append(ids, p.ContactID)
+			}
 		}
 		// KEY SHARE keeps the contacts from being erased under us.
 		rows, err := tx.Query(ctx, `SELECT id, email, phone FROM contacts WHERE id = ANY($1) ORDER BY id FOR KEY SHARE`, sortedUnique(ids))
@@ -73,12 +75,15 @@ func (db *DB) ConsentRecord(ctx context.Context, ps []*nudge.ConsentRecordParams
 			if results[i].Err != nil {
 				continue
 			}
-			c := contacts[p.ContactID]
-			if c == nil {
-				results[i].Err = contactNotFound(p.ContactID)
-				continue
+			addr := nudge.NormalizeAddress(p.Channel, p.Address) // a change for an address no contact has
+			if p.ContactID != "" {
+				c := contacts[p.ContactID]
+				if c == nil {
+					results[i].Err = contactNotFound(p.ContactID)
+					continue
+				}
+				addr = nudge.ContactAddress(c, p.Channel)
 			}
-			addr := nudge.ContactAddress(c, p.Channel)
 			if addr == "" {
 				what := "an email address"
 				if p.Channel == nudge.ChannelSMS {
@@ -103,6 +108,19 @@ func (db *DB) ConsentRecord(ctx context.Context, ps []*nudge.ConsentRecordParams
 				continue
 			}
 			k := keys[i]
+			if p.IdempotencyKey != "" {
+				// Under the address's lock, a retry of the same change
+				// waits for the first and then finds it.
+				var n int
+				if err := tx.QueryRow(ctx, `SELECT count(*) FROM consent_ledger WHERE idempotency_key = $1`,
+					p.IdempotencyKey).Scan(&n); err != nil {
+					return err
+				}
+				if n > 0 {
+					results[i].Duplicate = true
+					continue
+				}
+			}
 			cur, err := consentState(ctx, tx, k)
 			if err != nil {
 				return err
@@ -125,8 +143,8 @@ func (db *DB) ConsentRecord(ctx context.Context, ps []*nudge.ConsentRecordParams
 			}
 			if err := tx.QueryRow(ctx, `
 				WITH e AS (
-					INSERT INTO consent_ledger (contact_id, address_hash, channel, purpose, status, source, evidence, occurred_at, recorded_at)
-					VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+					INSERT INTO consent_ledger (contact_id, address_hash, channel, purpose, status, source, evidence, occurred_at, recorded_at, idempotency_key)
+					VALUES (NULLIF($1, ''), $2, $3, $4, $5, $6, $7, $8, $9, NULLIF($10, ''))
 					RETURNING id
 				)
 				INSERT INTO consent_state (address_hash, channel, purpose, status, source, updated_at, entry_id)
@@ -135,7 +153,7 @@ func (db *DB) ConsentRecord(ctx context.Context, ps []*nudge.ConsentRecordParams
 					status = excluded.status, source = excluded.source,
 					updated_at = excluded.updated_at, entry_id = excluded.entry_id
 				RETURNING entry_id`,
-				e.ContactID, e.AddressHash, e.Channel, e.Purpose, e.Status, e.Source, ev, e.OccurredAt, e.RecordedAt,
+				e.ContactID, e.AddressHash, e.Channel, e.Purpose, e.Status, e.Source, ev, e.OccurredAt, e.RecordedAt, p.IdempotencyKey,
 			).Scan(&e.ID); err != nil {
 				return err
 			}

@@ -46,7 +46,7 @@ func (db *DB) ConsentRecord(ctx context.Context, ps []*nudge.ConsentRecordParams
 			results[i].Err = err
 			continue
 		}
-		if !seen[p.ContactID] {
+		if p.ContactID != "" && !seen[p.ContactID] {
 			seen[p.ContactID] = true
 			ids = append(ids, p.ContactID)
 		}
@@ -56,18 +56,25 @@ func (db *DB) ConsentRecord(ctx context.Context, ps []*nudge.ConsentRecordParams
 		if err != nil {
 			return err
 		}
+		if err := consentDuplicates(ctx, tx, ps, results); err != nil {
+			return err
+		}
 		hashes := make([]string, len(ps))
 		var hs []string
 		seen := map[string]bool{}
 		for i, p := range ps {
-			if results[i].Err != nil {
+			if results[i].Err != nil || results[i].Duplicate {
 				continue
 			}
-			c := contacts[p.ContactID]
-			if c == nil {
-				continue
+			addr := p.Address
+			if p.ContactID != "" {
+				c := contacts[p.ContactID]
+				if c == nil {
+					continue
+				}
+				addr = nudge.ContactAddress(c, p.Channel)
 			}
-			if addr := nudge.ContactAddress(c, p.Channel); addr != "" {
+			if addr != "" {
 				hashes[i] = nudge.AddressHash(key, p.Channel, addr)
 				if !seen[hashes[i]] {
 					seen[hashes[i]] = true
@@ -86,7 +93,7 @@ func (db *DB) ConsentRecord(ctx context.Context, ps []*nudge.ConsentRecordParams
 			order   []stateKey                           // the states changed
 		)
 		for i, p := range ps {
-			if results[i].Err != nil {
+			if results[i].Err != nil || results[i].Duplicate {
 				continue
 			}
 			e, err := consentEntry(contacts[p.ContactID], p, hashes[i], states, now)
@@ -110,8 +117,8 @@ func (db *DB) ConsentRecord(ctx context.Context, ps []*nudge.ConsentRecordParams
 			last[k] = e
 			results[i].Entry = e
 			entries = append(entries, e)
-			args = append(args, e.ContactID, e.AddressHash, e.Channel, e.Purpose, e.Status, e.Source, string(evidence),
-				micros(e.OccurredAt), micros(e.RecordedAt))
+			args = append(args, nullString(e.ContactID), e.AddressHash, e.Channel, e.Purpose, e.Status, e.Source, string(evidence),
+				micros(e.OccurredAt), micros(e.RecordedAt), nullString(p.IdempotencyKey))
 		}
 		if len(entries) == 0 {
 			return nil
@@ -195,8 +202,11 @@ type stateKey struct{ hash, channel, purpose string }
 // contact does not exist), whose address hashes to hash ("": it has none),
 // against the current states, and returns its ledger entry, without id.
 func consentEntry(c *nudge.Contact, p *nudge.ConsentRecordParams, hash string, states map[stateKey]*nudge.ConsentState, now time.Time) (*nudge.ConsentEntry, error) {
-	if c == nil {
+	if c == nil && p.ContactID != "" {
 		return nil, nudge.Errorf(nudge.ENOTFOUND, "contact %q not found", p.ContactID)
+	}
+	if c == nil { // a change for an address no contact has
+		c = &nudge.Contact{}
 	}
 	if hash == "" {
 		what := "an email address"
@@ -226,15 +236,58 @@ func consentEntry(c *nudge.Contact, p *nudge.ConsentRecordParams, hash string, s
 }
 
 const (
-	ledgerInsertColumns = 9
+	ledgerInsertColumns = 10
 	stateUpsertColumns  = 7
 )
 
 // ledgerInsertQuery appends n entries to the ledger and returns their ids.
 func ledgerInsertQuery(n int) string {
 	return `INSERT INTO consent_ledger
-		(contact_id, address_hash, channel, purpose, status, source, evidence, occurred_at, recorded_at)
+		(contact_id, address_hash, channel, purpose, status, source, evidence, occurred_at, recorded_at, idempotency_key)
 		VALUES ` + valuesRows(n, ledgerInsertColumns) + ` RETURNING id`
+}
+
+// consentDuplicates marks Duplicate the results of the changes whose
+// idempotency key is in the ledger already, or on an earlier change of ps.
+func consentDuplicates(ctx context.Context, tx *sql.Tx, ps []*nudge.ConsentRecordParams, results []nudge.ConsentRecordResult) error {
+	var keys []string
+	for i, p := range ps {
+		if results[i].Err == nil && p.IdempotencyKey != "" {
+			keys = append(keys, p.IdempotencyKey)
+		}
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	arr, err := jsonArray(keys)
+	if err != nil {
+		return err
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT idempotency_key FROM consent_ledger
+		WHERE idempotency_key IN (SELECT value FROM json_each(?))`, arr)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	seen := map[string]bool{}
+	for rows.Next() {
+		var k string
+		if err := rows.Scan(&k); err != nil {
+			return err
+		}
+		seen[k] = true
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for i, p := range ps {
+		if results[i].Err != nil || p.IdempotencyKey == "" {
+			continue
+		}
+		results[i].Duplicate = seen[p.IdempotencyKey]
+		seen[p.IdempotencyKey] = true
+	}
+	return nil
 }
 
 // stateUpsertQuery sets n consent states, of distinct keys.

@@ -51,6 +51,7 @@ func Run(t *testing.T, open func(t *testing.T) nudge.Store) {
 	t.Run("ConsentRecord", func(t *testing.T) { testConsentRecord(t, open) })
 	t.Run("ConsentList", func(t *testing.T) { testConsentList(t, open) })
 	t.Run("ConsentLedger", func(t *testing.T) { testConsentLedger(t, open) })
+	t.Run("ConsentByAddress", func(t *testing.T) { testConsentByAddress(t, open) })
 	t.Run("ContactErase", func(t *testing.T) { testContactErase(t, open) })
 	t.Run("APIKey", func(t *testing.T) { testAPIKey(t, open) })
 	t.Run("User", func(t *testing.T) { testUser(t, open) })
@@ -82,6 +83,7 @@ func Run(t *testing.T, open func(t *testing.T) nudge.Store) {
 	t.Run("MessageStuck", func(t *testing.T) { testMessageStuck(t, open) })
 	t.Run("MessageCancel", func(t *testing.T) { testMessageCancel(t, open) })
 	t.Run("Report", func(t *testing.T) { testReport(t, open) })
+	t.Run("StepPause", func(t *testing.T) { testStepPause(t, open) })
 	t.Run("Link", func(t *testing.T) { testLink(t, open) })
 	t.Run("Webhook", func(t *testing.T) { testWebhook(t, open) })
 }
