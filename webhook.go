@@ -17,12 +17,13 @@ const (
 	WebhookSMSReplied          = "sms.replied"
 	WebhookConsentOptedOut     = "consent.opted_out"
 	WebhookEnrollmentConverted = "enrollment.converted"
+	WebhookStepPaused          = "step.paused" // an SMS step paused on its opt-out rate (data: nudge.StepPause)
 )
 
 // WebhookEvents lists the event types a subscription may choose.
 var WebhookEvents = []string{
 	WebhookMessageSent, WebhookMessageDelivered, WebhookMessageFailed, WebhookMessageClicked,
-	WebhookSMSReplied, WebhookConsentOptedOut, WebhookEnrollmentConverted,
+	WebhookSMSReplied, WebhookConsentOptedOut, WebhookEnrollmentConverted, WebhookStepPaused,
 }
 
 // WebhookSubscription asks Nudge to POST the chosen events to URL, signed
