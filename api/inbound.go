@@ -46,23 +46,13 @@ func (s *Server) handleInboundSMS(ctx context.Context, log *slog.Logger, in *inb
 		if k.Kind == policy.KeywordOptIn {
 			status = nudge.ConsentOptedIn
 		}
-		if in.Dedupe {
-			first, err := s.keywordFirstSeen(ctx, contacts, in.Provider+"-keyword-"+in.ID, k.Word, now)
-			if err != nil {
-				return "", err
-			}
-			if !first {
-				log.InfoContext(ctx, "inbound keyword already handled: a retried webhook")
-				return "", nil
-			}
-		}
-		if err := s.recordKeyword(ctx, log, contacts, status, k.Word, now); err != nil {
+		first, err := s.recordKeyword(ctx, log, contacts, in, status, k.Word, now)
+		if err != nil {
 			return "", err
 		}
-		if status == nudge.ConsentOptedIn && len(contacts) == 0 {
-			// Nothing was recorded: "you are subscribed" would be untrue. An
-			// opt-out is acknowledged all the same, as CTIA asks.
-			k.Reply = ""
+		if !first {
+			log.InfoContext(ctx, "inbound keyword already handled: a retried webhook")
+			return "", nil
 		}
 		if k.Review { // a revocation counted as an opt-out: keep the words for a person
 			if err := s.ingestReplies(ctx, contacts, in, true, now); err != nil {
@@ -105,6 +95,101 @@ func (s *Server) ingestReplies(ctx context.Context, contacts []*nudge.Contact, i
 	}
 	if _, err := s.store.EventIngest(ctx, items, now); err != nil {
 		return fmt.Errorf("ingest %s: %w", eventSMSReplied, err)
+	}
+	return nil
+}
+
+// contactsByPhone returns every contact whose phone is phone.
+func (s *Server) contactsByPhone(ctx context.Context, phone string) ([]*nudge.Contact, error) {
+	var out []*nudge.Contact
+	p := &nudge.ContactListParams{Phone: phone, Limit: 1000}
+	for {
+		page, err := s.store.ContactList(ctx, p)
+		if err != nil {
+			return nil, fmt.Errorf("contacts by phone: %w", err)
+		}
+		out = append(out, page.Contacts...)
+		if page.NextCursor == "" || len(page.Contacts) == 0 {
+			return out, nil
+		}
+		p.Cursor = page.NextCursor
+	}
+}
+
+// recordKeyword records an SMS marketing consent change by keyword: for
+// each contact with the sender's number, or, when no contact has it, for
+// the number itself, so that the contact who later gets the number is held
+// to it. Where the provider's id names the message (in.Dedupe), each change
+// carries it as its idempotency key: a retried webhook records nothing, and
+// first is false.
+func (s *Server) recordKeyword(ctx context.Context, log *slog.Logger, contacts []*nudge.Contact, in *inboundSMS, status, word string, now time.Time) (first bool, err error) {
+	key := func(suffix string) string {
+		if !in.Dedupe {
+			return ""
+		}
+		return in.Provider + "-keyword-" + in.ID + suffix
+	}
+	change := func() *nudge.ConsentRecordParams {
+		return &nudge.ConsentRecordParams{Channel: nudge.ChannelSMS, Purpose: nudge.PurposeMarketing,
+			Status: status, Source: nudge.SourceKeyword, Evidence: nudge.ConsentEvidence{Keyword: word}, OccurredAt: now}
+	}
+	var ps []*nudge.ConsentRecordParams
+	for _, c := range contacts {
+		p := change()
+		p.ContactID, p.IdempotencyKey = c.ID, key("-"+c.ID)
+		ps = append(ps, p)
+	}
+	if len(contacts) == 0 {
+		p := change()
+		p.Address, p.IdempotencyKey = in.From, key("")
+		ps = append(ps, p)
+	}
+	res, err := s.store.ConsentRecord(ctx, ps, now)
+	if err != nil {
+		return false, fmt.Errorf("consent: %w", err)
+	}
+	for i, x := range res {
+		who := slog.String("contact_id", ps[i].ContactID)
+		if ps[i].ContactID == "" {
+			who = slog.String("contact_id", "(none: recorded for the number)")
+		}
+		switch {
+		case x.Duplicate:
+			continue
+		case x.Err != nil:
+			log.WarnContext(ctx, "sms keyword not recorded as consent", who, slog.String("status", status), slog.Any("error", x.Err))
+		default:
+			log.InfoContext(ctx, "sms consent recorded by keyword", who, slog.String("status", status), slog.String("keyword", word))
+		}
+		first = true
+	}
+	if first {
+		err = s.keywordEvents(ctx, contacts, in.Provider+"-keyword-"+in.ID, word, now)
+	}
+	return first, err
+}
+
+// eventSMSKeyword is the event a consent keyword leaves on each contact of
+// the number, so the timeline shows it.
+const eventSMSKeyword = "sms.keyword"
+
+// keywordEvents stores an sms.keyword event per contact, keyed by the
+// provider's id for the inbound message.
+func (s *Server) keywordEvents(ctx context.Context, contacts []*nudge.Contact, id, word string, now time.Time) error {
+	if len(contacts) == 0 {
+		return nil
+	}
+	items := make([]nudge.IngestItem, len(contacts))
+	for i, c := range contacts {
+		items[i] = nudge.IngestItem{Event: &nudge.Event{
+			MessageID: id + "-" + c.ID, Type: nudge.EventTrack, ContactID: c.ID, Name: eventSMSKeyword,
+			Properties: map[string]any{"keyword": word},
+			Context:    map[string]any{"channel": nudge.ChannelSMS},
+			Timestamp:  now, ReceivedAt: now,
+		}}
+	}
+	if _, err := s.store.EventIngest(ctx, items, now); err != nil {
+		return fmt.Errorf("ingest %s: %w", eventSMSKeyword, err)
 	}
 	return nil
 }
