@@ -134,8 +134,10 @@ type ReportOverviewData struct {
 }
 
 // ReportStore answers the aggregate queries of reports: a few grouped
-// queries per report, never one per enrollment.
+// queries per report, never one per enrollment. It keeps the steps paused
+// on their numbers too (StepPauseStore).
 type ReportStore interface {
+	StepPauseStore
 	// ReportJourney counts one journey's enrollments selected by p.
 	// ENOTFOUND if the journey does not exist; EINVALID if JourneyID is
 	// empty or To is not after From.
@@ -156,6 +158,83 @@ func CheckReportParams(p *ReportParams, journey bool) error {
 	}
 	if !p.From.IsZero() && !p.To.IsZero() && !p.To.After(p.From) {
 		return FieldErrorf("to", "%s is not after from (%s)", p.To.Format(time.RFC3339), p.From.Format(time.RFC3339))
+	}
+	return nil
+}
+
+// StepPause is an SMS step paused automatically because too many of its
+// texts were followed by an opt-out: while it is paused, the step sends
+// nothing (its sends are skipped with Reason, the policy's
+// step_paused_optout_rate) until an admin resumes it. Sent, OptedOut and Rate are the numbers that crossed
+// Threshold, counted over the step's texts since Since.
+type StepPause struct {
+	JourneyID string    `json:"journey_id"`
+	StepID    string    `json:"step_id"`
+	Reason    string    `json:"reason"`
+	Sent      int64     `json:"sent"`
+	OptedOut  int64     `json:"opted_out"`
+	Rate      float64   `json:"rate"`
+	Threshold float64   `json:"threshold"`
+	MinSends  int64     `json:"min_sends"`
+	Since     time.Time `json:"since"`
+	PausedAt  time.Time `json:"paused_at"`
+	ResumedAt time.Time `json:"resumed_at,omitzero"` // zero while paused
+	ResumedBy string    `json:"resumed_by,omitempty"`
+}
+
+// Active reports whether the pause still holds.
+func (p *StepPause) Active() bool { return p.ResumedAt.IsZero() }
+
+// StepPauseListParams selects pauses: of one journey ("" for all), only
+// those that hold (Active) or their whole history, newest first.
+type StepPauseListParams struct {
+	JourneyID string
+	Active    bool
+}
+
+// StepOptOutCount is one SMS step's texts (not cancelled) queued since a
+// time, and how many of them were followed within 24 hours by an SMS
+// opt-out of the same contact from a keyword (STOP) or the provider.
+type StepOptOutCount struct {
+	JourneyID string    `json:"journey_id"`
+	StepID    string    `json:"step_id"`
+	Since     time.Time `json:"since"` // the later of the params' Since and the step's last resume
+	Sent      int64     `json:"sent"`
+	OptedOut  int64     `json:"opted_out"`
+}
+
+// StepPauseStore keeps the steps paused on their opt-out rate.
+type StepPauseStore interface {
+	// StepPausePut pauses p's step unless a pause of it holds already;
+	// it reports whether it paused it. EINVALID without a journey or step.
+	StepPausePut(ctx context.Context, p *StepPause) (bool, error)
+	// StepPauseList returns the pauses p selects, newest first.
+	StepPauseList(ctx context.Context, p *StepPauseListParams) ([]*StepPause, error)
+	// StepPauseActive returns the pause that holds for one step, or
+	// ENOTFOUND.
+	StepPauseActive(ctx context.Context, journeyID, stepID string) (*StepPause, error)
+	// StepResume ends the pause that holds for a step, recording who and
+	// when, and returns it; ENOTFOUND when the step is not paused.
+	StepResume(ctx context.Context, journeyID, stepID, by string, now time.Time) (*StepPause, error)
+	// StepOptOutCounts counts every SMS step's texts queued in
+	// [since, now) — and after the step's last resume — and their
+	// opt-outs, by journey and step.
+	StepOptOutCounts(ctx context.Context, since, now time.Time) ([]StepOptOutCount, error)
+}
+
+// CheckStepPause validates a pause for StepPausePut.
+func CheckStepPause(p *StepPause) error {
+	switch {
+	case p == nil:
+		return Errorf(EINVALID, "step pause required")
+	case p.JourneyID == "":
+		return FieldErrorf("journey_id", "required")
+	case p.StepID == "":
+		return FieldErrorf("step_id", "required")
+	case p.Reason == "":
+		return FieldErrorf("reason", "required")
+	case p.PausedAt.IsZero():
+		return FieldErrorf("paused_at", "required")
 	}
 	return nil
 }

@@ -72,6 +72,8 @@ var expect = map[string]string{
 	"POST /v1/journeys/{id}/pause":                "admin",
 	"POST /v1/journeys/{id}/resume":               "admin",
 	"POST /v1/journeys/{id}/archive":              "admin",
+	"GET /v1/journeys/{id}/pauses":                "read",
+	"POST /v1/journeys/{id}/steps/{step}/resume":  "admin",
 	"GET /v1/policy":                              "read",
 	"PUT /v1/policy":                              "admin",
 	"POST /v1/policy/validate":                    "read",

@@ -147,10 +147,12 @@ func (s *Server) handleJourneyList(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"journeys": out})
 }
 
-// journeyDetail is a journey with its versions (without their sources).
+// journeyDetail is a journey with its versions (without their sources)
+// and its steps paused on their opt-out rate.
 type journeyDetail struct {
 	*nudge.Journey
-	Versions []*nudge.JourneyVersion `json:"versions"`
+	Versions    []*nudge.JourneyVersion `json:"versions"`
+	PausedSteps []*nudge.StepPause      `json:"paused_steps"`
 }
 
 func (s *Server) handleJourneyGet(w http.ResponseWriter, r *http.Request) {
@@ -165,7 +167,12 @@ func (s *Server) handleJourneyGet(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, journeyDetail{Journey: j, Versions: vs})
+	paused, err := s.store.StepPauseList(r.Context(), &nudge.StepPauseListParams{JourneyID: id, Active: true})
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, journeyDetail{Journey: j, Versions: vs, PausedSteps: paused})
 }
 
 // versionJSON is a version with its source as text.

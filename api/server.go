@@ -193,6 +193,7 @@ func (s *Server) routes() http.Handler {
 	admin("DELETE /v1/apikeys/{id}", s.handleAPIKeyRevoke)
 	s.webhookRoutes(admin)
 	s.journeyRoutes(read, admin)
+	s.pauseRoutes(read, admin)
 	s.policyRoutes(read, admin)
 	s.reportRoutes(read)
 	read("POST /v1/templates/{name}/preview", s.handleTemplatePreview)

@@ -34,6 +34,7 @@ type guard struct {
 	// decided after, in priority order, and sees this one's outcome).
 	batch, done map[string]bool
 	undo        []func()
+	paused      map[pauseKey]*nudge.StepPause // steps paused on their opt-out rate (pause.go)
 }
 
 // contactFacts are what the guard knows of one contact.
@@ -55,6 +56,9 @@ func (e *Engine) newGuard(ctx context.Context, now time.Time, cs map[string]*nud
 	var err error
 	g.ws, g.version, err = e.currentPolicy(ctx)
 	if err != nil {
+		g.fail(err)
+	}
+	if g.paused, err = e.pauses(ctx); err != nil {
 		g.fail(err)
 	}
 	list := make([]*nudge.Contact, 0, len(cs))
@@ -230,7 +234,7 @@ func (g *guard) facts1(p *policy.Policy, f *contactFacts, s *Send) (*policy.Fact
 		Channel: s.Channel, Journey: j.ID, Priority: j.Priority, Step: st.ID,
 		MessageKey: en.ID + ":" + st.ID, OnCap: st.OnCap,
 		Contact: s.Contact, Consent: f.consent, ConsentErr: g.err,
-		Suppressions: f.supp, Recent: f.recent,
+		Suppressions: f.supp, Recent: f.recent, Paused: g.paused[pauseKey{j.ID, st.ID}],
 	}
 	switch {
 	case st.SMS != nil:

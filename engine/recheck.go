@@ -21,7 +21,9 @@ import (
 // its queued message go — or when the journey's goal condition or an exit
 // rule is now true for c. For email and SMS, suppression and consent are
 // then checked again with the policy in force (reasons suppressed_*,
-// opted_out, no_consent_*); quiet hours, caps and priority were decided
+// opted_out, no_consent_*), and an SMS step paused on its opt-out rate
+// since stops its texts (step_paused_optout_rate); quiet hours, caps and
+// priority were decided
 // when the message was queued and are not applied again. A lookup that
 // fails is not ok (consent_unavailable): nothing is sent on missing facts.
 //
@@ -135,6 +137,9 @@ func (e *Engine) recheck(ctx context.Context, m *nudge.Message, c *nudge.Contact
 	for _, s := range supp[c.ID] {
 		facts.Suppressions = append(facts.Suppressions, policy.Suppression{Channel: s.Channel, Address: s.AddressMasked, Kind: s.Reason, Source: s.Source, At: s.CreatedAt})
 	}
+	if facts.Paused, err = e.stepPause(ctx, m); err != nil {
+		return unavailable(err)
+	}
 	// Suppression and consent are the policy's first rules: when either
 	// stops the send, Evaluate says so before any later rule is asked.
 	pd := p.Evaluate(facts, now)
@@ -151,7 +156,8 @@ func (e *Engine) recheck(ctx context.Context, m *nudge.Message, c *nudge.Contact
 func dispatchReason(r string) bool {
 	switch r {
 	case policy.ReasonSuppressedEmail, policy.ReasonSuppressedPhone, policy.ReasonSuppressedContact,
-		policy.ReasonOptedOut, policy.ReasonNoConsentSMS, policy.ReasonNoConsentEmail, policy.ReasonConsentUnavailable:
+		policy.ReasonOptedOut, policy.ReasonNoConsentSMS, policy.ReasonNoConsentEmail, policy.ReasonConsentUnavailable,
+		policy.ReasonStepPausedOptOutRate:
 		return true
 	}
 	return false

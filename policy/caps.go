@@ -23,13 +23,26 @@ func (e *eval) counts(m *Sent) bool {
 	return !m.Transactional || !e.p.Transactional.BypassCaps || e.p.Transactional.CountWhenBypassing
 }
 
-// windowStart is where the cap's window that holds now begins; windowEnd
-// where the window a pending message must fall in to compete ends.
+// window is where the cap's window that holds now begins (start) and where
+// the window a pending message must fall in to compete ends (end).
+//
+// Calendar days are the contact's; where the phone number leaves several
+// zones possible, as quiet hours allow only what every zone allows, a cap
+// is full when it is full in any of them: the window runs from the
+// earliest midnight to the latest.
 func (e *eval) window(c *Cap) (start, end time.Time) {
 	if c.Days > 0 {
-		loc := e.d.Used.Zones.locs[0]
-		y, m, d := e.now.In(loc).Date()
-		return time.Date(y, m, d-(c.Days-1), 0, 0, 0, 0, loc), time.Date(y, m, d+1, 0, 0, 0, 0, loc)
+		for i, loc := range e.d.Used.Zones.locs {
+			y, m, d := e.now.In(loc).Date()
+			s, t := time.Date(y, m, d-(c.Days-1), 0, 0, 0, 0, loc), time.Date(y, m, d+1, 0, 0, 0, 0, loc)
+			if i == 0 || s.Before(start) {
+				start = s
+			}
+			if i == 0 || t.After(end) {
+				end = t
+			}
+		}
+		return start, end
 	}
 	return e.now.Add(-c.Per), e.now.Add(c.Per)
 }
@@ -61,10 +74,15 @@ func (e *eval) count(c *Cap) int {
 func (e *eval) frees(c *Cap, times []time.Time) time.Time {
 	slices.SortFunc(times, func(a, b time.Time) int { return a.Compare(b) })
 	t := times[len(times)-c.Limit]
-	if c.Days > 0 {
-		loc := e.d.Used.Zones.locs[0]
-		y, m, d := t.In(loc).Date()
-		return time.Date(y, m, d+c.Days, 0, 0, 0, 0, loc)
+	if c.Days > 0 { // when it has room in every possible zone
+		var free time.Time
+		for _, loc := range e.d.Used.Zones.locs {
+			y, m, d := t.In(loc).Date()
+			if f := time.Date(y, m, d+c.Days, 0, 0, 0, 0, loc); f.After(free) {
+				free = f
+			}
+		}
+		return free
 	}
 	return t.Add(c.Per)
 }

@@ -37,7 +37,8 @@ type Used struct {
 	FreesAt                  time.Time // when the cap frees
 	Winner                   *Pending  // the higher-priority message that won
 	WinnerPriority, Priority int
-	Deadline                 time.Time // the earlier of Expires and Deadline
+	Deadline                 time.Time        // the earlier of Expires and Deadline
+	Paused                   *nudge.StepPause // the pause that stopped the send
 }
 
 // Allowed reports whether the send may go now.
@@ -58,7 +59,7 @@ func (p *Policy) Evaluate(f *Facts, now time.Time) Decision {
 	e.d.Used.LocalTime = now.In(e.d.Used.Zones.locs[0])
 	e.d.Used.Transactional = f.Transactional()
 	e.d.Used.Deadline = earliest(f.Expires, f.Deadline)
-	if e.suppression() || e.consent() || e.smsPoints() || e.quietHours() || e.caps() || e.priority() {
+	if e.suppression() || e.consent() || e.paused() || e.smsPoints() || e.quietHours() || e.caps() || e.priority() {
 		return e.d
 	}
 	e.d.Outcome, e.d.Reason = nudge.OutcomeSent, ReasonAllowed
@@ -213,6 +214,19 @@ func (e *eval) consent() bool {
 		return e.skip(reason, "%s %s needs opted_in %s consent; the contact's is %s.", purpose, e.what(), channelName(ch), status)
 	}
 	return false
+}
+
+// 2b. A step paused on its opt-out rate sends nothing until an admin
+// resumes it. It comes after the contact's own rules, so that a contact
+// who opted out still reads as opted out.
+func (e *eval) paused() bool {
+	ps := e.f.Paused
+	if ps == nil || !ps.Active() {
+		return false
+	}
+	e.d.Used.Paused = ps
+	return e.skip(ReasonStepPausedOptOutRate, "%s not sent; step %s of journey %s is paused since %s: %d of its %d texts (%.1f%%) were followed by an opt-out within 24 h, over the %.1f%% limit. An admin resumes it.",
+		e.what(), ps.StepID, ps.JourneyID, ps.PausedAt.UTC().Format("2006-01-02 15:04 MST"), ps.OptedOut, ps.Sent, 100*ps.Rate, 100*ps.Threshold)
 }
 
 func consentSource(st *nudge.ConsentState) string {

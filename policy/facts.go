@@ -52,6 +52,9 @@ type Facts struct {
 	// Competing are other journeys' messages pending for the contact on
 	// any channel: deferred or due, not yet sent.
 	Competing []Pending
+	// Paused is the pause that holds for the step (an SMS step paused on
+	// its opt-out rate), nil when it may send.
+	Paused *nudge.StepPause
 }
 
 // Suppression kinds.

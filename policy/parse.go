@@ -53,7 +53,7 @@ func ParseOverride(file string, src []byte) (*Override, error) {
 }
 
 var (
-	policyFields        = []string{"timezone", "consent", "sms", "quiet_hours", "jitter", "caps", "transactional", "on_cap", "priorities", "keywords"}
+	policyFields        = []string{"timezone", "consent", "sms", "quiet_hours", "jitter", "caps", "transactional", "on_cap", "priorities", "keywords", "opt_out_pause"}
 	overrideFields      = []string{"consent", "sms", "quiet_hours", "caps", "on_cap"}
 	consentPurposes     = []string{nudge.PurposeMarketing, nudge.PurposeTransactional}
 	requirements        = []string{RequireOptedIn, RequireNotOptedOut}
@@ -67,6 +67,7 @@ var (
 	keywordFields       = []string{"program", "frequency", "support", "revocation", "languages"}
 	languageFields      = []string{"code", "opt_out", "opt_in", "help", "review_words", "revocations", "replies"}
 	replyFields         = []string{"opt_out", "opt_in", "help"}
+	optOutPauseFields   = []string{"rate", "min_sends", "over"}
 	onCaps              = []string{OnCapSkip, OnCapDefer}
 	scopes              = []string{"all", ScopeJourney}
 
@@ -456,6 +457,45 @@ func (ps *parser) policy(f *fields, p *Policy) {
 	}
 	if f.has("keywords") {
 		ps.keywords(f.get("keywords"), &p.Keywords)
+	}
+	if f.has("opt_out_pause") {
+		ps.optOutPause(f.get("opt_out_pause"), &p.OptOutPause)
+	}
+}
+
+// optOutPause reads opt_out_pause: {rate: 2%, min_sends: 200, over: 30d},
+// or false to turn the automatic pause off.
+func (ps *parser) optOutPause(n ast.Node, o *OptOutPause) {
+	if b, ok := unwrap(n).(*ast.BoolNode); ok {
+		o.Off = !b.Value
+		return
+	}
+	f := ps.mapping(n, "opt_out_pause", optOutPauseFields)
+	if f == nil {
+		return
+	}
+	if f.has("rate") {
+		if s, ok := ps.scalar(f.get("rate"), "opt_out_pause: rate"); ok {
+			v, err := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(s, "%")), 64)
+			if strings.HasSuffix(s, "%") {
+				v /= 100
+			}
+			if err != nil || v <= 0 || v >= 1 {
+				ps.errorf(f.get("rate"), "opt_out_pause: rate %q is not a rate between 0 and 100%%; write 2%% or 0.02", s)
+			} else {
+				o.Rate = v
+			}
+		}
+	}
+	if f.has("min_sends") {
+		if v, ok := ps.integer(f.get("min_sends"), "opt_out_pause: min_sends", 1, 10_000_000); ok {
+			o.MinSends = int64(v)
+		}
+	}
+	if f.has("over") {
+		if d, ok := ps.duration(f.get("over"), "opt_out_pause: over", 24*time.Hour, 365*24*time.Hour); ok {
+			o.Over = d
+		}
 	}
 }
 

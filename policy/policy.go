@@ -60,6 +60,25 @@ type Policy struct {
 	// a journey not listed has the priority in its Facts (default 0).
 	Priorities map[string]int
 	Keywords   KeywordConfig
+	// OptOutPause pauses an SMS step whose texts are too often followed by
+	// an opt-out (see OptOutPause).
+	OptOutPause OptOutPause
+}
+
+// OptOutPause is when an SMS step is paused automatically: when more than
+// Rate of its texts (MinSends at least) queued within Over, and since it
+// was last resumed, were followed within 24 hours by an SMS opt-out (STOP)
+// of the same contact. Off turns it off.
+type OptOutPause struct {
+	Off      bool
+	Rate     float64       // default 0.02
+	MinSends int64         // default 200
+	Over     time.Duration // default 30 days
+}
+
+// Crossed reports whether opted out of sent crosses the threshold.
+func (o OptOutPause) Crossed(sent, optedOut int64) bool {
+	return !o.Off && sent > 0 && sent >= o.MinSends && float64(optedOut) > o.Rate*float64(sent)
 }
 
 // SMSRules are the SMS-allowed points.
@@ -286,9 +305,10 @@ func Default() *Policy {
 			{Channel: nudge.ChannelSMS, Limit: 3, Per: 24 * time.Hour, Region: "US-OK"},
 			{Channel: nudge.ChannelSMS, Limit: 3, Per: 24 * time.Hour, Region: "US-MD"},
 		},
-		OnCap:      OnCapSkip,
-		Priorities: map[string]int{},
-		Keywords:   DefaultKeywords(),
+		OnCap:       OnCapSkip,
+		Priorities:  map[string]int{},
+		Keywords:    DefaultKeywords(),
+		OptOutPause: OptOutPause{Rate: 0.02, MinSends: 200, Over: 30 * 24 * time.Hour},
 	}
 }
 

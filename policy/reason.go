@@ -37,6 +37,9 @@ const (
 
 	// Priority.
 	ReasonPriorityLost = "priority_lost" // skipped or deferred: a higher-priority journey's message takes the cap
+
+	// Paused steps.
+	ReasonStepPausedOptOutRate = "step_paused_optout_rate" // skipped: the SMS step was paused on its opt-out rate until an admin resumes it
 )
 
 // Reasons lists every fixed reason code the policy writes, in the order
@@ -49,6 +52,7 @@ var Reasons = []string{
 	ReasonQuietHours, ReasonQuietDay, ReasonExpired,
 	ReasonCapSMS24h, ReasonCapSMS7d, ReasonCapEmail24h,
 	ReasonPriorityLost,
+	ReasonStepPausedOptOutRate,
 }
 
 // CapReasonPatterns are the forms of configured caps' codes, as

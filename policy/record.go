@@ -57,6 +57,9 @@ func (d *Decision) Details() map[string]any {
 	if e := u.Engaged; e != nil {
 		m["engaged"] = map[string]any{"event": e.Event, "at": e.At}
 	}
+	if p := u.Paused; p != nil {
+		m["paused"] = map[string]any{"journey": p.JourneyID, "step": p.StepID, "paused_at": p.PausedAt, "sent": p.Sent, "opted_out": p.OptedOut, "rate": p.Rate, "threshold": p.Threshold}
+	}
 	if w := u.Window; w != nil {
 		m["window"] = w.String()
 	}

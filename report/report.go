@@ -79,8 +79,11 @@ type Report struct {
 	SMSSent     int64         `json:"sms_sent"`
 	SMSOptedOut int64         `json:"sms_opted_out"`
 	OptOutRate  float64       `json:"opt_out_rate"`
-	CRM         string        `json:"crm_movement"`
-	Notes       []string      `json:"notes,omitempty"`
+	// PausedSteps are the SMS steps paused on their opt-out rate now;
+	// their sends are skipped until an admin resumes them.
+	PausedSteps []*nudge.StepPause `json:"paused_steps"`
+	CRM         string             `json:"crm_movement"`
+	Notes       []string           `json:"notes,omitempty"`
 }
 
 // Ended is a count of enrollments in one state, for one reason.
@@ -190,6 +193,9 @@ func Journey(ctx context.Context, st Store, p *nudge.ReportParams, opt Options) 
 	}
 	r := Build(def, d, opt)
 	r.Name, r.Version, r.From, r.To = j.Name, p.Version, p.From, p.To
+	if r.PausedSteps, err = st.StepPauseList(ctx, &nudge.StepPauseListParams{JourneyID: j.ID, Active: true}); err != nil {
+		return nil, err
+	}
 	return r, nil
 }
 
@@ -229,7 +235,7 @@ func order(j *journey.Journey) []*journey.Step {
 func Build(j *journey.Journey, d *nudge.ReportData, opt Options) *Report {
 	opt = opt.withDefaults()
 	r := &Report{JourneyID: j.ID, Name: j.Name, CRM: CRMNotAvailable, Funnel: []FunnelStep{},
-		Paths: []Path{}, Attribution: []Attribution{}, OptOuts: []OptOut{}, Ended: []Ended{}}
+		Paths: []Path{}, Attribution: []Attribution{}, OptOuts: []OptOut{}, Ended: []Ended{}, PausedSteps: []*nudge.StepPause{}}
 	r.Notes = append(r.Notes,
 		"clicks and replies count events whose properties.message_id names a message",
 		"email complaint and unsubscribe rates: not available yet")

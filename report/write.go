@@ -93,6 +93,10 @@ func (r *Report) WriteText(w io.Writer) error {
 	for _, o := range r.OptOuts {
 		p("%s\t%d\t%d\t%s\n", o.StepID, o.Sent, o.OptedOut, pct(o.Rate))
 	}
+	for _, ps := range r.PausedSteps {
+		p("PAUSED: step %s since %s: %d of %d texts (%s) followed by an opt-out, over %s; resume: nudge journey resume %s --step %s\n",
+			ps.StepID, ps.PausedAt.UTC().Format(time.RFC3339), ps.OptedOut, ps.Sent, pct(ps.Rate), pct(ps.Threshold), r.JourneyID, ps.StepID)
+	}
 	p("\nCRM MOVEMENT\n%s\n", r.CRM)
 	for _, n := range r.Notes {
 		p("note: %s\n", n)
@@ -167,6 +171,9 @@ func (r *Report) WriteCSV(w io.Writer) error {
 	for _, o := range r.OptOuts {
 		row("opt_out", o.StepID, "sent", o.Sent)
 		row("opt_out", o.StepID, "opted_out", o.OptedOut)
+	}
+	for _, ps := range r.PausedSteps {
+		row("paused", ps.StepID, "paused_at", ps.PausedAt.UTC().Format(time.RFC3339))
 	}
 	row("crm", "", "note", r.CRM)
 	cw.Flush()

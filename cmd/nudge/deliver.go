@@ -254,6 +254,9 @@ func (m *Main) newDelivery() (*delivery.Worker, error) {
 			return nil, err
 		}
 		store = &emittingStore{Store: m.Store, d: d, log: m.Logger}
+		m.emit = func(ctx context.Context, typ, id string, at time.Time, data any) {
+			d.Emit(ctx, webhook.Event{ID: id, Type: typ, At: at, Data: data})
+		}
 	}
 	return delivery.New(delivery.Config{
 		Store:          store,

@@ -22,6 +22,7 @@ const journeyUsage = `usage:
   nudge journey publish [--templates DIR] FILE...    validate, then publish each as a new version
   nudge journey list [--all]                         journeys: id, name, status, version, updated
   nudge journey pause|resume|archive ID
+  nudge journey resume ID --step STEP                resume a step paused on its opt-out rate
   nudge journey diff ID [V1 [V2]]                    what changed between two versions
   nudge journey schema                               print the JSON Schema of journey files
 
@@ -182,27 +183,39 @@ func journeyList(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
+	paused, err := pausedSteps(ctx, s)
+	if err != nil {
+		return err
+	}
 	w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "ID\tNAME\tSTATUS\tVERSION\tUPDATED")
+	fmt.Fprintln(w, "ID\tNAME\tSTATUS\tVERSION\tUPDATED\tPAUSED STEPS")
 	for _, j := range list {
 		if j.Status == nudge.JourneyArchived && !all {
 			continue
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\tv%d\t%s\n", j.ID, j.Name, j.Status, j.Version, j.UpdatedAt.Format(time.RFC3339))
+		fmt.Fprintf(w, "%s\t%s\t%s\tv%d\t%s\t%s\n", j.ID, j.Name, j.Status, j.Version, j.UpdatedAt.Format(time.RFC3339), paused[j.ID])
 	}
 	return w.Flush()
 }
 
 func journeySetStatus(ctx context.Context, what string, args []string, stdout, stderr io.Writer) error {
-	s, _, fs, err := openFor(ctx, "journey "+what, args, stderr, nil)
+	var step string
+	s, _, rest, err := openInterspersed(ctx, "journey "+what, args, stderr, func(fs *flag.FlagSet) {
+		if what == "resume" {
+			fs.StringVar(&step, "step", "", "resume this step, paused on its opt-out rate, not the journey")
+		}
+	})
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	if fs.NArg() != 1 {
+	if len(rest) != 1 {
 		return fmt.Errorf("journey %s: give one journey id (see nudge journey list)", what)
 	}
-	id := fs.Arg(0)
+	id := rest[0]
+	if step != "" {
+		return resumeStep(ctx, s, id, step, stdout)
+	}
 	status := map[string]string{"pause": nudge.JourneyPaused, "resume": nudge.JourneyActive, "archive": nudge.JourneyArchived}[what]
 	cur, err := s.JourneyGet(ctx, id)
 	if err != nil {

@@ -34,6 +34,9 @@ type Main struct {
 
 	Store  nudge.Store
 	Engine *engine.Engine
+	// emit tells webhook subscriptions of an event (pause.go); nil when
+	// none can be told.
+	emit func(ctx context.Context, typ, id string, at time.Time, data any)
 
 	ln      net.Listener
 	srv     *http.Server
@@ -124,8 +127,9 @@ func (m *Main) Run(ctx context.Context) error {
 
 	bg, cancel := context.WithCancel(context.Background())
 	m.stopBg = cancel
-	m.bg.Add(3)
+	m.bg.Add(4)
 	go m.pruneLoop(bg)
+	go m.pauseLoop(bg)
 	go m.engineLoop(bg)
 	go m.deliveryLoop(bg, dw)
 	m.started = true

@@ -99,3 +99,105 @@ func testReport(t *testing.T, open func(t *testing.T) nudge.Store) {
 		t.Errorf("ReportOverview (-want +got):\n%s", d)
 	}
 }
+
+func testStepPause(t *testing.T, open func(t *testing.T) nudge.Store) {
+	s := engineFixture(t, open)
+	h := time.Hour
+	mustPut(t, s, now, &nudge.Contact{ID: "c3", Phone: "+13125550100"}, &nudge.Contact{ID: "c4", Phone: "+13125550101"})
+	// Texts at step text: c4's at now, c3's at now+1h; c3 opts out (STOP)
+	// an hour after its text, c4 thirty hours after (too late to count).
+	e1, e3 := waiting("e1", "j", "c4", now.Add(48*h)), waiting("e3", "j", "c3", now.Add(48*h))
+	m1, m3 := message("m1", e1, "text"), message("m3", e3, "text")
+	m1.Channel, m3.Channel = nudge.ChannelSMS, nudge.ChannelSMS
+	mustCommit(t, s, now, &nudge.EngineCommit{Enrollments: []*nudge.Enrollment{e1}, Messages: []*nudge.Message{m1}})
+	mustCommit(t, s, now.Add(h), &nudge.EngineCommit{Enrollments: []*nudge.Enrollment{e3}, Messages: []*nudge.Message{m3}})
+	stop := func(contact string, at time.Time) *nudge.ConsentRecordParams {
+		return &nudge.ConsentRecordParams{ContactID: contact, Channel: nudge.ChannelSMS, Purpose: nudge.PurposeMarketing,
+			Status: nudge.ConsentOptedOut, Source: nudge.SourceKeyword, OccurredAt: at}
+	}
+	mustRecord(t, s, now.Add(2*h), stop("c3", now.Add(2*h)))
+	mustRecord(t, s, now.Add(30*h), stop("c4", now.Add(30*h)))
+
+	got, err := s.StepOptOutCounts(ctx, now.Add(-h), now.Add(48*h))
+	if err != nil {
+		t.Fatalf("StepOptOutCounts: %v", err)
+	}
+	want := []nudge.StepOptOutCount{{JourneyID: "j", StepID: "text", Since: now.Add(-h), Sent: 2, OptedOut: 1}}
+	if d := diff(want, got); d != "" {
+		t.Errorf("StepOptOutCounts (-want +got):\n%s", d)
+	}
+	// The range bounds the texts counted: from now+30m, only c3's.
+	got, err = s.StepOptOutCounts(ctx, now.Add(30*time.Minute), now.Add(48*h))
+	if err != nil {
+		t.Fatalf("StepOptOutCounts: %v", err)
+	}
+	if d := diff([]nudge.StepOptOutCount{{JourneyID: "j", StepID: "text", Since: now.Add(30 * time.Minute), Sent: 1, OptedOut: 1}}, got); d != "" {
+		t.Errorf("StepOptOutCounts from now+30m (-want +got):\n%s", d)
+	}
+
+	p := &nudge.StepPause{JourneyID: "j", StepID: "text", Reason: "step_paused_optout_rate", Sent: 2, OptedOut: 1,
+		Rate: 0.5, Threshold: 0.02, MinSends: 2, Since: now.Add(-h), PausedAt: now.Add(3 * h)}
+	if ok, err := s.StepPausePut(ctx, p); err != nil || !ok {
+		t.Fatalf("StepPausePut = %v, %v; want true, nil", ok, err)
+	}
+	again := *p
+	again.PausedAt = now.Add(4 * h)
+	if ok, err := s.StepPausePut(ctx, &again); err != nil || ok {
+		t.Errorf("StepPausePut of a paused step = %v, %v; want false, nil", ok, err)
+	}
+	_, err = s.StepPausePut(ctx, &nudge.StepPause{JourneyID: "j", Reason: "x", PausedAt: now})
+	wantCode(t, "StepPausePut without a step", err, nudge.EINVALID)
+	active, err := s.StepPauseActive(ctx, "j", "text")
+	if err != nil {
+		t.Fatalf("StepPauseActive: %v", err)
+	}
+	if d := diff(p, active); d != "" {
+		t.Errorf("StepPauseActive (-want +got):\n%s", d)
+	}
+	_, err = s.StepPauseActive(ctx, "j", "intro")
+	wantCode(t, "StepPauseActive of a step not paused", err, nudge.ENOTFOUND)
+	for _, lp := range []nudge.StepPauseListParams{{Active: true}, {JourneyID: "j", Active: true}} {
+		list, err := s.StepPauseList(ctx, &lp)
+		if err != nil || len(list) != 1 || list[0].StepID != "text" {
+			t.Errorf("StepPauseList(%+v) = %v, %v; want the pause of text", lp, list, err)
+		}
+	}
+	if list, err := s.StepPauseList(ctx, &nudge.StepPauseListParams{JourneyID: "other"}); err != nil || len(list) != 0 {
+		t.Errorf("StepPauseList of another journey = %v, %v; want none", list, err)
+	}
+
+	// Resuming ends the pause, keeps it as history, and restarts the count.
+	res, err := s.StepResume(ctx, "j", "text", "admin:ann", now.Add(5*h))
+	if err != nil {
+		t.Fatalf("StepResume: %v", err)
+	}
+	want1 := *p
+	want1.ResumedAt, want1.ResumedBy = now.Add(5*h), "admin:ann"
+	if d := diff(&want1, res); d != "" {
+		t.Errorf("StepResume (-want +got):\n%s", d)
+	}
+	_, err = s.StepResume(ctx, "j", "text", "admin:ann", now.Add(6*h))
+	wantCode(t, "StepResume of a step not paused", err, nudge.ENOTFOUND)
+	if list, err := s.StepPauseList(ctx, &nudge.StepPauseListParams{Active: true}); err != nil || len(list) != 0 {
+		t.Errorf("StepPauseList active after resume = %v, %v; want none", list, err)
+	}
+	hist, err := s.StepPauseList(ctx, &nudge.StepPauseListParams{JourneyID: "j"})
+	if err != nil || len(hist) != 1 || hist[0].Active() {
+		t.Errorf("StepPauseList history = %v, %v; want the resumed pause", hist, err)
+	}
+	e1b := waiting("e4", "j", "c2", now.Add(48*h))
+	m4 := message("m4", e1b, "text")
+	m4.Channel = nudge.ChannelSMS
+	mustCommit(t, s, now.Add(6*h), &nudge.EngineCommit{Enrollments: []*nudge.Enrollment{e1b}, Messages: []*nudge.Message{m4}})
+	got, err = s.StepOptOutCounts(ctx, now.Add(-h), now.Add(48*h))
+	if err != nil {
+		t.Fatalf("StepOptOutCounts: %v", err)
+	}
+	if d := diff([]nudge.StepOptOutCount{{JourneyID: "j", StepID: "text", Since: now.Add(5 * h), Sent: 1}}, got); d != "" {
+		t.Errorf("StepOptOutCounts after resume (-want +got):\n%s", d)
+	}
+	// A new pause may follow the resume.
+	if ok, err := s.StepPausePut(ctx, &again); err != nil || !ok {
+		t.Errorf("StepPausePut after resume = %v, %v; want true, nil", ok, err)
+	}
+}
