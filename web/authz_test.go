@@ -43,14 +43,19 @@ var consoleExpect = map[string]string{
 	"GET /login":       "public",
 	"POST /login":      "public",
 
-	"POST /logout":               "viewer",
-	"GET /{$}":                   "viewer",
-	"GET /journeys/{id}":         "viewer",
-	"POST /journeys/{id}/pause":  "editor",
-	"POST /journeys/{id}/resume": "editor",
-	"GET /contacts":              "viewer",
-	"GET /contacts/{id}":         "viewer",
-	"ANY /":                      "viewer",
+	"POST /logout":                          "viewer",
+	"GET /{$}":                              "viewer",
+	"GET /journeys/{id}":                    "viewer",
+	"POST /journeys/{id}/pause":             "editor",
+	"POST /journeys/{id}/resume":            "editor",
+	"GET /contacts":                         "viewer",
+	"GET /journeys/{id}/edit":               "editor",
+	"POST /journeys/{id}/edit":              "editor",
+	"GET /journeys/{id}/versions/{version}": "viewer",
+	"GET /messages":                         "viewer",
+	"GET /messages/{id}":                    "viewer",
+	"GET /contacts/{id}":                    "viewer",
+	"ANY /":                                 "viewer",
 }
 
 // consoleRoute is a pattern registered in the console's source.
@@ -143,6 +148,7 @@ func consoleSamplePath(p, contactID string) string {
 		return "/static/style.css"
 	}
 	p = strings.ReplaceAll(p, "{$}", "")
+	p = strings.ReplaceAll(p, "{version}", "1")
 	if strings.HasPrefix(p, "/contacts/") {
 		p = strings.ReplaceAll(p, "{id}", contactID)
 	}

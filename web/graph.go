@@ -98,6 +98,7 @@ func drawGraph(j *journey.Journey, rep *report.Report) template.HTML {
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg class="graph" viewBox="0 0 %.0f %.0f" width="%.0f" role="img" aria-label="%s, drawn as a graph of its steps" xmlns="http://www.w3.org/2000/svg">`, width, height, width, esc(j.Name))
 	b.WriteString(`<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" class="arrowhead"/></marker></defs>`)
+	counts := edgeCounts(edges, rep)
 	for _, e := range edges {
 		a, z := nodes[e.from], nodes[e.to]
 		if a == nil || z == nil {
@@ -114,10 +115,22 @@ func drawGraph(j *journey.Journey, rep *report.Report) template.HTML {
 		} else {
 			d = fmt.Sprintf("M%.1f,%.1f C%.1f,%.1f %.1f,%.1f %.1f,%.1f", x1, y1, x1, y1+gapY/2, x2, y2-gapY/2, x2, y2)
 		}
-		fmt.Fprintf(&b, `<g class="edge" data-from="%s" data-to="%s"><path d="%s" marker-end="url(#arrow)"/>`, esc(e.from), esc(e.to), d)
-		if e.label != "" {
-			fmt.Fprintf(&b, `<text class="edge-label" x="%.1f" y="%.1f" text-anchor="middle">%s</text>`, lx, ly+4, esc(truncate(e.label, 34)))
-			fmt.Fprintf(&b, `<title>%s</title>`, esc(e.label))
+		n, known := counts[e.from+"\x00"+e.to]
+		fmt.Fprintf(&b, `<g class="edge" data-from="%s" data-to="%s"`, esc(e.from), esc(e.to))
+		if known {
+			fmt.Fprintf(&b, ` data-count="%d"`, n)
+		}
+		fmt.Fprintf(&b, `><path d="%s" marker-end="url(#arrow)"/>`, d)
+		label, title := e.label, e.label
+		if known {
+			label, title = fmt.Sprint(n), fmt.Sprintf("%d enrollments", n)
+			if e.label != "" {
+				label, title = fmt.Sprintf("%d · %s", n, e.label), fmt.Sprintf("%s: %d enrollments", e.label, n)
+			}
+		}
+		if label != "" {
+			fmt.Fprintf(&b, `<text class="edge-label" x="%.1f" y="%.1f" text-anchor="middle">%s</text>`, lx, ly+4, esc(truncate(label, 34)))
+			fmt.Fprintf(&b, `<title>%s</title>`, esc(title))
 		}
 		b.WriteString(`</g>`)
 	}

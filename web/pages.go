@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/nudge/nudge"
 	"github.com/nudge/nudge/api"
@@ -62,17 +63,27 @@ type journeyPage struct {
 	Source   string
 	Graph    template.HTML
 	Report   *report.Report
+	Charts   *reportCharts
 	Problem  string
+	From, To string // the date range, as typed
+	Range    string // a problem with the date range
 }
 
 func (s *Server) handleJourney(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	j, err := s.store.JourneyGet(ctx, r.PathValue("id"))
-	if err != nil {
-		s.fail(w, r, err)
+	j, ok := s.pathJourney(w, r)
+	if !ok {
 		return
 	}
-	p := &journeyPage{Journey: j}
+	q := r.URL.Query()
+	p := &journeyPage{Journey: j, From: q.Get("from"), To: q.Get("to")}
+	status := http.StatusOK
+	var err error
+	rp := &nudge.ReportParams{JourneyID: j.ID}
+	if rp.From, rp.To, err = dayRange(q); err != nil {
+		p.Range, status = nudge.ErrorMessage(err), http.StatusBadRequest
+		rp.From, rp.To = time.Time{}, time.Time{}
+	}
 	if p.Versions, err = s.store.JourneyVersionList(ctx, j.ID); err != nil {
 		s.fail(w, r, err)
 		return
@@ -88,15 +99,16 @@ func (s *Server) handleJourney(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		p.Problem = err.Error()
 	} else {
-		rep, err := report.Journey(ctx, s.store, &nudge.ReportParams{JourneyID: j.ID}, report.Options{})
+		rep, err := report.Journey(ctx, s.store, rp, report.Options{})
 		if err != nil {
 			s.fail(w, r, err)
 			return
 		}
 		p.Report = rep
 		p.Graph = drawGraph(def, rep)
+		p.Charts = drawReport(rep)
 	}
-	s.render(w, r, http.StatusOK, "journey.html", j.Name, p)
+	s.render(w, r, status, "journey.html", j.Name, p)
 }
 
 func (s *Server) handleSetStatus(status string) http.HandlerFunc {
@@ -228,4 +240,14 @@ func (s *Server) handleContact(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.render(w, r, http.StatusOK, "contact.html", cmp.Or(c.Email, c.ID), p)
+}
+
+// pathJourney reads the journey named by the path's {id}, or shows why not.
+func (s *Server) pathJourney(w http.ResponseWriter, r *http.Request) (*nudge.Journey, bool) {
+	j, err := s.store.JourneyGet(r.Context(), r.PathValue("id"))
+	if err != nil {
+		s.fail(w, r, err)
+		return nil, false
+	}
+	return j, true
 }

@@ -25,6 +25,9 @@ type page struct {
 // CanEdit reports whether the signed-in user may pause and resume journeys.
 func (p *page) CanEdit() bool { return p.User != nil && can(p.User.Role, nudge.UserEditor) }
 
+// IsAdmin reports whether the signed-in user may change settings.
+func (p *page) IsAdmin() bool { return p.User != nil && can(p.User.Role, nudge.UserAdmin) }
+
 var funcs = template.FuncMap{
 	"time": func(t time.Time) string {
 		if t.IsZero() {
@@ -35,6 +38,9 @@ var funcs = template.FuncMap{
 	"iso":     func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
 	"percent": func(f float64) string { return fmt.Sprintf("%.1f%%", 100*f) },
 	"join":    strings.Join,
+	"prev":    func(v int64) int64 { return v - 1 },
+	"changed": changed,
+	"next":    func(v int64) int64 { return v + 1 },
 }
 
 func parsePages() (map[string]*template.Template, error) {
@@ -45,10 +51,10 @@ func parsePages() (map[string]*template.Template, error) {
 	pages := map[string]*template.Template{}
 	for _, n := range names {
 		base := path.Base(n)
-		if base == "layout.html" {
+		if base == "layout.html" || base == "parts.html" {
 			continue
 		}
-		t, err := template.New(base).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", n)
+		t, err := template.New(base).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/parts.html", n)
 		if err != nil {
 			return nil, fmt.Errorf("web: %w", err)
 		}

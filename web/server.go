@@ -90,6 +90,11 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /journeys/{id}", s.signedIn(nudge.UserViewer, s.handleJourney))
 	mux.HandleFunc("POST /journeys/{id}/pause", s.signedIn(nudge.UserEditor, s.handleSetStatus(nudge.JourneyPaused)))
 	mux.HandleFunc("POST /journeys/{id}/resume", s.signedIn(nudge.UserEditor, s.handleSetStatus(nudge.JourneyActive)))
+	mux.HandleFunc("GET /journeys/{id}/edit", s.signedIn(nudge.UserEditor, s.handleJourneyEdit))
+	mux.HandleFunc("POST /journeys/{id}/edit", s.signedIn(nudge.UserEditor, s.handleJourneyPublish))
+	mux.HandleFunc("GET /journeys/{id}/versions/{version}", s.signedIn(nudge.UserViewer, s.handleJourneyVersion))
+	mux.HandleFunc("GET /messages", s.signedIn(nudge.UserViewer, s.handleMessages))
+	mux.HandleFunc("GET /messages/{id}", s.signedIn(nudge.UserViewer, s.handleMessage))
 	mux.HandleFunc("GET /contacts", s.signedIn(nudge.UserViewer, s.handleContactSearch))
 	mux.HandleFunc("GET /contacts/{id}", s.signedIn(nudge.UserViewer, s.handleContact))
 	mux.HandleFunc("/", s.signedIn(nudge.UserViewer, func(w http.ResponseWriter, r *http.Request) {
