@@ -75,7 +75,11 @@ type MessageStatus struct {
 // MessageUpdate moves a message on. Status must advance
 // (MessageStatusAdvances), or be "" (no status change). Requeue is the one
 // way back: a sending message returns to queued for a retry at AvailableAt
-// (its history records it). Fields left zero are left as they are.
+// (its history records it). An update without a status and with
+// AvailableAt defers a queued message: it is released from its claim and
+// not claimed again before AvailableAt (a rate limit's slot, a parked
+// webhook); a message past queued is not deferred (reported false).
+// Fields left zero are left as they are.
 type MessageUpdate struct {
 	MessageID   string
 	Status      string

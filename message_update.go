@@ -76,6 +76,11 @@ func ApplyMessageUpdates(cur map[string]*MessageState, us []*MessageUpdate, now 
 			// answered; past sending there is nothing left to protect.
 			m.ClearClaim = m.ClearClaim || u.Status != MessageSending
 			hist = append(hist, MessageHistoryEntry{u.MessageID, u.Status, u.Detail})
+		case !u.AvailableAt.IsZero():
+			if m.Status != MessageQueued {
+				continue
+			}
+			m.AvailableAt, m.ClearClaim = u.AvailableAt, true
 		}
 		if u.ProviderID != "" {
 			m.ProviderID = u.ProviderID

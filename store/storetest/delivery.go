@@ -264,6 +264,33 @@ func testMessageUpdate(t *testing.T, open func(t *testing.T) nudge.Store) {
 		}
 	})
 
+	t.Run("defer a queued message", func(t *testing.T) {
+		s, e := outbox(t, open)
+		queue(t, s, e, map[string]time.Time{"m1": now, "m2": now})
+		mustClaimMessages(t, s, now, 10)
+		mustUpdate(t, s, now, &nudge.MessageUpdate{MessageID: "m2", Status: nudge.MessageSending})
+		slot := now.Add(3 * time.Second)
+		got := mustUpdate(t, s, now,
+			&nudge.MessageUpdate{MessageID: "m1", AvailableAt: slot},
+			&nudge.MessageUpdate{MessageID: "m2", AvailableAt: slot})
+		if d := diff([]bool{true, false}, got); d != "" {
+			t.Errorf("defer of a queued and of a sending message: applied (-want +got):\n%s", d)
+		}
+		if m := mustMessage(t, s, "m1"); m.Status != nudge.MessageQueued || !m.AvailableAt.Equal(slot) {
+			t.Errorf("deferred message %+v; want queued, available at %v", m, slot)
+		}
+		if h := historyOf(t, s, "m1"); len(h) != 1 {
+			t.Errorf("history %+v; want only queued: a deferral is not a status", h)
+		}
+		if got := mustClaimMessages(t, s, slot.Add(-time.Millisecond), 10); len(got) != 0 {
+			t.Errorf("claim before the deferred time got %v", msgIDs(got))
+		}
+		// Released from its claim: claimed at its time, not when the lease ends.
+		if d := diff([]string{"m1"}, msgIDs(mustClaimMessages(t, s, slot, 10))); d != "" {
+			t.Errorf("claim at the deferred time (-want +got):\n%s", d)
+		}
+	})
+
 	t.Run("requeue", func(t *testing.T) {
 		s, e := outbox(t, open)
 		queue(t, s, e, map[string]time.Time{"m1": now, "m2": now})
