@@ -49,6 +49,23 @@
 // sending, and they are recovered as outcome_unknown, which is what they
 // are to the store.
 //
+// # Rate limits
+//
+// Config.Limits caps messages per second by sending address (a US long
+// code takes 1, a toll-free number 3, a short code 100: RateLimits
+// SenderDefaults), by provider (per channel) and for the workspace. A
+// message whose slot is not now is deferred to it (left queued, released
+// from its claim, AvailableAt moved on) rather than waited for, so no
+// goroutine sleeps on a slow sender and the other senders' messages of
+// the batch go at once; a message whose slot would be past its maximum
+// age fails at once (rate_limit). Slots are spaced evenly (the generic
+// cell rate algorithm), so over a minute a backlogged sender sends its
+// rate × 60, never more than its rate plus one in any second.
+//
+// The limits are kept in each process's memory: with several nodes on
+// PostgreSQL, each node applies them on its own, so give each node its
+// share (a 1 MPS long code served by two nodes: 0.5 each).
+//
 // # Webhook messages
 //
 // A webhook step's call sits in the same outbox (channel webhook). When

@@ -29,6 +29,9 @@ const (
 	ReasonUnknown        = "outcome_unknown" // the call ended without an answer
 	ReasonStuck          = "stuck"           // found sending after its claim expired
 	ReasonNotImplemented = "no_webhook_sender"
+	// ReasonRateLimit: the sender's rate limits leave no slot before the
+	// message's maximum age (Config.Limits).
+	ReasonRateLimit = "rate_limit"
 )
 
 // Defaults of Config.
@@ -88,6 +91,10 @@ type Config struct {
 	// marking it outcome_unknown: a duplicate email beats a lost one.
 	// SMS is always at-most-once.
 	EmailAtLeastOnce bool
+	// Limits caps messages per second by sending address, provider and
+	// workspace; the zero value is no limit. A message without a free
+	// slot is deferred to its slot, not waited for (see RateLimits).
+	Limits RateLimits
 }
 
 // Worker delivers the outbox. RunOnce may be called from several
@@ -95,6 +102,8 @@ type Config struct {
 type Worker struct {
 	cfg Config
 	log *slog.Logger
+
+	limits *limiter // nil: no limits
 
 	mu       sync.Mutex
 	journeys map[string]string // journey id → name
@@ -116,6 +125,9 @@ func New(cfg Config) (*Worker, error) {
 	if cfg.Lease < 0 || cfg.Batch < 0 || cfg.Concurrency < 0 || cfg.MaxAge < 0 {
 		return nil, nudge.Errorf(nudge.EINVALID, "delivery: lease, batch, concurrency and max age must not be negative")
 	}
+	if err := cfg.Limits.check(); err != nil {
+		return nil, err
+	}
 	if cfg.Clock == nil {
 		cfg.Clock = nudge.SystemClock{}
 	}
@@ -124,7 +136,7 @@ func New(cfg Config) (*Worker, error) {
 	cfg.Batch = cmp.Or(cfg.Batch, DefaultBatch)
 	cfg.Concurrency = cmp.Or(cfg.Concurrency, DefaultConcurrency)
 	cfg.MaxAge = cmp.Or(cfg.MaxAge, DefaultMaxAge)
-	return &Worker{cfg: cfg, log: cfg.Logger, journeys: map[string]string{}}, nil
+	return &Worker{cfg: cfg, log: cfg.Logger, journeys: map[string]string{}, limits: newLimiter(cfg.Limits)}, nil
 }
 
 // DefaultBackoff is 30s·2^(attempt-1), capped at an hour, times a jitter
@@ -399,6 +411,18 @@ func (w *Worker) prepare(ctx context.Context, m *nudge.Message, c *nudge.Contact
 			b.add(&nudge.MessageUpdate{MessageID: m.ID, Status: nudge.MessageCancelled,
 				Detail: map[string]any{"reason": reason, "at": "dispatch"}})
 			w.log.DebugContext(ctx, "delivery: message cancelled at dispatch", "message_id", m.ID, "reason", reason)
+			return nil
+		}
+	}
+	if w.limits != nil && m.Channel != nudge.ChannelWebhook {
+		ok, at, late := w.limits.admit(m.ID, m.Channel, w.cfg.From[m.Channel], now, m.CreatedAt.Add(w.cfg.MaxAge))
+		switch {
+		case late:
+			fail(ReasonRateLimit, fmt.Sprintf("the rate limits of its sender have no free slot before its maximum age of %s", w.cfg.MaxAge))
+			return nil
+		case !ok:
+			// Deferred, not failed: it keeps its place (see RateLimits).
+			b.add(&nudge.MessageUpdate{MessageID: m.ID, AvailableAt: at})
 			return nil
 		}
 	}

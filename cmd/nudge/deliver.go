@@ -59,6 +59,11 @@ type DeliveryConfig struct {
 	WebhookAllowPrivate bool     // NUDGE_WEBHOOK_ALLOW_PRIVATE=1: let webhooks reach loopback and private addresses (local testing)
 	WebhookAllowHosts   []string // NUDGE_WEBHOOK_ALLOW_HOSTS: comma-separated hosts or prefixes webhooks may reach though private
 
+	// RateLimits caps messages per second by sending address, provider
+	// and workspace, as delivery.ParseRateLimits reads them
+	// ("from:default,sms=100"); empty, no limits.
+	RateLimits string // NUDGE_RATE_LIMITS, serve --rate-limits
+
 	// LogOnly sends nothing anywhere: every channel, webhooks included, goes
 	// to the log sink (serve --demo).
 	LogOnly bool
@@ -88,6 +93,8 @@ func defaultDeliveryConfig() DeliveryConfig {
 		WebhookSecret:       os.Getenv("NUDGE_WEBHOOK_SECRET"),
 		WebhookAllowPrivate: os.Getenv("NUDGE_WEBHOOK_ALLOW_PRIVATE") == "1",
 		WebhookAllowHosts:   splitList(os.Getenv("NUDGE_WEBHOOK_ALLOW_HOSTS")),
+
+		RateLimits: os.Getenv("NUDGE_RATE_LIMITS"),
 	}
 }
 
@@ -229,6 +236,10 @@ func (m *Main) newDelivery() (*delivery.Worker, error) {
 	if err != nil {
 		return nil, err
 	}
+	limits, err := delivery.ParseRateLimits(dc.RateLimits)
+	if err != nil {
+		return nil, fmt.Errorf("--rate-limits (NUDGE_RATE_LIMITS): %w", err)
+	}
 	callbacks := map[string]string{}
 	if dc.PublicURL != "" && dc.TwilioAccountSID != "" {
 		callbacks[nudge.ChannelSMS] = strings.TrimSuffix(dc.PublicURL, "/") + "/v1/webhooks/twilio/status"
@@ -269,6 +280,7 @@ func (m *Main) newDelivery() (*delivery.Worker, error) {
 		Recheck:        m.recheck(),
 		Prepare:        prepare,
 		Lease:          m.Config.Lease,
+		Limits:         limits,
 	})
 }
 

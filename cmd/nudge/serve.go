@@ -31,6 +31,7 @@ type Main struct {
 	Clock    nudge.Clock
 	Logger   *slog.Logger
 	Stdout   io.Writer // where the first-start admin key is printed
+	Examples string    // the examples folder the console's simulate page offers (default "examples")
 
 	Store  nudge.Store
 	Engine *engine.Engine
@@ -95,12 +96,13 @@ func (m *Main) Run(ctx context.Context) error {
 		SendGridPublicKey: m.Delivery.SendGridPublicKey,
 		Templates:         m.previewTemplates(),
 		SMSLimits:         m.smsLimits(),
+		CheckWebhookURL:   m.checkWebhookURL,
 	})
 	if err != nil {
 		return err
 	}
 
-	console, err := web.New(web.Config{Store: notifyingStore{Store: s, notify: eng.Notify}, Clock: m.Clock, Logger: m.Logger})
+	console, err := web.New(m.consoleConfig(notifyingStore{Store: s, notify: eng.Notify}))
 	if err != nil {
 		return err
 	}
@@ -297,6 +299,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.DurationVar(&cfg.EventRetention, "event-retention", cfg.EventRetention, "prune events older than this (env NUDGE_EVENT_RETENTION; at least 24h)")
 	fs.StringVar(&dcfg.Templates, "templates", dcfg.Templates, "folder of message templates, NAME.email.liquid and NAME.sms.liquid (env NUDGE_TEMPLATES)")
 	fs.StringVar(&dcfg.PublicURL, "public-url", dcfg.PublicURL, "this server's address as providers reach it, for delivery callbacks (env NUDGE_PUBLIC_URL)")
+	fs.StringVar(&dcfg.RateLimits, "rate-limits", dcfg.RateLimits, "messages per second: from:NUMBER=1, from:default (US long code 1, toll-free 3, short code 100), sms=N, email=N, workspace=N, comma-separated (env NUDGE_RATE_LIMITS)")
 	fs.DurationVar(&cfg.Lease, "lease", cfg.Lease, "how long a claim of work lasts; a stopped node's claimed work is taken over after it (env NUDGE_LEASE)")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "time in-flight requests get to finish on SIGTERM (env NUDGE_SHUTDOWN_TIMEOUT)")
 	demo := newDemoFlags(fs)
@@ -309,7 +312,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	m := &Main{Config: cfg, Delivery: dcfg, Logger: cfg.NewLogger(stderr), Stdout: stdout}
+	m := &Main{Config: cfg, Delivery: dcfg, Logger: cfg.NewLogger(stderr), Stdout: stdout, Examples: demo.examples}
 	if err := m.Run(ctx); err != nil {
 		if m.Store != nil {
 			m.Store.Close()
