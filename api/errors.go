@@ -106,11 +106,18 @@ func newErrorBody(err error) errorBody {
 	return b
 }
 
-// fail writes err as a JSON error response. Only failures of the server
-// (internal, unavailable) are logged: a client's mistake is the client's to read.
+// fail writes err as a JSON error response. Failures of the server
+// (internal, unavailable) are logged as errors and warnings; a client's
+// mistake is logged at info, with its code and field but not its message,
+// which may quote the personal data that was refused.
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	b := newErrorBody(err)
 	switch b.Code {
+	default:
+		// The route, not the path: a path may hold a contact id that is
+		// an email address.
+		s.logger.InfoContext(r.Context(), "request refused", slog.String("route", r.Pattern),
+			slog.Int("status", errorStatus(b.Code)), slog.String("code", b.Code), slog.String("field", b.Field))
 	case nudge.EINTERNAL:
 		s.logger.ErrorContext(r.Context(), "request failed",
 			slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Any("error", err))

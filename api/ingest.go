@@ -50,6 +50,10 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 	if int64(len(b)) > limit {
 		return nil, tooLarge()
 	}
+	ct := strings.ToLower(r.Header.Get("Content-Type"))
+	if err := checkBody(b, !strings.Contains(ct, "yaml") && !strings.Contains(ct, "form")); err != nil {
+		return nil, err
+	}
 	return b, nil
 }
 

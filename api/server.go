@@ -76,6 +76,10 @@ type Config struct {
 	Templates *template.Set
 	// SMSLimits configure the SMS lint of a preview (segments, price).
 	SMSLimits template.SMSLimits
+	// CheckWebhookURL refuses a subscription URL that webhooks may not
+	// call (channel/webhook.CheckURL with the delivery's allowances); nil,
+	// only the URL's form is checked.
+	CheckWebhookURL func(url string) error
 }
 
 // Server is Nudge's JSON API.
@@ -101,6 +105,7 @@ type Server struct {
 	sendgridKey *ecdsa.PublicKey
 	templates   *template.Set
 	smsLimits   template.SMSLimits
+	checkURL    func(string) error
 	handler     http.Handler
 }
 
@@ -147,6 +152,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.templates, s.smsLimits = cfg.Templates, cfg.SMSLimits
+	s.checkURL = cfg.CheckWebhookURL
 	s.handler = s.routes()
 	return s, nil
 }

@@ -38,6 +38,12 @@ func (s *Server) handleWebhookCreate(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
+	if s.checkURL != nil {
+		if err := s.checkURL(req.URL); err != nil {
+			s.fail(w, r, err)
+			return
+		}
+	}
 	if req.Secret != "" && len(req.Secret) < minWebhookSecret {
 		s.fail(w, r, nudge.FieldErrorf("secret", "shorter than %d characters; leave it out to have one made", minWebhookSecret))
 		return
