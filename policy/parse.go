@@ -53,7 +53,7 @@ func ParseOverride(file string, src []byte) (*Override, error) {
 }
 
 var (
-	policyFields        = []string{"timezone", "consent", "sms", "quiet_hours", "jitter", "caps", "transactional", "on_cap", "priorities", "keywords", "opt_out_pause"}
+	policyFields        = []string{"timezone", "consent", "sms", "quiet_hours", "jitter", "caps", "transactional", "on_cap", "priorities", "keywords", "opt_out_pause", "opt_out_notice", "sms_budgets"}
 	overrideFields      = []string{"consent", "sms", "quiet_hours", "caps", "on_cap"}
 	consentPurposes     = []string{nudge.PurposeMarketing, nudge.PurposeTransactional}
 	requirements        = []string{RequireOptedIn, RequireNotOptedOut}
@@ -68,6 +68,8 @@ var (
 	languageFields      = []string{"code", "opt_out", "opt_in", "help", "review_words", "revocations", "replies"}
 	replyFields         = []string{"opt_out", "opt_in", "help"}
 	optOutPauseFields   = []string{"rate", "min_sends", "over"}
+	optOutNoticeFields  = []string{"text", "when"}
+	noticeWhens         = []string{NoticeFirst, NoticeEvery, NoticeNever}
 	onCaps              = []string{OnCapSkip, OnCapDefer}
 	scopes              = []string{"all", ScopeJourney}
 
@@ -460,6 +462,41 @@ func (ps *parser) policy(f *fields, p *Policy) {
 	}
 	if f.has("opt_out_pause") {
 		ps.optOutPause(f.get("opt_out_pause"), &p.OptOutPause)
+	}
+	if f.has("opt_out_notice") {
+		ps.optOutNotice(f.get("opt_out_notice"), &p.OptOutNotice)
+	}
+	if f.has("sms_budgets") {
+		pairs, _ := ps.pairs(f.get("sms_budgets"), "sms_budgets")
+		for _, mv := range pairs {
+			k := keyString(mv.Key)
+			if v, ok := ps.integer(mv.Value, "sms_budgets: "+k+" (segments per day)", 1, 100_000_000); ok {
+				p.SMSBudgets[k] = v
+			}
+		}
+	}
+}
+
+// optOutNotice reads opt_out_notice: {text: Reply STOP to opt out,
+// when: first | every | never}.
+func (ps *parser) optOutNotice(n ast.Node, o *OptOutNotice) {
+	f := ps.mapping(n, "opt_out_notice", optOutNoticeFields)
+	if f == nil {
+		return
+	}
+	if f.has("text") {
+		if s, ok := ps.scalar(f.get("text"), "opt_out_notice: text"); ok {
+			if s = strings.TrimSpace(s); !strings.Contains(strings.ToUpper(s), "STOP") {
+				ps.errorf(f.get("text"), "opt_out_notice: text %q does not say how to opt out; name the keyword, as in \"Reply STOP to opt out\"", s)
+			} else {
+				o.Text = s
+			}
+		}
+	}
+	if f.has("when") {
+		if s, ok := ps.oneOf(f.get("when"), "opt_out_notice: when", noticeWhens); ok {
+			o.When = s
+		}
 	}
 }
 

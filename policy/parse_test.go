@@ -144,6 +144,32 @@ func TestParseProblems(t *testing.T) {
 	}
 }
 
+func TestParseOptOutNoticeAndBudgets(t *testing.T) {
+	if d := Default(); d.OptOutNotice != (OptOutNotice{Text: "Reply STOP to opt out", When: NoticeFirst}) || len(d.SMSBudgets) != 0 {
+		t.Errorf("default: notice %+v, budgets %v; want the notice on the first text, no budgets", d.OptOutNotice, d.SMSBudgets)
+	}
+	p, err := Parse("p.yaml", []byte("opt_out_notice: {text: \"Text STOP to end\", when: every}\nsms_budgets:\n  webinar-reminder: 500\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.OptOutNotice != (OptOutNotice{Text: "Text STOP to end", When: NoticeEvery}) || p.SMSBudgets["webinar-reminder"] != 500 {
+		t.Errorf("notice %+v, budgets %v", p.OptOutNotice, p.SMSBudgets)
+	}
+	for src, want := range map[string]string{
+		"opt_out_notice: {when: sometimes}\n": `p.yaml:1:24: opt_out_notice: when: "sometimes" is not allowed; write one of: first, every, never`,
+		"opt_out_notice: {text: Bye now}\n":   `p.yaml:1:24: opt_out_notice: text "Bye now" does not say how to opt out`,
+		"opt_out_notice: {txt: STOP}\n":       `p.yaml:1:18: unknown field "txt" in opt_out_notice; did you mean "text"?`,
+		"sms_budgets:\n  webinar: lots\n":     `p.yaml:2:12: sms_budgets: webinar (segments per day) must be a whole number`,
+		"sms_budgets:\n  webinar: 0\n":        `p.yaml:2:12: sms_budgets: webinar (segments per day) must be a whole number from 1`,
+		"sms_budgets: [webinar]\n":            `p.yaml:1:14: sms_budgets must be a mapping`,
+	} {
+		_, err := Parse("p.yaml", []byte(src))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Parse(%q) = %v; want %s", src, err, want)
+		}
+	}
+}
+
 func TestTighten(t *testing.T) {
 	base := Default()
 	o, err := ParseOverride("webinar.yaml", []byte(`consent:

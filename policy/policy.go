@@ -63,6 +63,28 @@ type Policy struct {
 	// OptOutPause pauses an SMS step whose texts are too often followed by
 	// an opt-out (see OptOutPause).
 	OptOutPause OptOutPause
+	// OptOutNotice is what marketing SMS carry so the recipient knows how
+	// to stop them; the delivery worker adds it at dispatch.
+	OptOutNotice OptOutNotice
+	// SMSBudgets caps, by journey id, the SMS segments a journey may send
+	// per day (a day in Timezone); past it the journey's texts are stopped
+	// at dispatch (sms_budget_spent) until the next day. No entry: no cap.
+	SMSBudgets map[string]int
+}
+
+// When marketing SMS carry the opt-out notice.
+const (
+	NoticeFirst = "first" // on the first text to a contact
+	NoticeEvery = "every" // on every marketing text
+	NoticeNever = "never" // never: the templates carry it themselves
+)
+
+// OptOutNotice is the notice marketing SMS carry: Text on the first text
+// to a contact, on every text, or never, as When says. A text that
+// already contains Text (in any case) is left as it is.
+type OptOutNotice struct {
+	Text string
+	When string
 }
 
 // OptOutPause is when an SMS step is paused automatically: when more than
@@ -305,17 +327,23 @@ func Default() *Policy {
 			{Channel: nudge.ChannelSMS, Limit: 3, Per: 24 * time.Hour, Region: "US-OK"},
 			{Channel: nudge.ChannelSMS, Limit: 3, Per: 24 * time.Hour, Region: "US-MD"},
 		},
-		OnCap:       OnCapSkip,
-		Priorities:  map[string]int{},
-		Keywords:    DefaultKeywords(),
-		OptOutPause: OptOutPause{Rate: 0.02, MinSends: 200, Over: 30 * 24 * time.Hour},
+		OnCap:        OnCapSkip,
+		Priorities:   map[string]int{},
+		Keywords:     DefaultKeywords(),
+		OptOutPause:  OptOutPause{Rate: 0.02, MinSends: 200, Over: 30 * 24 * time.Hour},
+		OptOutNotice: OptOutNotice{Text: DefaultOptOutNotice, When: NoticeFirst},
+		SMSBudgets:   map[string]int{},
 	}
 }
+
+// DefaultOptOutNotice is the shipped opt-out notice.
+const DefaultOptOutNotice = "Reply STOP to opt out"
 
 // clone returns a copy of p that shares nothing mutable with it.
 func (p *Policy) clone() *Policy {
 	c := *p
 	c.Consent = maps.Clone(p.Consent)
+	c.SMSBudgets = maps.Clone(p.SMSBudgets)
 	c.SMS.Purposes = slices.Clone(p.SMS.Purposes)
 	c.SMS.AwarenessStages = slices.Clone(p.SMS.AwarenessStages)
 	if p.SMS.Engagement != nil {

@@ -40,6 +40,9 @@ const (
 
 	// Paused steps.
 	ReasonStepPausedOptOutRate = "step_paused_optout_rate" // skipped: the SMS step was paused on its opt-out rate until an admin resumes it
+
+	// SMS budgets (checked at dispatch by the delivery worker).
+	ReasonSMSBudgetSpent = "sms_budget_spent" // cancelled at dispatch: the journey's SMS segments for the day (sms_budgets) are spent
 )
 
 // Reasons lists every fixed reason code the policy writes, in the order
@@ -53,6 +56,7 @@ var Reasons = []string{
 	ReasonCapSMS24h, ReasonCapSMS7d, ReasonCapEmail24h,
 	ReasonPriorityLost,
 	ReasonStepPausedOptOutRate,
+	ReasonSMSBudgetSpent,
 }
 
 // CapReasonPatterns are the forms of configured caps' codes, as
