@@ -47,6 +47,10 @@ type Enrollment struct {
 type StepRecord struct {
 	At        time.Time `json:"at"`
 	MessageID string    `json:"message_id,omitempty"`
+	// Visits counts the times the enrollment reached the step (a deferred
+	// send tried again is the same visit): the message of visit N has the
+	// idempotency key "ENROLLMENT:STEP:vN".
+	Visits int `json:"visits,omitempty"`
 }
 
 // Live reports whether the enrollment has not ended.
@@ -54,12 +58,20 @@ func (e *Enrollment) Live() bool { return e.State == EnrollmentWaiting }
 
 // InboxItem is work for the engine that ingest and contact changes leave in
 // the store, in the same transaction as the change: a stored event (Event set)
-// or a contact changed through the API or an import (Event nil).
+// or a contact changed through the API, an import or an update_contact step
+// (Event nil).
 type InboxItem struct {
 	Seq       int64
 	ContactID string
 	Event     *Event
 	At        time.Time
+	// Before and After are the contact as the change found and left it,
+	// for a contact change and for an identify (whose traits are one):
+	// an attribute trigger fires when its condition is false on Before and
+	// true on After. Before is nil when the change created the contact.
+	// After is nil for a track event, and for an item stored by a version
+	// that did not record changes (attribute triggers then skip it).
+	Before, After *Contact
 }
 
 // EngineCommit is everything one engine transition changes, committed in one

@@ -31,8 +31,10 @@ func runBench(ctx context.Context, what string, args []string, stdout, stderr io
 		return benchIngest(ctx, args, stdout, stderr)
 	case "import":
 		return benchImport(ctx, args, stdout, stderr)
+	case "crash":
+		return benchCrash(ctx, args, stdout, stderr)
 	}
-	fmt.Fprintln(stderr, "usage: nudge bench ingest|import [flags]")
+	fmt.Fprintln(stderr, "usage: nudge bench ingest|import|crash [flags]")
 	return errUsage
 }
 

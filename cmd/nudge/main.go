@@ -9,6 +9,7 @@
 //	nudge apikey list | revoke ID
 //	nudge events prune               delete events older than the retention
 //	nudge bench ingest|import        measure ingest and import
+//	nudge bench crash                kill the server again and again, and check what it did
 //	nudge journey validate|publish   check and publish journey files
 //	nudge policy validate|publish    check and publish the workspace policy
 //	nudge suppress add|remove|list   the suppression list
@@ -43,6 +44,7 @@ Usage:
   nudge events prune [--retention 2160h]  delete events older than the retention
   nudge bench ingest [flags]             ingest throughput over HTTP vs raw store
   nudge bench import [flags]             CSV import rate and peak memory
+  nudge bench crash [flags]              SIGKILL the server again and again; check nothing is lost or sent twice
   nudge journey validate|publish FILE... check or publish journey files
   nudge journey list|pause|resume|archive|diff|schema
   nudge policy validate|publish FILE     check or publish the workspace policy

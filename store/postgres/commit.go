@@ -96,8 +96,10 @@ func mergeContacts(ctx context.Context, tx pgx.Tx, patches []*nudge.ContactPatch
 		return err
 	}
 	touched, changed := map[string]bool{}, created
+	befores := map[string]*nudge.Contact{}
 	for _, p := range patches {
 		c := cs[p.ID]
+		keepBefore(befores, c, created[p.ID])
 		before := contentKey(c)
 		p.Apply(c)
 		c.UpdatedAt = now
@@ -109,7 +111,7 @@ func mergeContacts(ctx context.Context, tx pgx.Tx, patches []*nudge.ContactPatch
 	if err := updateContacts(ctx, tx, cs, touched); err != nil {
 		return err
 	}
-	return insertInbox(ctx, tx, sortedKeys(changed), now)
+	return insertInbox(ctx, tx, sortedKeys(changed), befores, cs, now)
 }
 
 type batchSender interface {

@@ -203,8 +203,7 @@ func (db *DB) ContactPut(ctx context.Context, c *nudge.Contact, now time.Time) (
 	)
 	b.Queue(`
 		WITH old AS (
-			SELECT email, phone, timezone, lifecycle_stage, journey_stage, is_customer, attributes
-			FROM contacts WHERE id = $1
+			SELECT `+contactColumns+` FROM contacts WHERE id = $1
 		), up AS (
 			INSERT INTO contacts (`+contactColumns+`)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)
@@ -215,8 +214,8 @@ func (db *DB) ContactPut(ctx context.Context, c *nudge.Contact, now time.Time) (
 				updated_at = excluded.updated_at
 			RETURNING `+contactColumns+`, xmax = 0 AS created
 		), queued AS (
-			INSERT INTO inbox (contact_id, at)
-			SELECT up.id, $9 FROM up
+			INSERT INTO inbox (contact_id, at, contact_before, contact_after)
+			SELECT up.id, $9, (SELECT to_jsonb(old) FROM old), to_jsonb(up) - 'created' FROM up
 			WHERE up.created OR NOT EXISTS (
 				SELECT FROM old WHERE (old.email, old.phone, old.timezone, old.lifecycle_stage,
 					old.journey_stage, old.is_customer, old.attributes)
@@ -269,8 +268,10 @@ func (db *DB) ContactMerge(ctx context.Context, patches []*nudge.ContactPatch, n
 		for id := range created {
 			changed[id] = true
 		}
+		befores := map[string]*nudge.Contact{} // for the inbox; none: created
 		for i, p := range patches {
 			c := cs[p.ID]
+			keepBefore(befores, c, created[p.ID])
 			before := contentKey(c)
 			p.Apply(c)
 			c.UpdatedAt = now
@@ -284,7 +285,7 @@ func (db *DB) ContactMerge(ctx context.Context, patches []*nudge.ContactPatch, n
 		if err := updateContacts(ctx, tx, cs, touched); err != nil {
 			return err
 		}
-		return insertInbox(ctx, tx, sortedKeys(changed), now)
+		return insertInbox(ctx, tx, sortedKeys(changed), befores, cs, now)
 	})
 	if err != nil {
 		return nil, err

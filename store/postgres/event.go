@@ -100,12 +100,13 @@ func (db *DB) EventIngest(ctx context.Context, items []nudge.IngestItem, now tim
 	}
 	if !hasPatch {
 		// Track only: one statement, its own transaction, one round trip.
-		stored, err := retry(func() (map[string]bool, error) { return insertEvents(ctx, db.pool, args) })
+		stored, err := retry(func() (map[string]storedEvent, error) { return insertEvents(ctx, db.pool, args) })
 		if err != nil {
 			return nil, wrap("event ingest", err)
 		}
 		for _, i := range order {
-			res.Duplicate[i] = !stored[items[i].Event.MessageID]
+			_, ok := stored[items[i].Event.MessageID]
+			res.Duplicate[i] = !ok
 		}
 		return res, nil
 	}
@@ -116,7 +117,8 @@ func (db *DB) EventIngest(ctx context.Context, items []nudge.IngestItem, now tim
 		}
 		var patchIDs []string
 		for _, i := range order {
-			res.Duplicate[i] = !stored[items[i].Event.MessageID]
+			_, ok := stored[items[i].Event.MessageID]
+			res.Duplicate[i] = !ok
 			if !res.Duplicate[i] && items[i].Patch != nil {
 				patchIDs = append(patchIDs, items[i].Event.ContactID)
 			}
@@ -128,18 +130,43 @@ func (db *DB) EventIngest(ctx context.Context, items []nudge.IngestItem, now tim
 		if err != nil {
 			return err
 		}
+		// An identify's traits are a contact change, which its event's
+		// inbox item carries: they add no item of their own.
 		changed := map[string]bool{}
+		var (
+			seqs          []int64
+			befores, afts []*string
+		)
 		for _, i := range order {
 			if res.Duplicate[i] || items[i].Patch == nil {
 				continue
 			}
 			// The event names the contact; the patch's own ID is ignored.
 			id := items[i].Event.ContactID
+			in := stored[items[i].Event.MessageID]
+			var before *nudge.Contact
+			if !in.created || changed[id] {
+				before = cs[id].Clone()
+			}
 			items[i].Patch.Apply(cs[id])
 			cs[id].UpdatedAt = now
 			changed[id] = true
+			b, err := contactJSON(before)
+			if err != nil {
+				return err
+			}
+			a, err := contactJSON(cs[id])
+			if err != nil {
+				return err
+			}
+			seqs, befores, afts = append(seqs, in.seq), append(befores, b), append(afts, a)
 		}
-		return updateContacts(ctx, tx, cs, changed)
+		if err := updateContacts(ctx, tx, cs, changed); err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `UPDATE inbox SET contact_before = u.b::jsonb, contact_after = u.a::jsonb
+			FROM unnest($1::bigint[], $2::text[], $3::text[]) AS u(seq, b, a) WHERE inbox.seq = u.seq`, seqs, befores, afts)
+		return err
 	})
 	if err != nil {
 		return nil, err
@@ -169,29 +196,43 @@ const insertEventsQuery = `
 		WHERE NOT EXISTS (SELECT FROM contacts c WHERE c.id = ins.contact_id)
 		ORDER BY 1
 		ON CONFLICT (id) DO NOTHING
+		RETURNING id
 	), queued AS (
 		INSERT INTO inbox (contact_id, event_seq, at)
 		SELECT contact_id, seq, $12::timestamptz FROM ins ORDER BY seq
+		RETURNING seq, event_seq
 	)
-	SELECT message_id FROM ins`
+	SELECT ins.message_id, q.seq, c.id IS NOT NULL
+	FROM ins JOIN queued q ON q.event_seq = ins.seq LEFT JOIN created c ON c.id = ins.contact_id`
 
 type queryer interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 }
 
-// insertEvents runs insertEventsQuery and returns the message ids stored.
-func insertEvents(ctx context.Context, q queryer, args []any) (map[string]bool, error) {
+// storedEvent is an event insertEvents stored: the seq of its inbox item,
+// and whether the statement created its contact.
+type storedEvent struct {
+	seq     int64
+	created bool
+}
+
+// insertEvents runs insertEventsQuery and returns the events stored, by
+// message id.
+func insertEvents(ctx context.Context, q queryer, args []any) (map[string]storedEvent, error) {
 	rows, err := q.Query(ctx, insertEventsQuery, args...)
 	if err != nil {
 		return nil, err
 	}
-	stored := make(map[string]bool, args[10].(int))
+	stored := make(map[string]storedEvent, args[10].(int))
 	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
+		var (
+			id string
+			e  storedEvent
+		)
+		if err := rows.Scan(&id, &e.seq, &e.created); err != nil {
 			return nil, err
 		}
-		stored[id] = true
+		stored[id] = e
 	}
 	return stored, rows.Err()
 }

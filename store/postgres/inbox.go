@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"encoding/json"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -24,9 +25,9 @@ const inboxClaimQuery = `
 		FOR UPDATE SKIP LOCKED
 	), u AS (
 		UPDATE inbox i SET claimed_until = $2 FROM c WHERE i.seq = c.seq
-		RETURNING i.seq, i.contact_id, i.event_seq, i.at
+		RETURNING i.seq, i.contact_id, i.event_seq, i.at, i.contact_before, i.contact_after
 	)
-	SELECT u.seq, u.contact_id, u.at,
+	SELECT u.seq, u.contact_id, u.at, u.contact_before, u.contact_after,
 		e.seq, e.message_id, e.type, e.contact_id, e.anonymous_id, e.name, e.properties, e.context, e.timestamp, e.received_at
 	FROM u LEFT JOIN events e ON e.seq = u.event_seq
 	ORDER BY u.seq`
@@ -53,11 +54,20 @@ func (db *DB) InboxClaim(ctx context.Context, now time.Time, limit int, lease ti
 			props, evctx                map[string]any
 			ts, received                *time.Time
 		)
-		if err := r.Scan(&it.Seq, &it.ContactID, &it.At, &seq, &msgID, &typ, &cid, &anon, &name,
+		if err := r.Scan(&it.Seq, &it.ContactID, &it.At, &it.Before, &it.After, &seq, &msgID, &typ, &cid, &anon, &name,
 			&props, &evctx, &ts, &received); err != nil {
 			return nil, err
 		}
 		it.At = it.At.UTC()
+		for _, c := range []*nudge.Contact{it.Before, it.After} {
+			if c == nil {
+				continue
+			}
+			if c.Attributes == nil {
+				c.Attributes = map[string]any{}
+			}
+			c.CreatedAt, c.UpdatedAt = c.CreatedAt.UTC(), c.UpdatedAt.UTC()
+		}
 		if seq != nil {
 			it.Event = &nudge.Event{Seq: *seq, MessageID: *msgID, Type: *typ, ContactID: *cid, AnonymousID: *anon,
 				Name: *name, Properties: props, Context: evctx, Timestamp: ts.UTC(), ReceivedAt: received.UTC()}
@@ -85,11 +95,50 @@ func claimLimit(limit int, lease time.Duration) (int, error) {
 // engineLimit applies the default and the cap of the engine's claims and lists.
 func engineLimit(n int) int { return limit(n, 100, 10000) }
 
-// insertInbox leaves an inbox item (a contact change) for each id.
-func insertInbox(ctx context.Context, tx pgx.Tx, ids []string, now time.Time) error {
+// insertInbox leaves an inbox item (a contact change) for each id, with the
+// contact as it was (befores; absent or nil: the change created it) and as
+// the change left it (afters).
+func insertInbox(ctx context.Context, tx pgx.Tx, ids []string, befores, afters map[string]*nudge.Contact, now time.Time) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	_, err := tx.Exec(ctx, `INSERT INTO inbox (contact_id, at) SELECT id, $2 FROM unnest($1::text[]) AS id`, ids, now)
+	bs, as := make([]*string, len(ids)), make([]*string, len(ids))
+	for i, id := range ids {
+		var err error
+		if bs[i], err = contactJSON(befores[id]); err != nil {
+			return err
+		}
+		if as[i], err = contactJSON(afters[id]); err != nil {
+			return err
+		}
+	}
+	_, err := tx.Exec(ctx, `INSERT INTO inbox (contact_id, at, contact_before, contact_after)
+		SELECT id, $2, b::jsonb, a::jsonb FROM unnest($1::text[], $3::text[], $4::text[]) AS u(id, b, a)`, ids, now, bs, as)
 	return err
+}
+
+// keepBefore keeps c, about to be patched, as the contact before the change
+// unless befores has it already (an earlier patch); created, it keeps nil.
+func keepBefore(befores map[string]*nudge.Contact, c *nudge.Contact, created bool) {
+	if _, ok := befores[c.ID]; ok {
+		return
+	}
+	if created {
+		befores[c.ID] = nil
+	} else {
+		befores[c.ID] = c.Clone()
+	}
+}
+
+// contactJSON encodes a contact for the inbox; nil is NULL.
+func contactJSON(c *nudge.Contact) (*string, error) {
+	if c == nil {
+		return nil, nil
+	}
+	b, err := json.Marshal(c)
+	if err != nil {
+		return nil, err
+	}
+	s := string(b)
+	return &s, nil
 }

@@ -195,7 +195,7 @@ func (db *DB) ContactPut(ctx context.Context, c *nudge.Contact, now time.Time) (
 			return err
 		}
 		if created || !sameContact(old, stored) {
-			return inboxAddContacts(ctx, tx, ws, []string{c.ID}, now)
+			return inboxAddContacts(ctx, tx, ws, []contactChange{{ID: c.ID, Before: old, After: stored}}, now)
 		}
 		return nil
 	})
@@ -240,21 +240,20 @@ func checkPatches(patches []*nudge.ContactPatch) error {
 // mergeContacts applies patches in order and leaves each contact they
 // created or changed in the inbox, once, in the order of its first change.
 func mergeContacts(ctx context.Context, tx *sql.Tx, ws *writeStmts, patches []*nudge.ContactPatch, now time.Time) ([]nudge.ContactMergeResult, error) {
-	results, changed, err := applyPatches(ctx, tx, ws, patches, now, nil)
+	results, befores, err := applyPatches(ctx, tx, ws, patches, now, nil)
 	if err != nil {
 		return nil, err
 	}
-	return results, inboxAddContacts(ctx, tx, ws, changed, now)
+	return results, inboxAddContacts(ctx, tx, ws, contactChanges(results, befores), now)
 }
 
 // applyPatches applies patches in order: it reads the contacts they name in
 // one statement, applies each patch to the contact as the patches before it
 // left it, and writes each contact once, as the last of its patches left
-// it. It returns the result of each patch and the contacts the patches
-// created or changed, in the order of their first change. An error of
-// patch i is passed through wrap, if not nil.
+// it. It returns the result of each patch and the contact each patch found
+// (nil: none). An error of patch i is passed through wrap, if not nil.
 func applyPatches(ctx context.Context, tx *sql.Tx, ws *writeStmts, patches []*nudge.ContactPatch, now time.Time,
-	wrap func(i int, err error) error) ([]nudge.ContactMergeResult, []string, error) {
+	wrap func(i int, err error) error) ([]nudge.ContactMergeResult, []*nudge.Contact, error) {
 	results := make([]nudge.ContactMergeResult, 0, len(patches))
 	if len(patches) == 0 {
 		return results, nil, nil
@@ -273,8 +272,7 @@ func applyPatches(ctx context.Context, tx *sql.Tx, ws *writeStmts, patches []*nu
 	}
 	final := make([]*nudge.Contact, len(ids))
 	attrs := make([]string, len(ids))
-	seen := make([]bool, len(ids))
-	var changed []string
+	befores := make([]*nudge.Contact, 0, len(patches))
 	for pi, p := range patches {
 		i := idx[p.ID]
 		old := cur[p.ID]
@@ -295,15 +293,12 @@ func applyPatches(ctx context.Context, tx *sql.Tx, ws *writeStmts, patches []*nu
 		}
 		cur[p.ID], final[i], attrs[i] = stored, stored, a
 		results = append(results, nudge.ContactMergeResult{Contact: stored, Created: old == nil})
-		if (old == nil || !sameContact(old, stored)) && !seen[i] {
-			seen[i] = true
-			changed = append(changed, p.ID)
-		}
+		befores = append(befores, old)
 	}
 	if err := putContacts(ctx, tx, ws, final, attrs); err != nil {
 		return nil, nil, err
 	}
-	return results, changed, nil
+	return results, befores, nil
 }
 
 // sameContact reports whether two stored forms of a contact have the same

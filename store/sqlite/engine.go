@@ -24,13 +24,42 @@ func jsonArray[T any](ids []T) (string, error) {
 	return string(b), err
 }
 
-// inboxAddContacts leaves contacts that changed in the engine's inbox, in
-// the transaction of the change.
-func inboxAddContacts(ctx context.Context, tx *sql.Tx, ws *writeStmts, ids []string, now time.Time) error {
-	if len(ids) == 0 {
+// contactChange is a contact change for the engine's inbox: the contact as
+// it was (nil: the change created it) and as the change left it.
+type contactChange struct {
+	ID     string         `json:"id"`
+	Before *nudge.Contact `json:"before,omitempty"`
+	After  *nudge.Contact `json:"after"`
+}
+
+// contactChanges are the changes patches made, given each patch's result
+// and the contact it found (see applyPatches): one per contact created or
+// changed, from before its first patch to after its last, in the order of
+// its first change.
+func contactChanges(results []nudge.ContactMergeResult, befores []*nudge.Contact) []contactChange {
+	var out []contactChange
+	at := map[string]int{} // contact id: its index in out
+	for i, r := range results {
+		id := r.Contact.ID
+		if k, ok := at[id]; ok {
+			out[k].After = r.Contact
+			continue
+		}
+		if b := befores[i]; b == nil || !sameContact(b, r.Contact) {
+			at[id] = len(out)
+			out = append(out, contactChange{ID: id, Before: b, After: r.Contact})
+		}
+	}
+	return out
+}
+
+// inboxAddContacts leaves contact changes in the engine's inbox, in the
+// transaction of the change.
+func inboxAddContacts(ctx context.Context, tx *sql.Tx, ws *writeStmts, changes []contactChange, now time.Time) error {
+	if len(changes) == 0 {
 		return nil
 	}
-	arr, err := jsonArray(ids)
+	arr, err := jsonArray(changes)
 	if err != nil {
 		return err
 	}
@@ -38,8 +67,8 @@ func inboxAddContacts(ctx context.Context, tx *sql.Tx, ws *writeStmts, ids []str
 	return err
 }
 
-const inboxAddContactsQuery = `INSERT INTO inbox (contact_id, at)
-	SELECT value, ? FROM json_each(?) ORDER BY key`
+const inboxAddContactsQuery = `INSERT INTO inbox (contact_id, at, contact_before, contact_after)
+	SELECT value ->> 'id', ?, value -> 'before', value -> 'after' FROM json_each(?) ORDER BY key`
 
 func checkLease(lease time.Duration) error {
 	if lease <= 0 {
@@ -107,19 +136,33 @@ func (db *DB) InboxClaim(ctx context.Context, now time.Time, limit int, lease ti
 
 func scanInboxItem(rows *sql.Rows) (*nudge.InboxItem, error) {
 	var (
-		it          nudge.InboxItem
-		at          int64
-		seq, ts, rc sql.NullInt64
-		props, ectx sql.NullString
-		msgID, typ  sql.NullString
-		cid, anon   sql.NullString
-		name        sql.NullString
+		it            nudge.InboxItem
+		at            int64
+		before, after sql.NullString
+		seq, ts, rc   sql.NullInt64
+		props, ectx   sql.NullString
+		msgID, typ    sql.NullString
+		cid, anon     sql.NullString
+		name          sql.NullString
 	)
-	if err := rows.Scan(&it.Seq, &it.ContactID, &at,
+	if err := rows.Scan(&it.Seq, &it.ContactID, &at, &before, &after,
 		&seq, &msgID, &typ, &cid, &anon, &name, &props, &ectx, &ts, &rc); err != nil {
 		return nil, err
 	}
 	it.At = fromMicros(at)
+	for _, c := range []struct {
+		col sql.NullString
+		dst **nudge.Contact
+	}{{before, &it.Before}, {after, &it.After}} {
+		if c.col.Valid {
+			if err := json.Unmarshal([]byte(c.col.String), c.dst); err != nil {
+				return nil, fmt.Errorf("inbox item %d: contact: %w", it.Seq, err)
+			}
+			if (*c.dst).Attributes == nil {
+				(*c.dst).Attributes = map[string]any{}
+			}
+		}
+	}
 	if !seq.Valid {
 		return &it, nil
 	}

@@ -29,15 +29,19 @@ func eventInsertQuery(n int) string {
 
 // inboxEventsQuery leaves the events an EventIngest stored in the inbox:
 // those with seq from ?2 to ?3. The writer is alone and seq increases, so
-// every event in that range is one this transaction inserted.
-const inboxEventsQuery = `INSERT INTO inbox (contact_id, event_seq, at)
-	SELECT contact_id, seq, ?1 FROM events WHERE seq BETWEEN ?2 AND ?3 ORDER BY seq`
+// every event in that range is one this transaction inserted. ?4 holds the
+// contact changes of the identifies by seq ({"SEQ": {"before", "after"}}),
+// or is NULL.
+const inboxEventsQuery = `INSERT INTO inbox (contact_id, event_seq, at, contact_before, contact_after)
+	SELECT contact_id, seq, ?1, ?4 -> ('$."' || seq || '".before'), ?4 -> ('$."' || seq || '".after')
+	FROM events WHERE seq BETWEEN ?2 AND ?3 ORDER BY seq`
 
 // ensureContactsQuery creates, empty, the contacts of a JSON array of ids
-// that do not exist yet: one statement whatever the number of ids.
+// that do not exist yet, and returns their ids: one statement whatever the
+// number of ids.
 const ensureContactsQuery = `INSERT INTO contacts (id, created_at, updated_at)
 	SELECT value, ?1, ?1 FROM json_each(?2) WHERE true
-	ON CONFLICT (id) DO NOTHING`
+	ON CONFLICT (id) DO NOTHING RETURNING id`
 
 // jsonOrNull encodes a map as JSON text, or NULL when it is nil.
 func jsonOrNull(m map[string]any) (any, error) {
@@ -127,8 +131,8 @@ func (db *DB) EventIngest(ctx context.Context, items []nudge.IngestItem, now tim
 	}
 
 	err = db.inTx(ctx, func(tx *sql.Tx) error {
-		stored := make(map[string]bool, len(uniq))
-		var minSeq, maxSeq int64 // of the events stored
+		stored := make(map[string]int64, len(uniq)) // message id: seq
+		var minSeq, maxSeq int64                    // of the events stored
 		for c, s := range chunks {
 			lo := c * ingestChunk * eventInsertColumns
 			hi := min(lo+ingestChunk*eventInsertColumns, len(args))
@@ -145,7 +149,7 @@ func (db *DB) EventIngest(ctx context.Context, items []nudge.IngestItem, now tim
 					rows.Close()
 					return err
 				}
-				stored[id] = true
+				stored[id] = seq
 				if minSeq == 0 || seq < minSeq {
 					minSeq = seq
 				}
@@ -160,7 +164,7 @@ func (db *DB) EventIngest(ctx context.Context, items []nudge.IngestItem, now tim
 		seen := make(map[string]bool)
 		for _, i := range uniq {
 			e := items[i].Event
-			if !stored[e.MessageID] {
+			if stored[e.MessageID] == 0 {
 				res.Duplicate[i] = true
 				continue
 			}
@@ -169,22 +173,31 @@ func (db *DB) EventIngest(ctx context.Context, items []nudge.IngestItem, now tim
 				contactIDs = append(contactIDs, e.ContactID)
 			}
 		}
+		created := map[string]bool{}
 		if len(contactIDs) > 0 {
 			ids, err := json.Marshal(contactIDs)
 			if err != nil {
 				return err
 			}
-			if _, err := tx.StmtContext(ctx, ensure).ExecContext(ctx, micros(now), string(ids)); err != nil {
+			rows, err := tx.StmtContext(ctx, ensure).QueryContext(ctx, micros(now), string(ids))
+			if err != nil {
+				return err
+			}
+			for rows.Next() {
+				var id string
+				if err := rows.Scan(&id); err != nil {
+					rows.Close()
+					return err
+				}
+				created[id] = true
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
 				return err
 			}
 		}
-		if minSeq > 0 {
-			if _, err := tx.StmtContext(ctx, inbox).ExecContext(ctx, micros(now), minSeq, maxSeq); err != nil {
-				return err
-			}
-		}
-		// An identify's event is in the inbox already: its traits add
-		// no item of their own.
+		// An identify's traits are a contact change, which its event's
+		// inbox item carries: they add no item of their own.
 		var (
 			patches []*nudge.ContactPatch
 			of      []int // item of each patch
@@ -198,10 +211,36 @@ func (db *DB) EventIngest(ctx context.Context, items []nudge.IngestItem, now tim
 			patches = append(patches, &p)
 			of = append(of, i)
 		}
-		_, _, err := applyPatches(ctx, tx, ws, patches, now, func(i int, err error) error {
+		results, befores, err := applyPatches(ctx, tx, ws, patches, now, func(i int, err error) error {
 			return nudge.WithField(fmt.Sprintf("[%d].traits", of[i]), err)
 		})
-		return err
+		if err != nil {
+			return err
+		}
+		var changes any // NULL without identifies
+		if len(patches) > 0 {
+			bySeq := make(map[string]contactChange, len(patches))
+			for k, r := range results {
+				before := befores[k]
+				if created[r.Contact.ID] {
+					// Made empty above for this identify: it created the contact.
+					before, created[r.Contact.ID] = nil, false
+				}
+				seq := stored[items[of[k]].Event.MessageID]
+				bySeq[strconv.FormatInt(seq, 10)] = contactChange{ID: r.Contact.ID, Before: before, After: r.Contact}
+			}
+			b, err := json.Marshal(bySeq)
+			if err != nil {
+				return err
+			}
+			changes = string(b)
+		}
+		if minSeq > 0 {
+			if _, err := tx.StmtContext(ctx, inbox).ExecContext(ctx, micros(now), minSeq, maxSeq, changes); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: event ingest: %w", err)

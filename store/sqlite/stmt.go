@@ -93,7 +93,7 @@ func (db *DB) writeStmts(ctx context.Context) (*writeStmts, error) {
 	ws.ledgerInsert = many(ledgerInsertQuery)
 	ws.stateUpsert = many(stateUpsertQuery)
 	ws.inboxClaim = one(inboxClaimQuery)
-	ws.inboxItems = one(`SELECT i.seq, i.contact_id, i.at, e.` + strings.ReplaceAll(eventColumns, ", ", ", e.") + `
+	ws.inboxItems = one(`SELECT i.seq, i.contact_id, i.at, i.contact_before, i.contact_after, e.` + strings.ReplaceAll(eventColumns, ", ", ", e.") + `
 		FROM inbox i LEFT JOIN events e ON e.seq = i.event_seq
 		WHERE i.seq IN (SELECT value FROM json_each(?)) ORDER BY i.seq`)
 	ws.enrollmentsClaimDue = one(enrollmentsClaimDueQuery)

@@ -1,6 +1,10 @@
 package storetest
 
 import (
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -104,6 +108,100 @@ func testInbox(t *testing.T, open func(t *testing.T) nudge.Store) {
 			wantUTC(t, "item At", it.At)
 		}
 	})
+	t.Run("items carry the contact before and after the change", func(t *testing.T) {
+		// A track event carries none; a change that created its contact
+		// (c1 by the track event before its identify) has no before.
+		want := []string{"c1/m1 - -", "c1/m2 - ann@example.com", "c2/m3 - -", "c3/ - cy@example.com/trial",
+			"c4/ - ", "c5/ - dee@example.com", "c5/ dee@example.com dee@example.com/plan=pro"}
+		if d := diff(want, inboxChanges(items)); d != "" {
+			t.Errorf("inbox items' contacts (-want +got):\n%s", d)
+		}
+	})
+	t.Run("every kind of contact change carries before and after", func(t *testing.T) {
+		testInboxChanges(t, open)
+	})
+}
+
+// inboxChanges names inbox items by inboxKeys and their Before and After,
+// "-" for nil, else email/journey_stage/lifecycle_stage/attributes without
+// empty parts.
+func inboxChanges(items []*nudge.InboxItem) []string {
+	say := func(c *nudge.Contact) string {
+		if c == nil {
+			return "-"
+		}
+		parts := []string{c.Email}
+		for _, p := range []string{c.JourneyStage, c.LifecycleStage} {
+			if p != "" {
+				parts = append(parts, p)
+			}
+		}
+		for _, k := range slices.Sorted(maps.Keys(c.Attributes)) {
+			parts = append(parts, fmt.Sprintf("%s=%v", k, c.Attributes[k]))
+		}
+		return strings.Join(parts, "/")
+	}
+	keys := inboxKeys(items)
+	for i, it := range items {
+		keys[i] += " " + say(it.Before) + " " + say(it.After)
+	}
+	return keys
+}
+
+// testInboxChanges checks that every path that changes a contact leaves
+// the contact before and after the change in its inbox item, for the
+// engine's attribute triggers.
+func testInboxChanges(t *testing.T, open func(t *testing.T) nudge.Store) {
+	s := openEngine(t, open)
+	t1, t2 := now.Add(time.Second), now.Add(2*time.Second)
+	mustMerge(t, s, now, &nudge.ContactPatch{ID: "c1", Email: ptr("a@example.com"), LifecycleStage: ptr("lead")})
+	// Identify: each identify carries its own change, in order; one that
+	// changes nothing carries the same contact twice.
+	mustIngest(t, s, t1,
+		identify("m1", "c1", 1, &nudge.ContactPatch{LifecycleStage: ptr("customer")}),
+		identify("m2", "c1", 2, &nudge.ContactPatch{Attributes: map[string]any{"plan": "pro"}}),
+		identify("m3", "c1", 3, &nudge.ContactPatch{LifecycleStage: ptr("customer")}),
+		identify("m4", "c2", 4, &nudge.ContactPatch{Email: ptr("b@example.com")}),
+	)
+	// ContactMerge: one change per contact, from before its first patch to
+	// after its last.
+	mustMerge(t, s, t1,
+		&nudge.ContactPatch{ID: "c1", LifecycleStage: ptr("opportunity")},
+		&nudge.ContactPatch{ID: "c1", Attributes: map[string]any{"seats": 3}},
+	)
+	// An update_contact step's patch, through EngineCommit.
+	mustCommit(t, s, t2, &nudge.EngineCommit{ContactPatches: []*nudge.ContactPatch{{ID: "c1", JourneyStage: ptr("onboarding")}}})
+	// ContactPut replaces the contact wholly.
+	mustPut(t, s, t2, &nudge.Contact{ID: "c1", Email: "a@example.com", LifecycleStage: "customer"})
+
+	items := mustClaimInbox(t, s, t2, 100)
+	want := []string{
+		"c1/ - a@example.com/lead",
+		"c1/m1 a@example.com/lead a@example.com/customer",
+		"c1/m2 a@example.com/customer a@example.com/customer/plan=pro",
+		"c1/m3 a@example.com/customer/plan=pro a@example.com/customer/plan=pro",
+		"c2/m4 - b@example.com",
+		"c1/ a@example.com/customer/plan=pro a@example.com/opportunity/plan=pro/seats=3",
+		"c1/ a@example.com/opportunity/plan=pro/seats=3 a@example.com/onboarding/opportunity/plan=pro/seats=3",
+		"c1/ a@example.com/onboarding/opportunity/plan=pro/seats=3 a@example.com/customer",
+	}
+	if d := diff(want, inboxChanges(items)); d != "" {
+		t.Errorf("inbox items' contacts (-want +got):\n%s", d)
+	}
+	for _, it := range items {
+		for _, c := range []*nudge.Contact{it.Before, it.After} {
+			if c == nil {
+				continue
+			}
+			if c.ID != it.ContactID {
+				t.Errorf("item %d: a contact of id %q, want %q", it.Seq, c.ID, it.ContactID)
+			}
+			wantUTC(t, "item contact", c.CreatedAt, c.UpdatedAt)
+		}
+	}
+	if got := items[len(items)-1].After.UpdatedAt; !got.Equal(t2) {
+		t.Errorf("the last change's contact UpdatedAt = %v, want %v", got, t2)
+	}
 }
 
 func testInboxClaim(t *testing.T, open func(t *testing.T) nudge.Store) {
