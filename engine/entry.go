@@ -21,11 +21,6 @@ type Entry struct {
 	Why string
 	// Existing are the contact's enrollments in this journey, live or ended.
 	Existing []*nudge.Enrollment
-	// Quiet: when the contact is kept out by a live enrollment or the
-	// re-entry policy, record nothing. Attribute triggers set it: the
-	// condition stays true on every later change of the contact, and those
-	// are not new entries.
-	Quiet bool
 }
 
 // Enter decides whether the contact enters the journey at now and, if so,
@@ -62,9 +57,6 @@ func Enter(in *Entry, now time.Time, opt Options) *Transition {
 			continue
 		}
 		if en.Live() {
-			if in.Quiet {
-				return nil
-			}
 			return notEntered(ReasonAlreadyEnrolled, map[string]any{"enrollment_id": en.ID, "key": key},
 				"Not entered: already in the journey%s (enrollment %s).", keyNote(key), en.ID)
 		}
@@ -77,17 +69,11 @@ func Enter(in *Entry, now time.Time, opt Options) *Transition {
 		case journey.ReentryAlways:
 		case journey.ReentryAfter:
 			if again := last.EndedAt.Add(j.Reentry.After); now.Before(again) {
-				if in.Quiet {
-					return nil
-				}
 				return notEntered(ReasonReentryTooSoon, map[string]any{"enrollment_id": last.ID, "ended_at": last.EndedAt, "again_at": again},
 					"Not entered: went through the journey%s until %s; re-entry is allowed %s after that, from %s.",
 					keyNote(key), formatTime(last.EndedAt, time.UTC), humanDuration(j.Reentry.After), formatTime(again, time.UTC))
 			}
 		default:
-			if in.Quiet {
-				return nil
-			}
 			return notEntered(ReasonReentryNever, map[string]any{"enrollment_id": last.ID},
 				"Not entered: already went through the journey%s, and it allows one pass only.", keyNote(key))
 		}

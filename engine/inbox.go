@@ -358,12 +358,10 @@ func (e *Engine) itemCommit(ctx context.Context, it *nudge.InboxItem, st contact
 				}
 			}
 		case t.Kind == journey.TriggerAttribute && ev == nil:
-			// Level-triggered: see the package doc (Limitations).
-			ok, err := t.Condition.EvalBool(journey.Vars{Contact: c, Journey: journey.JourneyVars{ID: l.j.ID, Version: l.version}})
-			if err != nil || !ok {
+			if !becameTrue(t.Condition, it, journey.JourneyVars{ID: l.j.ID, Version: l.version}) {
 				continue
 			}
-			entry.Reason, entry.Why, entry.Quiet = ReasonEnteredAttribute, "as "+t.Condition.Source+" became true", true
+			entry.Reason, entry.Why = ReasonEnteredAttribute, "as "+t.Condition.Source+" became true"
 		default:
 			continue
 		}
@@ -390,4 +388,23 @@ func awaited(j *journey.Journey, en *nudge.Enrollment, c *nudge.Contact, ev *nud
 	}
 	ok, err := s.WaitFor.Match.EvalBool(journey.Vars{Contact: c, Event: ev, Journey: journeyVars(j, en)})
 	return err == nil && ok
+}
+
+// becameTrue reports whether the contact change it made cond go from false
+// to true: false (or failing, or no contact) on the contact before, true on
+// the contact after. An attribute trigger fires on that edge only, so a
+// contact who keeps matching does not enter again on an unrelated change.
+// The change's own contacts are used, not the contact as it is now, so that
+// each change is judged once even when later changes are already stored.
+func becameTrue(cond *journey.Expr, it *nudge.InboxItem, jv journey.JourneyVars) bool {
+	if it.After == nil {
+		return false // a track event, or a change stored without its contacts
+	}
+	if it.Before != nil {
+		if was, err := cond.EvalBool(journey.Vars{Contact: it.Before, Journey: jv}); err == nil && was {
+			return false
+		}
+	}
+	is, err := cond.EvalBool(journey.Vars{Contact: it.After, Journey: jv})
+	return err == nil && is
 }
