@@ -89,7 +89,7 @@ type Options struct {
 // the engine's pure core: it reads nothing but its arguments and the
 // journey, and the same arguments give the same transition (given NewID).
 func Advance(j *journey.Journey, en *nudge.Enrollment, c *nudge.Contact, in Input, now time.Time, opt Options) *Transition {
-	r := newRun(j, en, c, now, opt, in.Kind == InputEnter)
+	r := newRun(j, en, c, now, opt)
 	switch in.Kind {
 	case InputEnter:
 		r.from(firstID(j))
@@ -121,7 +121,7 @@ func Advance(j *journey.Journey, en *nudge.Enrollment, c *nudge.Contact, in Inpu
 			// A deferred send: try the step again; its expires still
 			// counts from when it was first reached.
 			if at := en.Steps[s.ID].At; !at.IsZero() {
-				r.keep = map[string]time.Time{s.ID: at}
+				r.resume = s.ID
 			}
 			r.from(s.ID)
 		}
@@ -138,19 +138,19 @@ func firstID(j *journey.Journey) string {
 
 // run is one transition in progress.
 type run struct {
-	j      *journey.Journey
-	en     *nudge.Enrollment
-	c      *nudge.Contact
-	now    time.Time
-	opt    Options
-	tr     *Transition
-	rev    string         // the transition's part of idempotency keys
-	visits map[string]int // step id → times run in this transition
-	// keep holds the time a deferred send step was first reached.
-	keep map[string]time.Time
+	j   *journey.Journey
+	en  *nudge.Enrollment
+	c   *nudge.Contact
+	now time.Time
+	opt Options
+	tr  *Transition
+	// resume is a deferred send step tried again: its first run in this
+	// transition continues the visit that deferred it (same time reached,
+	// same visit number).
+	resume string
 }
 
-func newRun(j *journey.Journey, en *nudge.Enrollment, c *nudge.Contact, now time.Time, opt Options, entering bool) *run {
+func newRun(j *journey.Journey, en *nudge.Enrollment, c *nudge.Contact, now time.Time, opt Options) *run {
 	cp := *en
 	cp.Steps = maps.Clone(en.Steps)
 	if cp.Steps == nil {
@@ -158,13 +158,7 @@ func newRun(j *journey.Journey, en *nudge.Enrollment, c *nudge.Contact, now time
 	}
 	cp.UpdatedAt = now
 	cc := c.Clone()
-	// Idempotency keys name the transition (see the package doc): 0 for a
-	// new enrollment, else the revision it commits, the stored Rev + 1.
-	rev := "0"
-	if !entering {
-		rev = strconv.FormatInt(en.Rev+1, 10)
-	}
-	return &run{j: j, en: &cp, c: cc, now: now, opt: opt, rev: rev, visits: map[string]int{},
+	return &run{j: j, en: &cp, c: cc, now: now, opt: opt,
 		tr: &Transition{Enrollment: &cp, Contact: cc}}
 }
 
@@ -234,13 +228,14 @@ func (r *run) from(id string) {
 			r.end(nudge.EnrollmentExited, nudge.OutcomeExited, ReasonStepMissing, "Exited: step %s is not in version %d of the journey.", id, r.en.Version)
 			return
 		}
-		r.visits[id]++
 		r.en.StepID = id
-		at := r.now
-		if k, ok := r.keep[id]; ok && r.visits[id] == 1 {
-			at = k
+		rec := r.en.Steps[id]
+		if id == r.resume && rec.Visits > 0 && !rec.At.IsZero() {
+			r.resume = "" // the deferred visit goes on
+		} else {
+			rec = nudge.StepRecord{At: r.now, Visits: rec.Visits + 1}
 		}
-		r.en.Steps[id] = nudge.StepRecord{At: at}
+		r.en.Steps[id] = rec
 		next, stop := r.step(s)
 		if stop {
 			return
@@ -377,10 +372,11 @@ func (r *run) send(s *journey.Step, channel, template, purpose string) (string, 
 			return s.Next(), false
 		}
 	}
-	key := r.en.ID + ":" + s.ID + ":" + r.rev
-	if n := r.visits[s.ID]; n > 1 {
-		key += fmt.Sprintf(".%d", n)
-	}
+	// The visit number makes the key: a loop back to the step is a new
+	// message, the same visit computed again (a retry, another engine)
+	// is the same one.
+	visit := r.en.Steps[s.ID].Visits
+	key := r.en.ID + ":" + s.ID + ":v" + strconv.Itoa(visit)
 	m := &nudge.Message{
 		ID:             r.opt.NewID(),
 		EnrollmentID:   r.en.ID,
@@ -404,7 +400,7 @@ func (r *run) send(s *journey.Step, channel, template, purpose string) (string, 
 		}
 	}
 	r.tr.Messages = append(r.tr.Messages, m)
-	r.en.Steps[s.ID] = nudge.StepRecord{At: r.now, MessageID: m.ID}
+	r.en.Steps[s.ID] = nudge.StepRecord{At: r.now, MessageID: m.ID, Visits: visit}
 	details["message_id"] = m.ID
 	var d *nudge.Decision
 	if channel == nudge.ChannelWebhook {

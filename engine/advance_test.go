@@ -70,7 +70,7 @@ func TestAdvance(t *testing.T) {
 			messages: []string{nudge.ChannelEmail},
 			check: func(t *testing.T, tr *engine.Transition) {
 				m := tr.Messages[0]
-				if m.Template != "hello" || m.Status != nudge.MessageQueued || m.IdempotencyKey != "e1:hello:0" || !m.AvailableAt.Equal(now) {
+				if m.Template != "hello" || m.Status != nudge.MessageQueued || m.IdempotencyKey != "e1:hello:v1" || !m.AvailableAt.Equal(now) {
 					t.Errorf("message = %+v", m)
 				}
 				if got := tr.Enrollment.Steps["hello"].MessageID; got != m.ID {
@@ -318,13 +318,15 @@ func TestAdvanceResume(t *testing.T) {
 		wantStep string
 		key      string
 	}{
-		{"wait ends", "pause", engine.Input{Kind: engine.InputWake}, []string{engine.ReasonQueued, engine.ReasonWaitEvent}, "clicked", "e1:e:4"},
-		{"wait_for times out", "clicked", engine.Input{Kind: engine.InputWake}, []string{engine.ReasonTimedOut, engine.ReasonQueued, engine.ReasonExitStep}, "done", "e1:text:4"},
+		{"wait ends", "pause", engine.Input{Kind: engine.InputWake}, []string{engine.ReasonQueued, engine.ReasonWaitEvent}, "clicked", "e1:e:v3"},
+		{"wait_for times out", "clicked", engine.Input{Kind: engine.InputWake}, []string{engine.ReasonTimedOut, engine.ReasonQueued, engine.ReasonExitStep}, "done", "e1:text:v1"},
 		{"wait_for event", "clicked", engine.Input{Kind: engine.InputEvent, Event: &nudge.Event{Name: "email.clicked"}}, []string{engine.ReasonEventArrived, engine.ReasonExitStep}, "done", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			en := &nudge.Enrollment{ID: "e1", JourneyID: "j", Version: 1, ContactID: "c1", State: nudge.EnrollmentWaiting, StepID: tt.step, WakeAt: now, EnteredAt: now.Add(-72 * time.Hour), Rev: 3}
+			// Step e ran twice before (a loop): its next run is visit 3.
+			en := &nudge.Enrollment{ID: "e1", JourneyID: "j", Version: 1, ContactID: "c1", State: nudge.EnrollmentWaiting, StepID: tt.step, WakeAt: now, EnteredAt: now.Add(-72 * time.Hour), Rev: 3,
+				Steps: map[string]nudge.StepRecord{"e": {At: now.Add(-72 * time.Hour), Visits: 2}}}
 			tr := engine.Advance(j, en, jane, tt.in, now, engine.Options{NewID: counter(), Policy: allowAll})
 			if r := reasons(tr.Decisions); !slices.Equal(r, tt.reasons) {
 				t.Errorf("reasons = %v, want %v", r, tt.reasons)
@@ -365,6 +367,10 @@ func TestPolicyHook(t *testing.T) {
 	if r := reasons(tr.Decisions); !slices.Equal(r, []string{engine.ReasonQueued, engine.ReasonQueued, engine.ReasonCompleted}) {
 		t.Errorf("after wake: reasons = %v", r)
 	}
+	// The retry is the same visit of the step: the key of its first visit.
+	if len(tr.Messages) != 2 || tr.Messages[0].IdempotencyKey != "e1:text:v1" {
+		t.Errorf("after wake: messages %+v, want the first with key e1:text:v1", tr.Messages)
+	}
 
 	skip := func(s *engine.Send) *nudge.Decision {
 		if s.Channel != nudge.ChannelSMS {
@@ -386,4 +392,53 @@ func TestStepLimit(t *testing.T) {
 	if tr.Enrollment.State != nudge.EnrollmentExited || tr.Decisions[len(tr.Decisions)-1].Reason != engine.ReasonStepLimit {
 		t.Errorf("state %s, last reason %s; want exited by step_limit", tr.Enrollment.State, tr.Decisions[len(tr.Decisions)-1].Reason)
 	}
+}
+
+// An idempotency key counts the visits of its step: a loop back to the step
+// (through a wait, or within one transition) gets a new key, and the same
+// transition computed again gets the same one.
+func TestIdempotencyKeyVisits(t *testing.T) {
+	now := nudgetest.Epoch
+	jane := &nudge.Contact{ID: "c1", Email: "jane@example.com", Attributes: map[string]any{}}
+	keys := func(tr *engine.Transition) []string {
+		var ks []string
+		for _, m := range tr.Messages {
+			ks = append(ks, m.IdempotencyKey)
+		}
+		return ks
+	}
+	t.Run("a loop through a wait", func(t *testing.T) {
+		j := mustJourney(t, stepsHead+"  - id: hello\n    email: {template: hello}\n  - id: pause\n    next: hello\n    wait: {for: 1d}\n")
+		en := &nudge.Enrollment{ID: "e1", JourneyID: "j", Version: 1, ContactID: "c1", EnteredAt: now}
+		tr := engine.Advance(j, en, jane, engine.Input{Kind: engine.InputEnter}, now, engine.Options{NewID: counter(), Policy: allowAll})
+		var got []string
+		got = append(got, keys(tr)...)
+		for i := range 3 {
+			stored := tr.Enrollment
+			stored.Rev = int64(i + 1)
+			at := now.Add(time.Duration(i+1) * 24 * time.Hour)
+			tr = engine.Advance(j, stored, jane, engine.Input{Kind: engine.InputWake}, at, engine.Options{NewID: counter(), Policy: allowAll})
+			got = append(got, keys(tr)...)
+			// The same transition again (a retry after a crash, another
+			// engine): the same key, so the outbox keeps one message.
+			again := engine.Advance(j, stored, jane, engine.Input{Kind: engine.InputWake}, at.Add(time.Minute), engine.Options{NewID: counter(), Policy: allowAll})
+			if !slices.Equal(keys(again), keys(tr)) {
+				t.Errorf("visit %d computed again: keys %v, want %v", i+2, keys(again), keys(tr))
+			}
+		}
+		if want := []string{"e1:hello:v1", "e1:hello:v2", "e1:hello:v3", "e1:hello:v4"}; !slices.Equal(got, want) {
+			t.Errorf("keys = %v, want %v", got, want)
+		}
+	})
+	t.Run("a loop within one transition, through a wait that has passed", func(t *testing.T) {
+		j := mustJourney(t, stepsHead+"  - id: hello\n    email: {template: hello}\n  - id: b\n    branch:\n      - if: 'has(contact.attributes.again)'\n        then: done\n      - else: u\n  - id: u\n    update_contact: {set: {'attributes.again': true}}\n  - id: w\n    next: hello\n    wait: {until: 'timestamp(\"2020-01-01T00:00:00Z\")'}\n  - id: done\n    exit: {}\n")
+		en := &nudge.Enrollment{ID: "e1", JourneyID: "j", Version: 1, ContactID: "c1", EnteredAt: now}
+		tr := engine.Advance(j, en, jane, engine.Input{Kind: engine.InputEnter}, now, engine.Options{NewID: counter(), Policy: allowAll})
+		if got, want := keys(tr), []string{"e1:hello:v1", "e1:hello:v2"}; !slices.Equal(got, want) {
+			t.Errorf("keys = %v, want %v", got, want)
+		}
+		if v := tr.Enrollment.Steps["hello"].Visits; v != 2 {
+			t.Errorf("hello's visits = %d, want 2", v)
+		}
+	})
 }

@@ -30,15 +30,28 @@
 //
 // # Idempotency keys
 //
-// A message's idempotency key is "ENROLLMENT:STEP:N", where N names the
-// transition rather than counting the step's visits: 0 for the transition
-// that enters, else the revision the transition commits (the stored Rev + 1),
-// with ".2", ".3" … for a step run again within one transition (a loop
-// through a wait that has passed). A step run again later (a loop through a
-// wait) gets a new key; the same transition computed twice (two engines, or
-// again after a crash) gets the same key, so the outbox keeps one message.
-// One commit never holds two transitions of an enrollment from the same
-// revision (see ProcessInbox), so their keys cannot collide.
+// A message's idempotency key is "ENROLLMENT:STEP:vN", where N counts the
+// enrollment's visits to the step (nudge.StepRecord.Visits, stored with
+// the enrollment): 1 the first time it reaches the step, 2 when a loop
+// brings it back (through a wait, or through a wait that has already passed
+// within one transition), and so on. A deferred send tried again is the
+// same visit. The same transition computed twice (two engines, or again
+// after a crash) starts from the same stored visits and gets the same key,
+// so the outbox keeps one message; a true revisit always gets a new one.
+//
+// # Attribute triggers
+//
+// An attribute trigger fires on an edge, not a level: every contact change
+// (identify, import, the contacts API, an update_contact step's patch in
+// EngineCommit) leaves an inbox item holding the contact as it was before
+// and after the change (nudge.InboxItem.Before, After), and the contact
+// enters when the condition is false on Before (or Before is nil: the
+// change created it) and true on After. A contact who keeps matching does
+// not enter again on an unrelated change, whatever the re-entry policy.
+// Each change is judged on its own contacts, not on the contact as it is
+// when the engine gets to it, so several changes processed in one batch
+// are not mistaken for several edges; the entry itself (entry rules, goal,
+// steps) then runs on the contact as it is now.
 //
 // # Errors in conditions
 //
@@ -74,11 +87,5 @@
 //
 // # Limitations
 //
-// Attribute triggers are level-triggered: the store keeps no "was matching"
-// state, so a contact enters when the condition is true on a change and no
-// live enrollment or re-entry rule stops it. With re-entry always (or
-// after), a contact who keeps matching enters again on a later change after
-// the previous enrollment ended. Date triggers scan all contacts on each
-// run. Contact updates made by update_contact steps go through EngineCommit
-// and trigger other journeys only if the store leaves an inbox item for them.
+// Date triggers scan all contacts on each run.
 package engine

@@ -195,6 +195,10 @@ func encodeSteps(steps map[string]nudge.StepRecord) (string, error) {
 			b = append(b, `,"message_id":`...)
 			b = appendJSONString(b, r.MessageID)
 		}
+		if r.Visits != 0 {
+			b = append(b, `,"visits":`...)
+			b = strconv.AppendInt(b, int64(r.Visits), 10)
+		}
 		b = append(b, '}')
 	}
 	return string(append(b, '}')), nil
@@ -238,8 +242,9 @@ func parseSteps(s string) (steps map[string]nudge.StepRecord, ok bool) {
 		return "", 0, false
 	}
 	const (
-		at  = `:{"at":`
-		msg = `,"message_id":`
+		at     = `:{"at":`
+		msg    = `,"message_id":`
+		visits = `,"visits":`
 	)
 	if len(s) < 2 || s[0] != '{' {
 		return nil, false
@@ -267,6 +272,18 @@ func parseSteps(s string) (steps map[string]nudge.StepRecord, ok bool) {
 			if r.MessageID, j, ok = plain(j + len(msg)); !ok {
 				return nil, false
 			}
+		}
+		if strings.HasPrefix(s[j:], visits) {
+			j += len(visits)
+			k := j
+			for k < len(s) && s[k] >= '0' && s[k] <= '9' && k-j < 9 {
+				k++
+			}
+			if k == j || s[j] == '0' {
+				return nil, false
+			}
+			r.Visits, _ = strconv.Atoi(s[j:k])
+			j = k
 		}
 		if _, dup := steps[k]; dup || j >= len(s) || s[j] != '}' {
 			return nil, false

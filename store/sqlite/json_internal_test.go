@@ -65,6 +65,7 @@ func TestStepsCodec(t *testing.T) {
 		"escapes": {"<step \"1\">\n": {At: at, MessageID: "é\\"}, "\u2028": {At: at}},
 		"zones":   {"x": {At: at.In(time.FixedZone("x", -5*3600-30*60))}, "zero": {}},
 		"far":     {"y": {At: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)}},
+		"visits":  {"hello": {At: at, MessageID: "msg_02", Visits: 12}, "pause": {At: at, Visits: 1}, "neg": {At: at, Visits: -3}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			want, wantErr := json.Marshal(steps)
