@@ -55,6 +55,17 @@ var consoleExpect = map[string]string{
 	"GET /messages":                         "viewer",
 	"GET /messages/{id}":                    "viewer",
 	"GET /contacts/{id}":                    "viewer",
+	"GET /simulate":                         "editor",
+	"POST /simulate":                        "editor",
+	"GET /policy":                           "viewer",
+	"POST /policy":                          "admin",
+	"GET /settings":                         "admin",
+	"POST /settings/apikeys":                "admin",
+	"POST /settings/apikeys/{id}/revoke":    "admin",
+	"POST /settings/webhooks":               "admin",
+	"GET /settings/webhooks/{id}":           "admin",
+	"POST /settings/webhooks/{id}/delete":   "admin",
+	"POST /settings/users":                  "admin",
 	"ANY /":                                 "viewer",
 }
 

@@ -1,17 +1,22 @@
 package web_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 
 	"github.com/nudge/nudge"
+	"github.com/nudge/nudge/journey"
+	"github.com/nudge/nudge/sim"
 )
 
 // allMessages reads the whole outbox of the seed, in id order.
@@ -29,6 +34,23 @@ func allMessages(t *testing.T, st nudge.Store) []*nudge.Message {
 			return out
 		}
 		p.AfterID = ms[len(ms)-1].ID
+	}
+}
+
+// waitTrue waits until the expression js is true in the page (across
+// navigations), or fails the test after ten seconds.
+func waitTrue(t *testing.T, ctx context.Context, js string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](js))
+		if err == nil && ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			fail(t, ctx, fmt.Errorf("waited 10s for %s (last error %v)", js, err))
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 
@@ -54,11 +76,8 @@ func TestConsoleMessages(t *testing.T) {
 			chromedp.WaitVisible(chromedp.CSS("#m-channel")),
 			chromedp.SetValue(chromedp.CSS("#m-channel"), "sms"),
 			chromedp.Click(chromedp.CSS("#m-search")),
-			chromedp.WaitVisible(chromedp.CSS("#m-count")),
 		)
-		if loc := eval[string](t, ctx, `location.search`); !strings.Contains(loc, "channel=sms") {
-			fail(t, ctx, fmt.Errorf("after searching, the address is %q", loc))
-		}
+		waitTrue(t, ctx, `location.search.includes("channel=sms") && !!document.getElementById("m-count")`)
 		got := eval[[]string](t, ctx, `[...document.querySelectorAll('li.msg')].map(li => li.dataset.message)`)
 		want := sms[:min(len(sms), 50)]
 		if !slices.Equal(got, want) {
@@ -104,7 +123,9 @@ func TestConsoleMessages(t *testing.T) {
 			if page > len(ms)/50+1 {
 				fail(t, ctx, fmt.Errorf("more pages than messages"))
 			}
-			must(t, ctx, chromedp.Click(chromedp.CSS("a[rel=next]")), chromedp.WaitVisible(chromedp.CSS("#m-count")))
+			next := eval[string](t, ctx, `document.querySelector('a[rel=next]').href`)
+			must(t, ctx, chromedp.Click(chromedp.CSS("a[rel=next]")))
+			waitTrue(t, ctx, `location.href === `+fmt.Sprintf("%q", next)+` && !!document.getElementById("m-count")`)
 		}
 		var want []string
 		for _, m := range ms {
@@ -116,9 +137,17 @@ func TestConsoleMessages(t *testing.T) {
 	})
 }
 
-func TestConsolePublish(t *testing.T) {
+// signedIn starts a browser and a seeded console and signs in as email.
+func signedIn(t *testing.T, email string) (*console, context.Context) {
+	t.Helper()
 	b := browser(t)
 	c := newConsole(t)
+	ctx := tab(t, b)
+	signIn(t, ctx, c, email)
+	return c, ctx
+}
+
+func TestConsolePublish(t *testing.T) {
 	src, err := os.ReadFile(filepath.Join("..", "examples", "webinar", "journey.yaml"))
 	if err != nil {
 		t.Fatal(err)
@@ -127,8 +156,7 @@ func TestConsolePublish(t *testing.T) {
 	bad := strings.Replace(good, "then: show-time", "then: show-tme", 1)
 	badLine := 1 + strings.Count(bad[:strings.Index(bad, "show-tme")], "\n")
 
-	ctx := tab(t, b)
-	signIn(t, ctx, c, "admin@example.com")
+	c, ctx := signedIn(t, "admin@example.com")
 	must(t, ctx,
 		chromedp.Navigate(c.url+"/journeys/"+journeyID),
 		chromedp.Click(chromedp.CSS("#edit")),
@@ -166,4 +194,130 @@ func TestConsolePublish(t *testing.T) {
 	if len(del) != 1 || !strings.Contains(del[0], "then: show-time") || len(add) != 1 || !strings.Contains(add[0], "then: text") {
 		fail(t, ctx, fmt.Errorf("diff removed %q and added %q; want the one changed line", del, add))
 	}
+}
+
+func TestConsoleSimulate(t *testing.T) {
+	c, ctx := signedIn(t, "admin@example.com")
+	must(t, ctx,
+		chromedp.Click(chromedp.CSS(`nav a[href="/simulate"]`)),
+		chromedp.WaitVisible(chromedp.CSS("#s-run")),
+		chromedp.SetValue(chromedp.CSS("#s-journey"), "published:"+journeyID),
+		chromedp.SetValue(chromedp.CSS("#s-data"), "example:webinar"),
+		chromedp.Click(chromedp.CSS("#s-run")),
+	)
+	wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	if err := chromedp.Do(wctx, chromedp.WaitVisible(chromedp.CSS("#sim-result"))); err != nil {
+		body, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body.innerText`))
+		fail(t, ctx, fmt.Errorf("no result: %w\n%s", err, body))
+	}
+	// The same run outside the browser gives the same totals.
+	want := simulateExample(t, "webinar")
+	for id, n := range map[string]int{"t-decisions": want.Totals.Decisions, "t-email": want.Totals.Messages["email"], "t-sms": want.Totals.Messages["sms"]} {
+		if got := eval[string](t, ctx, `document.getElementById('`+id+`').textContent`); got != fmt.Sprint(n) {
+			fail(t, ctx, fmt.Errorf("%s shows %s, sim.Run gives %d", id, got, n))
+		}
+	}
+	if n := eval[int](t, ctx, `document.querySelectorAll('details.sim-contact').length`); n != min(len(want.Contacts), 100) {
+		fail(t, ctx, fmt.Errorf("%d contacts with decisions listed, want %d", n, len(want.Contacts)))
+	}
+	if !eval[bool](t, ctx, `!!document.querySelector('#sim-result svg#chart-funnel')`) {
+		fail(t, ctx, fmt.Errorf("the result has no funnel chart of the journey's report"))
+	}
+	if j, _ := c.store.JourneyGet(context.Background(), journeyID); j.Version != 1 {
+		t.Fatalf("simulating published something: version %d", j.Version)
+	}
+
+	t.Run("a pasted journey with a problem is shown at its line", func(t *testing.T) {
+		must(t, ctx,
+			chromedp.Navigate(c.url+"/simulate"),
+			chromedp.SetValue(chromedp.CSS("#s-journey"), "paste"),
+			chromedp.SetValue(chromedp.CSS("#s-yaml"), "id: x\nname: X\ntrigger: {event: a.b}\nsteps:\n  - id: one\n    email: {}\n"),
+			chromedp.Click(chromedp.CSS("#s-run")),
+			chromedp.WaitVisible(chromedp.CSS(".problems")),
+		)
+		if n := eval[int](t, ctx, `document.querySelectorAll('ol.numbered li.bad').length`); n == 0 {
+			fail(t, ctx, fmt.Errorf("no line is marked with its problem"))
+		}
+	})
+}
+
+// simulateExample runs an example's journey, contacts and timeline through
+// sim.Run as the console does (the default policy).
+func simulateExample(t *testing.T, name string) *sim.Report {
+	t.Helper()
+	ex := readExample(t, name)
+	r, err := sim.Run(context.Background(), sim.Config{Journeys: []*journey.Journey{ex.journey}, Contacts: bytes.NewReader(ex.contacts), Events: ex.events, Normalizer: exampleRegion})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func TestConsoleSettings(t *testing.T) {
+	c, ctx := signedIn(t, "admin@example.com")
+	must(t, ctx,
+		chromedp.Click(chromedp.CSS(`nav a[href="/settings"]`)),
+		chromedp.WaitVisible(chromedp.CSS("#k-name")),
+		chromedp.SendKeys(chromedp.CSS("#k-name"), "crm sync"),
+		chromedp.SetValue(chromedp.CSS("#k-role"), "ingest"),
+		chromedp.Click(chromedp.CSS("#k-create")),
+		chromedp.WaitVisible(chromedp.CSS("#new-secret")),
+	)
+	token := eval[string](t, ctx, `document.getElementById('secret-value').value`)
+	id, _, ok := nudge.ParseAPIToken(token)
+	if !ok {
+		fail(t, ctx, fmt.Errorf("the secret shown, %q, is not an API token", token))
+	}
+	// The key works against the API, with its role.
+	track := func() int {
+		req, _ := http.NewRequest("POST", c.url+"/v1/track", strings.NewReader(`{"userId": "w-dev", "event": "page.viewed", "messageId": "settings-test-`+fmt.Sprint(time.Now().UnixNano())+`"}`))
+		req.Header.Set("Authorization", "Bearer "+token)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	if got := track(); got >= 300 {
+		fail(t, ctx, fmt.Errorf("the new ingest key: track answered %d", got))
+	}
+	// Shown once: the settings page does not show it again.
+	must(t, ctx, chromedp.Navigate(c.url+"/settings"), chromedp.WaitVisible(chromedp.CSS(`tr[data-key="`+id+`"]`)))
+	if eval[bool](t, ctx, `document.body.innerHTML.includes(`+fmt.Sprintf("%q", token)+`)`) {
+		fail(t, ctx, fmt.Errorf("the secret is shown again"))
+	}
+	must(t, ctx, chromedp.Click(chromedp.CSS(`tr[data-key="`+id+`"] button`)))
+	waitTrue(t, ctx, `document.querySelector('tr[data-key="`+id+`"] .key-status').textContent.startsWith("revoked")`)
+	// The API refuses it now (its key cache may hold it up to 30 s: ask
+	// the store, which the cache reads from).
+	k, err := c.store.APIKeyGet(context.Background(), id)
+	if err != nil || k.RevokedAt == nil {
+		t.Fatalf("key %s after revoking: %+v, %v", id, k, err)
+	}
+
+	t.Run("a webhook needs an event, and says so", func(t *testing.T) {
+		must(t, ctx,
+			chromedp.SendKeys(chromedp.CSS("#h-url"), "https://crm.example.com/hook"),
+			chromedp.Click(chromedp.CSS("#h-create")),
+			chromedp.WaitVisible(chromedp.CSS("#settings-error")),
+		)
+		if s := eval[string](t, ctx, `document.getElementById('settings-error').textContent`); !strings.Contains(s, "events") {
+			fail(t, ctx, fmt.Errorf("error %q does not name the events", s))
+		}
+		must(t, ctx,
+			chromedp.SendKeys(chromedp.CSS("#h-url"), "https://crm.example.com/hook"),
+			chromedp.Click(chromedp.CSS("#h-ev-0")),
+			chromedp.Click(chromedp.CSS("#h-create")),
+			chromedp.WaitVisible(chromedp.CSS("#new-secret")),
+		)
+		hs, err := c.store.WebhookList(context.Background())
+		if err != nil || len(hs) != 1 || hs[0].URL != "https://crm.example.com/hook" {
+			t.Fatalf("webhooks after subscribing: %+v, %v", hs, err)
+		}
+		if got := eval[string](t, ctx, `document.getElementById('secret-value').value`); got != hs[0].Secret {
+			fail(t, ctx, fmt.Errorf("the secret shown is not the subscription's"))
+		}
+	})
 }

@@ -14,6 +14,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/nudge/nudge"
@@ -34,6 +35,17 @@ type Config struct {
 	Users nudge.UserStore
 	// SessionTTL is how long a sign-in lasts (default 12h).
 	SessionTTL time.Duration
+	// Examples is the examples folder (examples/ of the repository): the
+	// simulate page offers each example's contacts and timeline. Nil: none.
+	Examples fs.FS
+	// OpenStore opens the SQLite file a simulation leaves, so that the
+	// simulate page shows the journey's report as well as the totals.
+	// Nil: totals only.
+	OpenStore func(ctx context.Context, path string) (nudge.Store, error)
+	// Providers is what the settings page says of each channel's provider.
+	Providers []Provider
+	// MaxUpload bounds a form with files, the simulate page's (default 4 MiB).
+	MaxUpload int64
 }
 
 // Server serves the console.
@@ -46,6 +58,12 @@ type Server struct {
 	pages   map[string]*template.Template
 	limiter *limiter
 	handler http.Handler
+
+	exampleFS fs.FS
+	openStore func(ctx context.Context, path string) (nudge.Store, error)
+	maxUpload int64
+	simSlot   chan struct{} // one simulation at a time
+	providers []Provider
 }
 
 // New returns a console server.
@@ -59,6 +77,12 @@ func New(cfg Config) (*Server, error) {
 		clock: cmp.Or[nudge.Clock](cfg.Clock, nudge.SystemClock{}),
 		log:   cfg.Logger,
 		ttl:   cmp.Or(cfg.SessionTTL, 12*time.Hour),
+
+		exampleFS: cfg.Examples,
+		openStore: cfg.OpenStore,
+		maxUpload: cmp.Or(cfg.MaxUpload, 4<<20),
+		simSlot:   make(chan struct{}, 1),
+		providers: cfg.Providers,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -95,6 +119,17 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /journeys/{id}/versions/{version}", s.signedIn(nudge.UserViewer, s.handleJourneyVersion))
 	mux.HandleFunc("GET /messages", s.signedIn(nudge.UserViewer, s.handleMessages))
 	mux.HandleFunc("GET /messages/{id}", s.signedIn(nudge.UserViewer, s.handleMessage))
+	mux.HandleFunc("GET /simulate", s.signedIn(nudge.UserEditor, s.handleSimulateForm))
+	mux.HandleFunc("POST /simulate", s.signedIn(nudge.UserEditor, s.handleSimulate))
+	mux.HandleFunc("GET /policy", s.signedIn(nudge.UserViewer, s.handlePolicy))
+	mux.HandleFunc("POST /policy", s.signedIn(nudge.UserAdmin, s.handlePolicyPublish))
+	mux.HandleFunc("GET /settings", s.signedIn(nudge.UserAdmin, s.handleSettings))
+	mux.HandleFunc("POST /settings/apikeys", s.signedIn(nudge.UserAdmin, s.handleAPIKeyCreate))
+	mux.HandleFunc("POST /settings/apikeys/{id}/revoke", s.signedIn(nudge.UserAdmin, s.handleAPIKeyRevoke))
+	mux.HandleFunc("POST /settings/webhooks", s.signedIn(nudge.UserAdmin, s.handleWebhookCreate))
+	mux.HandleFunc("GET /settings/webhooks/{id}", s.signedIn(nudge.UserAdmin, s.handleWebhookLog))
+	mux.HandleFunc("POST /settings/webhooks/{id}/delete", s.signedIn(nudge.UserAdmin, s.handleWebhookDelete))
+	mux.HandleFunc("POST /settings/users", s.signedIn(nudge.UserAdmin, s.handleUserCreate))
 	mux.HandleFunc("GET /contacts", s.signedIn(nudge.UserViewer, s.handleContactSearch))
 	mux.HandleFunc("GET /contacts/{id}", s.signedIn(nudge.UserViewer, s.handleContact))
 	mux.HandleFunc("/", s.signedIn(nudge.UserViewer, func(w http.ResponseWriter, r *http.Request) {
@@ -161,7 +196,9 @@ func (s *Server) signedIn(need string, h http.HandlerFunc) http.HandlerFunc {
 		}
 		r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, &who{User: u, Session: sess}))
 		if r.Method == http.MethodPost {
-			r.Body = http.MaxBytesReader(w, r.Body, 1<<20)
+			if !s.readForm(w, r) {
+				return
+			}
 			if !sameToken(r.PostFormValue("csrf"), sess.CSRF) {
 				s.errorPage(w, r, http.StatusForbidden, "This form has expired or did not come from this console (CSRF token missing or wrong). Reload the page and try again.")
 				return
@@ -173,6 +210,33 @@ func (s *Server) signedIn(need string, h http.HandlerFunc) http.HandlerFunc {
 		}
 		h(w, r)
 	}
+}
+
+// readForm reads a POST's form, files included, within its bound: 1 MiB,
+// or MaxUpload for a form with files. A larger body is refused with 413.
+func (s *Server) readForm(w http.ResponseWriter, r *http.Request) bool {
+	limit := int64(1 << 20)
+	multipart := strings.HasPrefix(r.Header.Get("Content-Type"), "multipart/form-data")
+	if multipart {
+		limit = s.maxUpload
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, limit)
+	var err error
+	if multipart {
+		err = r.ParseMultipartForm(limit)
+	} else {
+		err = r.ParseForm()
+	}
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig) || r.ContentLength > limit:
+		s.errorPage(w, r, http.StatusRequestEntityTooLarge, fmt.Sprintf("The form is larger than this page accepts (%d MB); nothing was done. Send smaller files.", max(limit>>20, 1)))
+		return false
+	case err != nil:
+		s.errorPage(w, r, http.StatusBadRequest, "The form could not be read: "+err.Error())
+		return false
+	}
+	return true
 }
 
 func sameToken(got, want string) bool {

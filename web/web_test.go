@@ -1,6 +1,7 @@
 package web_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -25,6 +26,7 @@ import (
 	"github.com/nudge/nudge/journey"
 	"github.com/nudge/nudge/nudgetest"
 	"github.com/nudge/nudge/sim"
+	"github.com/nudge/nudge/store/sqlite"
 	"github.com/nudge/nudge/web"
 )
 
@@ -37,34 +39,52 @@ type console struct {
 	apiKey string
 }
 
+// example is an example's journey, contacts and timeline, read.
+type example struct {
+	src      []byte
+	journey  *journey.Journey
+	contacts []byte
+	events   []*sim.Event
+}
+
+// readExample reads examples/NAME.
+func readExample(t *testing.T, name string) *example {
+	t.Helper()
+	dir := filepath.Join("..", "examples", name)
+	read := func(f string) []byte {
+		b, err := os.ReadFile(filepath.Join(dir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	ex := &example{src: read("journey.yaml"), contacts: read("contacts.csv")}
+	var err error
+	if ex.journey, err = journey.Parse("journey.yaml", ex.src, journey.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if ex.events, err = sim.ReadTimeline("timeline.jsonl", bytes.NewReader(read("timeline.jsonl")), exampleRegion); err != nil {
+		t.Fatal(err)
+	}
+	return ex
+}
+
+var exampleRegion = &ingest.ContactNormalizer{DefaultRegion: "US"}
+
 // seed runs the webinar example through the real engine on a fake clock:
 // its contacts imported, its journey published, its timeline replayed.
 func seed(t *testing.T, ctx context.Context) (nudge.Store, *nudgetest.Clock) {
 	t.Helper()
 	db := nudgetest.SQLite(t)
-	dir := filepath.Join("..", "examples", "webinar")
-	norm := &ingest.ContactNormalizer{DefaultRegion: "US"}
-	f, err := os.Open(filepath.Join(dir, "timeline.jsonl"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	events, err := sim.ReadTimeline("timeline.jsonl", f, norm)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ex := readExample(t, "webinar")
+	events := ex.events
 	start := events[0].At().Add(-time.Minute)
 	clock := nudgetest.NewClock(start)
 	eng, err := engine.New(engine.Config{Store: db, Clock: clock})
 	if err != nil {
 		t.Fatal(err)
 	}
-	cf, err := os.Open(filepath.Join(dir, "contacts.csv"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cf.Close()
-	cr, err := ingest.NewCSVReader(cf, nil, norm)
+	cr, err := ingest.NewCSVReader(bytes.NewReader(ex.contacts), nil, exampleRegion)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,15 +94,8 @@ func seed(t *testing.T, ctx context.Context) (nudge.Store, *nudgetest.Clock) {
 	if _, err := eng.RunOnce(ctx); err != nil {
 		t.Fatal(err)
 	}
-	src, err := os.ReadFile(filepath.Join(dir, "journey.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	j, err := journey.Parse("journey.yaml", src, journey.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := db.JourneyPublish(ctx, &nudge.JourneyPublishParams{ID: j.ID, Name: j.Name, Source: src, Hash: j.Hash()}, clock.Now()); err != nil {
+	j := ex.journey
+	if _, _, err := db.JourneyPublish(ctx, &nudge.JourneyPublishParams{ID: j.ID, Name: j.Name, Source: ex.src, Hash: j.Hash()}, clock.Now()); err != nil {
 		t.Fatal(err)
 	}
 	if err := eng.Reload(ctx); err != nil {
@@ -130,7 +143,16 @@ func newConsole(t *testing.T) *console {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err := web.New(web.Config{Store: db, Clock: clock})
+	w, err := web.New(web.Config{Store: db, Clock: clock, Examples: os.DirFS(filepath.Join("..", "examples")),
+		OpenStore: func(ctx context.Context, path string) (nudge.Store, error) {
+			db, err := sqlite.Open(path)
+			if err != nil {
+				return nil, err
+			}
+			return db, db.Migrate(ctx)
+		},
+		Providers: []web.Provider{{Channel: nudge.ChannelSMS, Name: "Twilio", Configured: true, Detail: "account AC123"}},
+	})
 	if err != nil {
 		t.Fatal(err)
 	}

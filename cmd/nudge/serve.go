@@ -31,6 +31,7 @@ type Main struct {
 	Clock    nudge.Clock
 	Logger   *slog.Logger
 	Stdout   io.Writer // where the first-start admin key is printed
+	Examples string    // the examples folder the console's simulate page offers (default "examples")
 
 	Store  nudge.Store
 	Engine *engine.Engine
@@ -101,7 +102,7 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 
-	console, err := web.New(web.Config{Store: notifyingStore{Store: s, notify: eng.Notify}, Clock: m.Clock, Logger: m.Logger})
+	console, err := web.New(m.consoleConfig(notifyingStore{Store: s, notify: eng.Notify}))
 	if err != nil {
 		return err
 	}
@@ -312,7 +313,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	m := &Main{Config: cfg, Delivery: dcfg, Logger: cfg.NewLogger(stderr), Stdout: stdout}
+	m := &Main{Config: cfg, Delivery: dcfg, Logger: cfg.NewLogger(stderr), Stdout: stdout, Examples: demo.examples}
 	if err := m.Run(ctx); err != nil {
 		if m.Store != nil {
 			m.Store.Close()
