@@ -93,6 +93,25 @@ type ReportConversion struct {
 	Touches     []ReportTouch `json:"touches,omitempty"`
 }
 
+// ReportStageMove counts the changes of a contact field (lifecycle_stage,
+// journey_stage) from one value to another made after their enrollment
+// entered, and the distinct enrollments whose contact made them.
+type ReportStageMove struct {
+	Field       string `json:"field"`
+	From        string `json:"from"`
+	To          string `json:"to"`
+	Changes     int64  `json:"changes"`
+	Enrollments int64  `json:"enrollments"`
+}
+
+// ReportCustomer is an enrollment whose contact's lifecycle_stage became
+// customer after entry: when (the first time), and when it next changed
+// from customer (zero: it is a customer still).
+type ReportCustomer struct {
+	BecameAt time.Time `json:"became_at"`
+	LeftAt   time.Time `json:"left_at,omitzero"`
+}
+
 // ReportData is what the store counts for one journey's report; package
 // report turns it into funnels, rates and lift. Every slice is in a stable
 // order (by its text columns).
@@ -104,6 +123,10 @@ type ReportData struct {
 	Actions     []ReportAction     `json:"actions"`
 	OptOuts     []ReportOptOut     `json:"opt_outs"`
 	Conversions []ReportConversion `json:"conversions"` // by enrollment id
+	// Stages are the CRM movement of the cohort's contacts after entry (by
+	// field, from, to); Customers those who became customers, by BecameAt.
+	Stages    []ReportStageMove `json:"stages"`
+	Customers []ReportCustomer  `json:"customers"`
 }
 
 // ReportJourneyCounts are one journey's headline numbers for the overview.

@@ -51,7 +51,7 @@ func (s *Server) handleReportJourney(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	rep, err := report.Journey(r.Context(), s.store, p, report.Options{})
+	rep, err := report.Journey(r.Context(), s.store, p, report.Options{Now: s.clock.Now()})
 	if err != nil {
 		s.fail(w, r, err)
 		return

@@ -31,6 +31,10 @@ type Options struct {
 	// MinArm and MinConversions are the smallest arm and number of
 	// conversions per arm for which lift is shown (defaults 30 and 5).
 	MinArm, MinConversions int64
+	// Now is when the report is read: customer retention counts only the
+	// customers who became one at least 30/60/90 days before it. Zero: the
+	// latest time the data holds.
+	Now time.Time
 }
 
 func (o Options) withDefaults() Options {
@@ -44,9 +48,8 @@ func (o Options) withDefaults() Options {
 // NotEnoughData is the note of a comparison whose sample is too small.
 const NotEnoughData = "not enough data yet"
 
-// CRMNotAvailable is the CRM movement section's note: the store keeps a
-// contact's current attributes, not their history.
-const CRMNotAvailable = "not available: lifecycle_stage and journey_stage changes are not recorded historically yet"
+// RetentionDays are the customer retention windows.
+var RetentionDays = []int{30, 60, 90}
 
 // Report is one journey's report.
 type Report struct {
@@ -82,8 +85,26 @@ type Report struct {
 	// PausedSteps are the SMS steps paused on their opt-out rate now;
 	// their sends are skipped until an admin resumes them.
 	PausedSteps []*nudge.StepPause `json:"paused_steps"`
-	CRM         string             `json:"crm_movement"`
-	Notes       []string           `json:"notes,omitempty"`
+	// CRM movement: changes of lifecycle_stage and journey_stage the
+	// cohort's contacts made after entry, from → to; how many became
+	// customers, and how many of those were still customers 30, 60 and 90
+	// days after. CRM says it in a sentence.
+	StageMoves      []nudge.ReportStageMove `json:"stage_moves"`
+	BecameCustomers int64                   `json:"became_customers"`
+	Retention       []Retention             `json:"customer_retention"`
+	CRM             string                  `json:"crm_movement"`
+	Notes           []string                `json:"notes,omitempty"`
+}
+
+// Retention is how many of the contacts who became customers after entry
+// at least Days days ago (Eligible) were customers still Days days after
+// (Retained). Note says why there is no rate.
+type Retention struct {
+	Days     int     `json:"days"`
+	Eligible int64   `json:"eligible"`
+	Retained int64   `json:"retained"`
+	Rate     float64 `json:"rate"`
+	Note     string  `json:"note,omitempty"`
 }
 
 // Ended is a count of enrollments in one state, for one reason.
@@ -234,7 +255,7 @@ func order(j *journey.Journey) []*journey.Step {
 // follow j's, by id.
 func Build(j *journey.Journey, d *nudge.ReportData, opt Options) *Report {
 	opt = opt.withDefaults()
-	r := &Report{JourneyID: j.ID, Name: j.Name, CRM: CRMNotAvailable, Funnel: []FunnelStep{},
+	r := &Report{JourneyID: j.ID, Name: j.Name, Funnel: []FunnelStep{},
 		Paths: []Path{}, Attribution: []Attribution{}, OptOuts: []OptOut{}, Ended: []Ended{}, PausedSteps: []*nudge.StepPause{}}
 	r.Notes = append(r.Notes,
 		"clicks and replies count events whose properties.message_id names a message",
@@ -470,6 +491,8 @@ func Build(j *journey.Journey, d *nudge.ReportData, opt Options) *Report {
 	slices.SortFunc(r.Paths, func(a, b Path) int { return byStep(a.StepID, b.StepID) })
 	slices.SortFunc(r.StepLift, func(a, b Lift) int { return byStep(a.StepID, b.StepID) })
 
+	crm(r, d, opt)
+
 	// Lift over the journey's holdout.
 	tr := Arm{Enrollments: r.Entered - r.HeldOut, Converted: r.Converted - heldConv, TimeToGoal: r.TimeToGoal.FromEntryTreated}
 	ho := Arm{Enrollments: r.HeldOut, Converted: heldConv, TimeToGoal: r.TimeToGoal.FromEntryHeldOut}
@@ -498,4 +521,63 @@ func lift(tr, ho Arm, opt Options) Lift {
 		l.MedianTimeDif = tr.TimeToGoal.Median - ho.TimeToGoal.Median
 	}
 	return l
+}
+
+// crm fills the CRM movement: the stage changes after entry, and customer
+// retention where enough time has passed to tell.
+func crm(r *Report, d *nudge.ReportData, opt Options) {
+	r.StageMoves = append([]nudge.ReportStageMove{}, d.Stages...)
+	r.BecameCustomers = int64(len(d.Customers))
+	now := opt.Now
+	if now.IsZero() {
+		for _, c := range d.Customers {
+			now = latest(now, c.BecameAt, c.LeftAt)
+		}
+		for _, c := range d.Conversions {
+			now = latest(now, c.ConvertedAt)
+		}
+	}
+	r.Retention = []Retention{}
+	for _, days := range RetentionDays {
+		n := Retention{Days: days}
+		span := time.Duration(days) * 24 * time.Hour
+		for _, c := range d.Customers {
+			if now.Sub(c.BecameAt) < span {
+				continue
+			}
+			n.Eligible++
+			if c.LeftAt.IsZero() || c.LeftAt.Sub(c.BecameAt) >= span {
+				n.Retained++
+			}
+		}
+		n.Rate = rate(n.Retained, n.Eligible)
+		if n.Eligible == 0 {
+			n.Note = fmt.Sprintf("%s: no one became a customer %d days or more ago", NotEnoughData, days)
+		}
+		r.Retention = append(r.Retention, n)
+	}
+	var changed int64
+	for _, m := range r.StageMoves {
+		changed += m.Changes
+	}
+	switch {
+	case changed == 0:
+		r.CRM = "No enrolled contact's lifecycle_stage or journey_stage changed after entry."
+	default:
+		r.CRM = fmt.Sprintf("%d changes of lifecycle_stage or journey_stage after entry; %d contacts became customers.", changed, r.BecameCustomers)
+		for _, n := range r.Retention {
+			if n.Eligible > 0 {
+				r.CRM += fmt.Sprintf(" Still customers after %d days: %d of %d (%.0f%%).", n.Days, n.Retained, n.Eligible, 100*n.Rate)
+			}
+		}
+	}
+}
+
+func latest(t time.Time, ts ...time.Time) time.Time {
+	for _, u := range ts {
+		if u.After(t) {
+			t = u
+		}
+	}
+	return t
 }

@@ -1,6 +1,7 @@
 package report
 
 import (
+	"cmp"
 	"encoding/csv"
 	"fmt"
 	"io"
@@ -97,7 +98,18 @@ func (r *Report) WriteText(w io.Writer) error {
 		p("PAUSED: step %s since %s: %d of %d texts (%s) followed by an opt-out, over %s; resume: nudge journey resume %s --step %s\n",
 			ps.StepID, ps.PausedAt.UTC().Format(time.RFC3339), ps.OptedOut, ps.Sent, pct(ps.Rate), pct(ps.Threshold), r.JourneyID, ps.StepID)
 	}
-	p("\nCRM MOVEMENT\n%s\n", r.CRM)
+	p("\nCRM MOVEMENT (after entry)\n%s\n", r.CRM)
+	if len(r.StageMoves) > 0 {
+		p("field\tfrom\tto\tchanges\tenrollments\n")
+		for _, m := range r.StageMoves {
+			p("%s\t%s\t%s\t%d\t%d\n", m.Field, cmp.Or(m.From, "(none)"), cmp.Or(m.To, "(none)"), m.Changes, m.Enrollments)
+		}
+	}
+	for _, n := range r.Retention {
+		if n.Eligible > 0 {
+			p("customers after %d days\t%d of %d\t%s\n", n.Days, n.Retained, n.Eligible, pct(n.Rate))
+		}
+	}
 	for _, n := range r.Notes {
 		p("note: %s\n", n)
 	}
@@ -175,7 +187,14 @@ func (r *Report) WriteCSV(w io.Writer) error {
 	for _, ps := range r.PausedSteps {
 		row("paused", ps.StepID, "paused_at", ps.PausedAt.UTC().Format(time.RFC3339))
 	}
-	row("crm", "", "note", r.CRM)
+	for _, m := range r.StageMoves {
+		row("crm", "", m.Field+"/"+m.From+"->"+m.To+"/changes", m.Changes)
+		row("crm", "", m.Field+"/"+m.From+"->"+m.To+"/enrollments", m.Enrollments)
+	}
+	row("crm", "", "became_customers", r.BecameCustomers)
+	for _, n := range r.Retention {
+		row("crm", "", fmt.Sprintf("retained_%dd", n.Days), fmt.Sprintf("%d/%d", n.Retained, n.Eligible))
+	}
 	cw.Flush()
 	return cw.Error()
 }

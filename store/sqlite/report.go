@@ -61,7 +61,8 @@ func (db *DB) ReportJourney(ctx context.Context, p *nudge.ReportParams) (*nudge.
 	w, args := cohort(p, true)
 	d := &nudge.ReportData{Cohorts: []nudge.ReportCohort{}, Outcomes: []nudge.ReportOutcome{},
 		Paths: []nudge.ReportPath{}, Messages: []nudge.ReportMessages{}, Actions: []nudge.ReportAction{},
-		OptOuts: []nudge.ReportOptOut{}, Conversions: []nudge.ReportConversion{}}
+		OptOuts: []nudge.ReportOptOut{}, Conversions: []nudge.ReportConversion{},
+		Stages: []nudge.ReportStageMove{}, Customers: []nudge.ReportCustomer{}}
 	queries := []struct {
 		name string
 		q    string
@@ -140,6 +141,9 @@ func (db *DB) ReportJourney(ctx context.Context, p *nudge.ReportParams) (*nudge.
 	}
 	if err := db.reportConversions(ctx, w, args, d); err != nil {
 		return nil, fmt.Errorf("sqlite: report conversions: %w", err)
+	}
+	if err := db.reportStages(ctx, w, args, d); err != nil {
+		return nil, fmt.Errorf("sqlite: report stages: %w", err)
 	}
 	return d, nil
 }

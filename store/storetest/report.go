@@ -201,3 +201,51 @@ func testStepPause(t *testing.T, open func(t *testing.T) nudge.Store) {
 		t.Errorf("StepPausePut after resume = %v, %v; want true, nil", ok, err)
 	}
 }
+
+// testReportStages: every path that changes a contact (the API's put and
+// merge, identify, a journey's update_contact patch) leaves its stage
+// changes for the report's CRM movement; changes before entry do not count.
+func testReportStages(t *testing.T, open func(t *testing.T) nudge.Store) {
+	s := engineFixture(t, open)
+	rs := s.(nudge.ReportStore)
+	h, day := time.Hour, 24*time.Hour
+	mustMerge(t, s, now.Add(-h), &nudge.ContactPatch{ID: "c1", LifecycleStage: ptr("lead")}) // before entry
+	e1, e2 := waiting("e1", "j", "c1", now.Add(90*day)), waiting("e2", "j", "c2", now.Add(90*day))
+	mustCommit(t, s, now, &nudge.EngineCommit{Enrollments: []*nudge.Enrollment{e1, e2}})
+	mustMerge(t, s, now.Add(h), &nudge.ContactPatch{ID: "c1", LifecycleStage: ptr("customer"), JourneyStage: ptr("trial")})
+	if _, _, err := s.ContactPut(ctx, &nudge.Contact{ID: "c2", LifecycleStage: "customer"}, now.Add(2*h)); err != nil {
+		t.Fatal(err)
+	}
+	mustCommit(t, s, now.Add(3*h), &nudge.EngineCommit{ContactPatches: []*nudge.ContactPatch{{ID: "c1", JourneyStage: ptr("evaluating")}}})
+	mustIngest(t, s, now.Add(4*h), identify("id1", "c1", 240, &nudge.ContactPatch{JourneyStage: ptr("onboarding"), LifecycleStage: ptr("customer")}))
+	if _, _, err := s.ContactPut(ctx, &nudge.Contact{ID: "c2", LifecycleStage: "opportunity"}, now.Add(40*day)); err != nil {
+		t.Fatal(err)
+	}
+	got, err := rs.ReportJourney(ctx, &nudge.ReportParams{JourneyID: "j"})
+	if err != nil {
+		t.Fatalf("ReportJourney: %v", err)
+	}
+	wantStages := []nudge.ReportStageMove{
+		{Field: "journey_stage", From: "", To: "trial", Changes: 1, Enrollments: 1},
+		{Field: "journey_stage", From: "evaluating", To: "onboarding", Changes: 1, Enrollments: 1},
+		{Field: "journey_stage", From: "trial", To: "evaluating", Changes: 1, Enrollments: 1},
+		{Field: "lifecycle_stage", From: "", To: "customer", Changes: 1, Enrollments: 1},
+		{Field: "lifecycle_stage", From: "customer", To: "opportunity", Changes: 1, Enrollments: 1},
+		{Field: "lifecycle_stage", From: "lead", To: "customer", Changes: 1, Enrollments: 1},
+	}
+	if d := diff(wantStages, got.Stages); d != "" {
+		t.Errorf("Stages (-want +got):\n%s", d)
+	}
+	wantCustomers := []nudge.ReportCustomer{{BecameAt: now.Add(h)}, {BecameAt: now.Add(2 * h), LeftAt: now.Add(40 * day)}}
+	if d := diff(wantCustomers, got.Customers); d != "" {
+		t.Errorf("Customers (-want +got):\n%s", d)
+	}
+	// An enrollment that entered later does not count the changes before.
+	later, err := rs.ReportJourney(ctx, &nudge.ReportParams{JourneyID: "j", From: now.Add(h)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(later.Stages) != 0 || len(later.Customers) != 0 {
+		t.Errorf("a cohort with no one: stages %v, customers %v", later.Stages, later.Customers)
+	}
+}

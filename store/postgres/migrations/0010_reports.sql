@@ -23,3 +23,42 @@ CREATE INDEX step_pauses_step_idx ON step_pauses (journey_id, step_id, id);
 -- The opt-out check reads the texts queued since a time, by step, without
 -- touching the table: a covering index of SMS messages only.
 CREATE INDEX messages_sms_created_idx ON messages (created_at) INCLUDE (journey_id, step_id, status, contact_id) WHERE channel = 'sms';
+
+-- contact_stage_changes: every change of a contact's lifecycle_stage or
+-- journey_stage, whatever wrote it (identify, import, the API, a journey's
+-- update_contact step), kept by a trigger in the same transaction as the
+-- change. A new contact's stages count as changes from ''. The reports'
+-- CRM movement reads it; erasing a contact deletes its history.
+CREATE TABLE contact_stage_changes (
+	id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	contact_id text COLLATE "C" NOT NULL REFERENCES contacts (id) ON DELETE CASCADE,
+	field      text NOT NULL, -- lifecycle_stage | journey_stage
+	from_stage text NOT NULL,
+	to_stage   text NOT NULL,
+	at         timestamptz NOT NULL
+);
+CREATE INDEX contact_stage_changes_contact_idx ON contact_stage_changes (contact_id, field, at);
+
+CREATE FUNCTION contact_stage_change() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+	old_life text := '';
+	old_journey text := '';
+BEGIN
+	IF TG_OP = 'UPDATE' THEN
+		old_life := OLD.lifecycle_stage;
+		old_journey := OLD.journey_stage;
+	END IF;
+	IF NEW.lifecycle_stage IS DISTINCT FROM old_life THEN
+		INSERT INTO contact_stage_changes (contact_id, field, from_stage, to_stage, at)
+		VALUES (NEW.id, 'lifecycle_stage', old_life, NEW.lifecycle_stage, NEW.updated_at);
+	END IF;
+	IF NEW.journey_stage IS DISTINCT FROM old_journey THEN
+		INSERT INTO contact_stage_changes (contact_id, field, from_stage, to_stage, at)
+		VALUES (NEW.id, 'journey_stage', old_journey, NEW.journey_stage, NEW.updated_at);
+	END IF;
+	RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER contacts_stage_change AFTER INSERT OR UPDATE OF lifecycle_stage, journey_stage ON contacts
+FOR EACH ROW EXECUTE FUNCTION contact_stage_change();

@@ -23,3 +23,40 @@ CREATE INDEX step_pauses_step ON step_pauses (journey_id, step_id, id);
 -- The opt-out check reads the texts queued since a time, by step, without
 -- touching the table: a covering index of SMS messages only.
 CREATE INDEX messages_sms_created ON messages (created_at, journey_id, step_id, status, contact_id) WHERE channel = 'sms';
+
+-- contact_stage_changes: every change of a contact's lifecycle_stage or
+-- journey_stage, whatever wrote it (identify, import, the API, a journey's
+-- update_contact step), kept by triggers in the same transaction as the
+-- change. A new contact's stages count as changes from ''. The reports'
+-- CRM movement reads it; erasing a contact deletes its history.
+CREATE TABLE contact_stage_changes (
+	id         INTEGER PRIMARY KEY AUTOINCREMENT,
+	contact_id TEXT NOT NULL,
+	field      TEXT NOT NULL, -- lifecycle_stage | journey_stage
+	from_stage TEXT NOT NULL,
+	to_stage   TEXT NOT NULL,
+	at         INTEGER NOT NULL
+) STRICT;
+CREATE INDEX contact_stage_changes_contact ON contact_stage_changes (contact_id, field, at);
+
+CREATE TRIGGER contacts_stage_insert AFTER INSERT ON contacts
+BEGIN
+	INSERT INTO contact_stage_changes (contact_id, field, from_stage, to_stage, at)
+	SELECT NEW.id, 'lifecycle_stage', '', NEW.lifecycle_stage, NEW.updated_at WHERE NEW.lifecycle_stage <> ''
+	UNION ALL
+	SELECT NEW.id, 'journey_stage', '', NEW.journey_stage, NEW.updated_at WHERE NEW.journey_stage <> '';
+END;
+
+CREATE TRIGGER contacts_stage_update AFTER UPDATE OF lifecycle_stage, journey_stage ON contacts
+WHEN NEW.lifecycle_stage IS NOT OLD.lifecycle_stage OR NEW.journey_stage IS NOT OLD.journey_stage
+BEGIN
+	INSERT INTO contact_stage_changes (contact_id, field, from_stage, to_stage, at)
+	SELECT NEW.id, 'lifecycle_stage', OLD.lifecycle_stage, NEW.lifecycle_stage, NEW.updated_at WHERE NEW.lifecycle_stage IS NOT OLD.lifecycle_stage
+	UNION ALL
+	SELECT NEW.id, 'journey_stage', OLD.journey_stage, NEW.journey_stage, NEW.updated_at WHERE NEW.journey_stage IS NOT OLD.journey_stage;
+END;
+
+CREATE TRIGGER contacts_stage_delete AFTER DELETE ON contacts
+BEGIN
+	DELETE FROM contact_stage_changes WHERE contact_id = OLD.id;
+END;
