@@ -321,3 +321,40 @@ func TestConsoleSettings(t *testing.T) {
 		}
 	})
 }
+
+// TestConsoleWidths opens the main pages at 1280 px and at a phone's
+// width (390 px) and checks that none is wider than the screen: wide
+// tables, graphs and source scroll inside their own boxes.
+func TestConsoleWidths(t *testing.T) {
+	c, ctx := signedIn(t, "admin@example.com")
+	ms := allMessages(t, c.store)
+	for _, width := range []int{1280, 390} {
+		t.Run(fmt.Sprint(width), func(t *testing.T) { checkWidth(t, ctx, c, width, ms[0].ID) })
+	}
+}
+
+func checkWidth(t *testing.T, ctx context.Context, c *console, width int, messageID string) {
+	must(t, ctx, chromedp.EmulateViewport(int64(width), 844, chromedp.EmulateMobile))
+	for _, path := range []string{
+		"/", "/journeys/" + journeyID, "/journeys/" + journeyID + "/edit", "/journeys/" + journeyID + "/versions/1",
+		"/contacts", "/contacts/w-dev", "/messages", "/messages/" + messageID,
+		"/simulate", "/policy", "/settings",
+	} {
+		must(t, ctx, chromedp.Navigate(c.url+path), chromedp.WaitVisible(chromedp.CSS("main h1")))
+		// The elements sticking out of the screen, outside any box that scrolls.
+		wide := eval[[]string](t, ctx, `(() => {
+			const out = [];
+			const scrolls = el => { for (let p = el.parentElement; p; p = p.parentElement) { const o = getComputedStyle(p).overflowX; if (o === 'auto' || o === 'scroll') return true; } return false; };
+			for (const el of document.querySelectorAll('body *')) {
+				const r = el.getBoundingClientRect();
+				if (r.width > 0 && r.right > `+fmt.Sprint(width+1)+` && !scrolls(el)) out.push(el.tagName + (el.id ? '#' + el.id : '') + (el.className && el.className.baseVal === undefined ? '.' + el.className : '') + ' right=' + Math.round(r.right));
+			}
+			return out.slice(0, 5);
+		})()`)
+		// A mobile browser widens its layout to the widest content.
+		sw := eval[int](t, ctx, `Math.max(window.innerWidth, document.documentElement.scrollWidth)`)
+		if sw > width+1 || len(wide) > 0 {
+			fail(t, ctx, fmt.Errorf("%s at %d px: the page is %d px wide; sticking out: %v", path, width, sw, wide))
+		}
+	}
+}
