@@ -33,8 +33,10 @@ func runBench(ctx context.Context, what string, args []string, stdout, stderr io
 		return benchImport(ctx, args, stdout, stderr)
 	case "crash":
 		return benchCrash(ctx, args, stdout, stderr)
+	case "nodes":
+		return benchNodes(ctx, args, stdout, stderr)
 	}
-	fmt.Fprintln(stderr, "usage: nudge bench ingest|import|crash [flags]")
+	fmt.Fprintln(stderr, "usage: nudge bench ingest|import|crash|nodes [flags]")
 	return errUsage
 }
 

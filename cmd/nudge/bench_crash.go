@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -77,15 +78,16 @@ type crashOptions struct {
 	drain    time.Duration
 	dir      string
 	quiet    bool
+	nodes    int // servers sharing the database (bench nodes); 1 for bench crash
 }
 
 func benchCrashFlags(args []string, stderr io.Writer) (*crashOptions, error) {
-	o := &crashOptions{}
+	o := &crashOptions{nodes: 1}
 	fs := flag.NewFlagSet("bench crash", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.db, "db", "", "database: a SQLite path or postgres:// URL (default: a new SQLite file in a temp dir); it is emptied first only when new")
 	fs.IntVar(&o.contacts, "contacts", 10_000, "contacts driven through the journey (one trigger event each)")
-	fs.IntVar(&o.kills, "kills", 50, "SIGKILLs, at least; killing goes on until every event is in")
+	fs.IntVar(&o.kills, "kills", 50, "SIGKILLs, at least; killing goes on while events are coming in or work is left")
 	fs.Uint64Var(&o.seed, "seed", uint64(time.Now().UnixNano()), "random seed (the run prints it)")
 	fs.DurationVar(&o.minUp, "min-up", 200*time.Millisecond, "shortest time a started server lives before a timed kill")
 	fs.DurationVar(&o.maxUp, "max-up", 3*time.Second, "longest time a started server lives before a timed kill")
@@ -121,7 +123,11 @@ func benchCrash(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	if problems := r.problems(); len(problems) > 0 {
+	problems := r.problems()
+	if r.kills < o.kills {
+		problems = append(problems, fmt.Sprintf("killed %d times, fewer than --kills %d", r.kills, o.kills))
+	}
+	if len(problems) > 0 {
 		return fmt.Errorf("crash safety: %d problems:\n  %s", len(problems), strings.Join(problems, "\n  "))
 	}
 	fmt.Fprintln(stdout, "PASS: no duplicate, nothing lost, every message in one final state")
@@ -131,13 +137,14 @@ func benchCrash(ctx context.Context, args []string, stdout, stderr io.Writer) er
 // crashRun is one run of the harness: the server, its sinks, and the
 // figures.
 type crashRun struct {
-	o    *crashOptions
-	rnd  *rand.Rand
-	out  io.Writer
-	node *node
-	sms  *smsSink
-	mail *mailSink
-	key  string
+	o     *crashOptions
+	rnd   *rand.Rand
+	out   io.Writer
+	node  *node   // the one the crash harness kills: nodes[0]
+	nodes []*node // every server on the database
+	sms   *smsSink
+	mail  *mailSink
+	key   string
 
 	mu    sync.Mutex
 	kills map[string]int // by kind
@@ -168,18 +175,15 @@ func runCrash(ctx context.Context, o *crashOptions, out io.Writer) (*crashResult
 	if o.db == "" {
 		o.db = filepath.Join(dir, "crash.db")
 	}
-	if isPostgres(o.db) {
-		db, drop, err := freshSchema(ctx, o.db, "nudge_crash_")
-		if err != nil {
-			return nil, err
-		}
-		if o.dir == "" {
-			defer drop()
-		}
-		o.db = db
-	}
 	c := &crashRun{o: o, rnd: rand.New(rand.NewPCG(o.seed, o.seed^0x5eed)), out: out,
 		kills: map[string]int{}, ingestEnd: make(chan struct{})}
+	drop, err := c.freshDB(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if o.dir == "" {
+		defer drop()
+	}
 	if o.quiet {
 		c.out = io.Discard
 	}
@@ -273,46 +277,57 @@ func (c *crashRun) setup(ctx context.Context, dir string) error {
 		return err
 	}
 	c.sms.onCall, c.mail.onCall = c.onCall, c.onCall
-	addr, err := freeAddr()
-	if err != nil {
-		return err
+	for i := range max(c.o.nodes, 1) {
+		addr, err := freeAddr()
+		if err != nil {
+			return err
+		}
+		name := "serve"
+		if c.o.nodes > 1 {
+			name = fmt.Sprintf("serve-%d", i+1)
+		}
+		logf, err := os.OpenFile(filepath.Join(dir, name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			return err
+		}
+		c.nodes = append(c.nodes, &node{name: name, addr: addr, log: logf,
+			args: []string{"--db", c.o.db, "--templates", tdir, "--lease", c.o.lease.String(), "--log-format", "json"},
+			env: []string{
+				"NUDGE_TWILIO_ACCOUNT_SID=AC00000000000000000000000000000000", "NUDGE_TWILIO_AUTH_TOKEN=crash-harness-token",
+				"NUDGE_TWILIO_BASE_URL=" + c.sms.url, "NUDGE_SMS_FROM=+15005550006",
+				"NUDGE_SMTP_URL=smtp://" + c.mail.addr + "?tls=none", "NUDGE_EMAIL_FROM=crash@nudge.test",
+				"NUDGE_WEBHOOK_SECRET=crash-harness-webhook-secret", "NUDGE_PUBLIC_URL=",
+			}})
 	}
-	logf, err := os.OpenFile(filepath.Join(dir, "serve.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return err
-	}
-	c.node = &node{name: "serve", addr: addr, log: logf,
-		args: []string{"--db", c.o.db, "--templates", tdir, "--lease", c.o.lease.String(), "--log-format", "json"},
-		env: []string{
-			"NUDGE_TWILIO_ACCOUNT_SID=AC00000000000000000000000000000000", "NUDGE_TWILIO_AUTH_TOKEN=crash-harness-token",
-			"NUDGE_TWILIO_BASE_URL=" + c.sms.url, "NUDGE_SMS_FROM=+15005550006",
-			"NUDGE_SMTP_URL=smtp://" + c.mail.addr + "?tls=none", "NUDGE_EMAIL_FROM=crash@nudge.test",
-			"NUDGE_WEBHOOK_SECRET=crash-harness-webhook-secret", "NUDGE_PUBLIC_URL=",
-		}}
+	c.node = c.nodes[0]
 	fmt.Fprintf(c.out, "  set up: %d contacts imported with SMS consent, journey and policy published\n", c.o.contacts)
 	return nil
 }
 
-// freshSchema creates a new schema on the PostgreSQL server db names and
-// returns db with its search_path set to it, and a function that drops it.
-func freshSchema(ctx context.Context, db, prefix string) (string, func(), error) {
-	u, err := url.Parse(db)
-	if err != nil {
-		return "", nil, fmt.Errorf("--db: %w", err)
+// freshDB gives a PostgreSQL run a schema of its own: o.db gets its
+// search_path. The function it returns drops the schema.
+func (c *crashRun) freshDB(ctx context.Context) (drop func(), err error) {
+	if !isPostgres(c.o.db) {
+		return func() {}, nil
 	}
-	admin, err := postgres.Open(ctx, db)
+	u, err := url.Parse(c.o.db)
 	if err != nil {
-		return "", nil, err
+		return nil, fmt.Errorf("--db: %w", err)
 	}
-	schema := prefix + strconv.FormatInt(time.Now().UnixNano(), 36)
+	admin, err := postgres.Open(ctx, c.o.db)
+	if err != nil {
+		return nil, err
+	}
+	schema := "nudge_bench_" + strconv.FormatInt(time.Now().UnixNano(), 36)
 	if err := admin.CreateSchema(ctx, schema); err != nil {
 		admin.Close()
-		return "", nil, err
+		return nil, err
 	}
 	q := u.Query()
 	q.Set("search_path", schema)
 	u.RawQuery = q.Encode()
-	return u.String(), func() {
+	c.o.db = u.String()
+	return func() {
 		admin.DropSchema(context.Background(), schema)
 		admin.Close()
 	}, nil
@@ -367,12 +382,18 @@ func (c *crashRun) totalKills() int {
 
 // killLoop starts the server, kills it at a random moment (a timer, or
 // during a provider call or an ingest request), and starts it again, until
-// it has been killed o.kills times and every event is in.
+// it has been killed o.kills times, every event is in, and (checked every
+// five kills) no work is left.
 func (c *crashRun) killLoop(ctx context.Context) error {
 	driver := make(chan error, 1)
 	go func() { driver <- c.drive(ctx) }()
-	ingesting := true
-	for ingesting || c.totalKills() < c.o.kills {
+	s, err := openExisting(ctx, c.o.db)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	ingesting, drained := true, false
+	for ingesting || c.totalKills() < c.o.kills || !drained {
 		if err := c.node.start(ctx, time.Minute); err != nil {
 			return err
 		}
@@ -411,8 +432,16 @@ func (c *crashRun) killLoop(ctx context.Context) error {
 		if c.node.exitedOnItsOwn() {
 			return errors.New("the server exited without being killed; see serve.log")
 		}
-		if n := c.totalKills(); n%10 == 0 {
+		n := c.totalKills()
+		if n%10 == 0 {
 			fmt.Fprintf(c.out, "  %d kills, %d/%d trigger events in\n", n, c.acked.Load(), c.o.contacts)
+		}
+		if !ingesting && n >= c.o.kills && n%5 == 0 {
+			// Killing goes on while there is work: the last server only
+			// finishes what the last kill left.
+			if _, drained, err = c.drainState(ctx, s, 1); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -425,7 +454,10 @@ func (c *crashRun) killLoop(ctx context.Context) error {
 func (c *crashRun) drive(ctx context.Context) error {
 	defer close(c.ingestEnd)
 	client := &http.Client{Timeout: 30 * time.Second}
-	url := "http://" + c.node.addr + "/v1/batch"
+	var urls []string
+	for _, n := range c.nodes {
+		urls = append(urls, "http://"+n.addr+"/v1/batch")
+	}
 	interval := time.Duration(float64(time.Second) * float64(c.o.batch) / float64(c.o.rate))
 	type goal struct {
 		item string
@@ -448,7 +480,8 @@ func (c *crashRun) drive(ctx context.Context) error {
 			pending = pending[1:]
 		}
 		if len(items) > 0 {
-			if err := c.post(ctx, client, url, `{"batch":[`+strings.Join(items, ",")+`]}`, triggers, len(items)-triggers); err != nil {
+			k := lo / c.o.batch % len(urls)
+			if err := c.post(ctx, client, slices.Concat(urls[k:], urls[:k]), `{"batch":[`+strings.Join(items, ",")+`]}`, triggers, len(items)-triggers); err != nil {
 				return err
 			}
 		}
@@ -462,8 +495,11 @@ func (c *crashRun) drive(ctx context.Context) error {
 	return nil
 }
 
-func (c *crashRun) post(ctx context.Context, client *http.Client, url, body string, triggers, goals int) error {
-	for {
+// post sends a batch to the first of urls, and on failure to the next
+// (round the list: urls are the nodes, from the one this batch goes to).
+func (c *crashRun) post(ctx context.Context, client *http.Client, urls []string, body string, triggers, goals int) error {
+	for attempt := 0; ; attempt++ {
+		url := urls[attempt%len(urls)]
 		c.mu.Lock()
 		fire := c.armed == "ingest"
 		if fire {

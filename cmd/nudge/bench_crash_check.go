@@ -85,7 +85,7 @@ func (c *crashRun) waitDrained(ctx context.Context) error {
 	deadline := time.Now().Add(c.o.drain)
 	last := ""
 	for {
-		state, done, err := c.drainState(ctx, s)
+		state, done, err := c.drainState(ctx, s, 10000)
 		if err != nil {
 			return err
 		}
@@ -109,18 +109,23 @@ func (c *crashRun) waitDrained(ctx context.Context) error {
 	}
 }
 
-func (c *crashRun) drainState(ctx context.Context, s nudge.Store) (string, bool, error) {
-	live, err := s.EnrollmentList(ctx, &nudge.EnrollmentListParams{JourneyID: crashJourneyID, LiveOnly: true, Limit: 10000})
+// drainState says how far the work is, and whether it is all done. Counts
+// stop at limit; with a small limit it is a quick check.
+func (c *crashRun) drainState(ctx context.Context, s nudge.Store, limit int) (string, bool, error) {
+	live, err := s.EnrollmentList(ctx, &nudge.EnrollmentListParams{JourneyID: crashJourneyID, LiveOnly: true, Limit: limit})
 	if err != nil {
 		return "", false, err
 	}
 	var open []int
 	for _, st := range []string{nudge.MessageQueued, nudge.MessageSending} {
-		ms, err := s.MessageList(ctx, &nudge.MessageListParams{Status: st, Limit: 10000})
+		ms, err := s.MessageList(ctx, &nudge.MessageListParams{Status: st, Limit: limit})
 		if err != nil {
 			return "", false, err
 		}
 		open = append(open, len(ms))
+	}
+	if len(live)+open[0]+open[1] > 0 && limit < 10000 {
+		return "", false, nil
 	}
 	ens, err := allEnrollments(ctx, s, crashJourneyID)
 	if err != nil {
@@ -169,6 +174,7 @@ type crashResult struct {
 	nonFinal        int                       // a message not in a final status
 	multiFinal      int                       // a history with two final statuses
 	orphans         int                       // a message its enrollment does not name
+	decisions       int
 	lostDecisions   int
 	dupDecisions    int
 	sinkTotal       map[string]int
@@ -251,6 +257,7 @@ func (c *crashRun) verify(ctx context.Context) (*crashResult, error) {
 	byOutcome := map[[2]string]int{} // enrollment, outcome → count at any step
 	notEntered := map[string]bool{}
 	err = eachDecision(ctx, s, crashJourneyID, func(d *nudge.Decision) {
+		r.decisions++
 		if d.Outcome == nudge.OutcomeNotEntered {
 			notEntered[d.ContactID] = true
 			return
@@ -406,7 +413,6 @@ func (r *crashResult) problems() []string {
 			out = append(out, fmt.Sprintf(format, args...))
 		}
 	}
-	add(r.kills < 1, "the server was never killed")
 	add(r.acked != int64(r.contacts), "%d of %d trigger events confirmed", r.acked, r.contacts)
 	add(r.dupByID[nudge.ChannelSMS]+r.dupByStep[nudge.ChannelSMS] > 0, "duplicate SMS at the sink: %d of one message, %d of one step",
 		r.dupByID[nudge.ChannelSMS], r.dupByStep[nudge.ChannelSMS])
@@ -433,8 +439,11 @@ func (r *crashResult) print(w io.Writer) {
 	for _, k := range kinds {
 		ks = append(ks, fmt.Sprintf("%s %d", k, r.killsBy[k]))
 	}
-	fmt.Fprintf(w, "crash run: %d contacts, %d kills (%s) in %s, %s in all\n", r.contacts, r.kills, strings.Join(ks, ", "),
-		r.killPhase.Round(time.Second), r.took.Round(time.Second))
+	fmt.Fprintf(w, "result: %d contacts, %d kills (%s)", r.contacts, r.kills, strings.Join(ks, ", "))
+	if r.took > 0 {
+		fmt.Fprintf(w, " in %s, %s in all", r.killPhase.Round(time.Second), r.took.Round(time.Second))
+	}
+	fmt.Fprintln(w)
 	fmt.Fprintf(w, "  events confirmed      %d triggers, %d goals (%d batch requests re-sent after a kill)\n", r.acked, r.converts, r.retries)
 	fmt.Fprintf(w, "  enrollments           %s; kept out (goal first) %d; missing %d; enrolled twice %d\n",
 		fmtCounts(r.enrollments), r.notEntered, r.missing, r.dupEnrollments)
