@@ -57,8 +57,8 @@ type ReportMessages struct {
 }
 
 // ReportAction counts the distinct messages of a step that an event named
-// Name (email.clicked, sms.clicked, sms.replied) points at through its
-// properties.message_id.
+// Name (email.clicked, sms.clicked, sms.replied, email.complained) points
+// at through its properties.message_id.
 type ReportAction struct {
 	StepID   string `json:"step_id"`
 	Channel  string `json:"channel"`
@@ -66,13 +66,28 @@ type ReportAction struct {
 	Messages int64  `json:"messages"`
 }
 
-// ReportOptOut counts a step's SMS messages (not cancelled) followed within
-// 24 hours by an SMS opt-out of the same contact from a keyword (STOP) or the
-// provider, and the step's SMS messages (not cancelled) in all.
+// ReportOptOut counts a step's messages (not cancelled) on one channel,
+// and those followed by an opt-out of the same contact from that channel:
+// for SMS within 24 hours, by keyword (STOP) or the provider; for email
+// within 72 hours, by one-click unsubscribe (source form) or the provider
+// (an unsubscribe or a spam complaint).
 type ReportOptOut struct {
 	StepID   string `json:"step_id"`
+	Channel  string `json:"channel"`
 	Sent     int64  `json:"sent"`
 	OptedOut int64  `json:"opted_out"`
+}
+
+// ReportActionDelay says that Count messages of a step had their first
+// Action (click: email.clicked or sms.clicked; reply: sms.replied, both
+// naming the message in properties.message_id) Minutes whole minutes after
+// the message was queued: the distribution of time to the next action.
+type ReportActionDelay struct {
+	StepID  string `json:"step_id"`
+	Channel string `json:"channel"`
+	Action  string `json:"action"`
+	Minutes int64  `json:"minutes"`
+	Count   int64  `json:"count"`
 }
 
 // ReportTouch is a message (not cancelled) of a converted enrollment.
@@ -123,6 +138,8 @@ type ReportData struct {
 	Actions     []ReportAction     `json:"actions"`
 	OptOuts     []ReportOptOut     `json:"opt_outs"`
 	Conversions []ReportConversion `json:"conversions"` // by enrollment id
+	// ActionDelays, by step, channel, action and minutes.
+	ActionDelays []ReportActionDelay `json:"action_delays"`
 	// Stages are the CRM movement of the cohort's contacts after entry (by
 	// field, from, to); Customers those who became customers, by BecameAt.
 	Stages    []ReportStageMove `json:"stages"`

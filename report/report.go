@@ -82,6 +82,18 @@ type Report struct {
 	SMSSent     int64         `json:"sms_sent"`
 	SMSOptedOut int64         `json:"sms_opted_out"`
 	OptOutRate  float64       `json:"opt_out_rate"`
+	// Email health: emails queued (not cancelled), those a spam complaint
+	// names, and those followed within 72 h by an email opt-out (one-click
+	// unsubscribe or the provider's unsubscribe or complaint).
+	EmailSent         int64   `json:"email_sent"`
+	EmailComplained   int64   `json:"email_complained"`
+	EmailUnsubscribed int64   `json:"email_unsubscribed"`
+	ComplaintRate     float64 `json:"complaint_rate"`
+	UnsubscribeRate   float64 `json:"unsubscribe_rate"`
+	// TimeToAction is, per message step, the time from each message to
+	// its first click, its first reply, and the goal (messages of converted
+	// enrollments sent before the conversion).
+	TimeToAction []ActionTime `json:"time_to_action"`
 	// PausedSteps are the SMS steps paused on their opt-out rate now;
 	// their sends are skipped until an admin resumes them.
 	PausedSteps []*nudge.StepPause `json:"paused_steps"`
@@ -116,21 +128,32 @@ type Ended struct {
 
 // FunnelStep is one step's line of the funnel.
 type FunnelStep struct {
-	StepID      string           `json:"step_id"`
-	Kind        string           `json:"kind"`
-	Reached     int64            `json:"reached"`
-	ReachedRate float64          `json:"reached_rate"` // of entered
-	Sent        int64            `json:"sent"`         // messages queued
-	Statuses    map[string]int64 `json:"statuses,omitempty"`
-	Delivered   int64            `json:"delivered"`
-	Failed      int64            `json:"failed"` // failed or undelivered
-	Clicked     int64            `json:"clicked"`
-	Replied     int64            `json:"replied"`
-	HeldOut     int64            `json:"held_out"`
-	Skipped     map[string]int64 `json:"skipped,omitempty"`  // enrollments by reason
-	Deferred    map[string]int64 `json:"deferred,omitempty"` // enrollments by reason
-	Converted   int64            `json:"converted"`          // of Reached
-	OptedOut    int64            `json:"opted_out"`          // SMS followed by an opt-out within 24 h
+	StepID       string           `json:"step_id"`
+	Kind         string           `json:"kind"`
+	Reached      int64            `json:"reached"`
+	ReachedRate  float64          `json:"reached_rate"` // of entered
+	Sent         int64            `json:"sent"`         // messages queued
+	Statuses     map[string]int64 `json:"statuses,omitempty"`
+	Delivered    int64            `json:"delivered"`
+	Failed       int64            `json:"failed"` // failed or undelivered
+	Clicked      int64            `json:"clicked"`
+	Replied      int64            `json:"replied"`
+	HeldOut      int64            `json:"held_out"`
+	Skipped      map[string]int64 `json:"skipped,omitempty"`  // enrollments by reason
+	Deferred     map[string]int64 `json:"deferred,omitempty"` // enrollments by reason
+	Converted    int64            `json:"converted"`          // of Reached
+	OptedOut     int64            `json:"opted_out"`          // SMS followed by an opt-out within 24 h
+	Complained   int64            `json:"complained"`         // emails a spam complaint names
+	Unsubscribed int64            `json:"unsubscribed"`       // emails followed by an unsubscribe within 72 h
+}
+
+// ActionTime is how long after a step's messages their next action came:
+// Action is click, reply or goal.
+type ActionTime struct {
+	StepID  string `json:"step_id"`
+	Channel string `json:"channel"`
+	Action  string `json:"action"`
+	Spread  Spread `json:"spread"`
 }
 
 // TimeToGoal is how long converting took, from entry and from the last
@@ -258,8 +281,7 @@ func Build(j *journey.Journey, d *nudge.ReportData, opt Options) *Report {
 	r := &Report{JourneyID: j.ID, Name: j.Name, Funnel: []FunnelStep{},
 		Paths: []Path{}, Attribution: []Attribution{}, OptOuts: []OptOut{}, Ended: []Ended{}, PausedSteps: []*nudge.StepPause{}}
 	r.Notes = append(r.Notes,
-		"clicks and replies count events whose properties.message_id names a message",
-		"email complaint and unsubscribe rates: not available yet")
+		"clicks, replies and complaints count events whose properties.message_id names a message")
 
 	// Enrollments.
 	var heldConv int64
@@ -358,16 +380,26 @@ func Build(j *journey.Journey, d *nudge.ReportData, opt Options) *Report {
 			f.Clicked += a.Messages
 		case "sms.replied":
 			f.Replied += a.Messages
+		case "email.complained":
+			f.Complained += a.Messages
+			r.EmailComplained += a.Messages
 		}
 	}
 	for _, o := range d.OptOuts {
 		f := get(o.StepID)
+		if o.Channel == nudge.ChannelEmail {
+			f.Unsubscribed = o.OptedOut
+			r.EmailSent += o.Sent
+			r.EmailUnsubscribed += o.OptedOut
+			continue
+		}
 		f.OptedOut = o.OptedOut
 		r.SMSSent += o.Sent
 		r.SMSOptedOut += o.OptedOut
 		r.OptOuts = append(r.OptOuts, OptOut{StepID: o.StepID, Sent: o.Sent, OptedOut: o.OptedOut, Rate: rate(o.OptedOut, o.Sent)})
 	}
 	r.OptOutRate = rate(r.SMSOptedOut, r.SMSSent)
+	r.ComplaintRate, r.UnsubscribeRate = rate(r.EmailComplained, r.EmailSent), rate(r.EmailUnsubscribed, r.EmailSent)
 	slices.Sort(extra)
 	for _, id := range append(ids, extra...) {
 		f := steps[id]
@@ -384,6 +416,13 @@ func Build(j *journey.Journey, d *nudge.ReportData, opt Options) *Report {
 	// Time to goal and attribution, from the converted enrollments.
 	var all, treated, held []time.Duration
 	fromLast := map[string][]time.Duration{}
+	toAction := map[[3]string][]time.Duration{} // step, channel, action → delays
+	for _, a := range d.ActionDelays {
+		k := [3]string{a.StepID, a.Channel, a.Action}
+		for range a.Count {
+			toAction[k] = append(toAction[k], time.Duration(a.Minutes)*time.Minute)
+		}
+	}
 	attr := map[[2]string]*Attribution{}
 	touchedAt := map[string]map[bool][]time.Duration{} // step → got a message → time to goal
 	for _, c := range d.Conversions {
@@ -417,6 +456,12 @@ func Build(j *journey.Journey, d *nudge.ReportData, opt Options) *Report {
 		if last != nil {
 			fromLast[last.Channel] = append(fromLast[last.Channel], c.ConvertedAt.Sub(last.At))
 		}
+		for _, t := range c.Touches {
+			if !t.At.After(c.ConvertedAt) {
+				k := [3]string{t.StepID, t.Channel, "goal"}
+				toAction[k] = append(toAction[k], c.ConvertedAt.Sub(t.At))
+			}
+		}
 		at := func(k [2]string) *Attribution {
 			a, ok := attr[k]
 			if !ok {
@@ -446,6 +491,13 @@ func Build(j *journey.Journey, d *nudge.ReportData, opt Options) *Report {
 	for _, a := range attr {
 		r.Attribution = append(r.Attribution, *a)
 	}
+	r.TimeToAction = []ActionTime{}
+	for k, ds := range toAction {
+		r.TimeToAction = append(r.TimeToAction, ActionTime{StepID: k[0], Channel: k[1], Action: k[2], Spread: spread(ds)})
+	}
+	slices.SortFunc(r.TimeToAction, func(a, b ActionTime) int {
+		return cmp.Or(byStep(a.StepID, b.StepID), cmp.Compare(a.Channel, b.Channel), cmp.Compare(a.Action, b.Action))
+	})
 	slices.SortFunc(r.Attribution, func(a, b Attribution) int {
 		return cmp.Or(byStep(a.StepID, b.StepID), cmp.Compare(a.Channel, b.Channel))
 	})

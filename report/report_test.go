@@ -170,8 +170,8 @@ func TestAgree(t *testing.T) {
 	if r.Funnel[0].Reached != r.Entered {
 		t.Errorf("intro reached %d, want %d", r.Funnel[0].Reached, r.Entered)
 	}
-	if !strings.Contains(text.String(), "not available") {
-		t.Errorf("text report does not say CRM movement is not available:\n%s", text.String())
+	if !strings.Contains(text.String(), "No enrolled contact's lifecycle_stage or journey_stage changed after entry.") {
+		t.Errorf("text report does not say no contact's stage changed:\n%s", text.String())
 	}
 	if os.Getenv("NUDGE_REPORT_SHOW") != "" {
 		t.Log("\n" + text.String())

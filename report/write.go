@@ -90,10 +90,16 @@ func (r *Report) WriteText(w io.Writer) error {
 	for _, a := range r.Attribution {
 		p("%s\t%s\t%d\t%d\n", a.StepID, a.Channel, a.LastTouch, a.AnyTouch)
 	}
+	p("\nTIME TO NEXT ACTION (from each message)\nstep\tchannel\taction\tspread\n")
+	for _, a := range r.TimeToAction {
+		p("%s\t%s\t%s\t%s\n", a.StepID, a.Channel, a.Action, spreadText(a.Spread))
+	}
 	p("\nTRUST\nSMS sent %d, opted out within 24h %d (%s)\nstep\tsent\topted out\trate\n", r.SMSSent, r.SMSOptedOut, pct(r.OptOutRate))
 	for _, o := range r.OptOuts {
 		p("%s\t%d\t%d\t%s\n", o.StepID, o.Sent, o.OptedOut, pct(o.Rate))
 	}
+	p("email sent %d, spam complaints %d (%s), unsubscribed within 72h %d (%s)\n", r.EmailSent,
+		r.EmailComplained, pct(r.ComplaintRate), r.EmailUnsubscribed, pct(r.UnsubscribeRate))
 	for _, ps := range r.PausedSteps {
 		p("PAUSED: step %s since %s: %d of %d texts (%s) followed by an opt-out, over %s; resume: nudge journey resume %s --step %s\n",
 			ps.StepID, ps.PausedAt.UTC().Format(time.RFC3339), ps.OptedOut, ps.Sent, pct(ps.Rate), pct(ps.Threshold), r.JourneyID, ps.StepID)
@@ -132,6 +138,9 @@ func (r *Report) WriteCSV(w io.Writer) error {
 	row("journey", "", "conversion_rate", r.ConversionRate)
 	row("journey", "", "sms_sent", r.SMSSent)
 	row("journey", "", "sms_opted_out", r.SMSOptedOut)
+	row("journey", "", "email_sent", r.EmailSent)
+	row("journey", "", "email_complained", r.EmailComplained)
+	row("journey", "", "email_unsubscribed", r.EmailUnsubscribed)
 	for _, e := range r.Ended {
 		row("ended", "", e.State+"/"+e.Reason, e.Count)
 	}
@@ -141,7 +150,7 @@ func (r *Report) WriteCSV(w io.Writer) error {
 			v any
 		}{{"reached", f.Reached}, {"reached_rate", f.ReachedRate}, {"sent", f.Sent}, {"delivered", f.Delivered},
 			{"failed", f.Failed}, {"clicked", f.Clicked}, {"replied", f.Replied}, {"held_out", f.HeldOut},
-			{"converted", f.Converted}, {"opted_out", f.OptedOut}} {
+			{"converted", f.Converted}, {"opted_out", f.OptedOut}, {"complained", f.Complained}, {"unsubscribed", f.Unsubscribed}} {
 			row("funnel", f.StepID, m.k, m.v)
 		}
 		for _, k := range slices.Sorted(maps.Keys(f.Skipped)) {
@@ -157,6 +166,13 @@ func (r *Report) WriteCSV(w io.Writer) error {
 		row("time_to_goal", "", name+"/median_seconds", s.Median)
 		row("time_to_goal", "", name+"/p75_seconds", s.P75)
 		row("time_to_goal", "", name+"/p90_seconds", s.P90)
+	}
+	for _, a := range r.TimeToAction {
+		m := a.Channel + "/" + a.Action
+		row("time_to_action", a.StepID, m+"/count", a.Spread.Count)
+		row("time_to_action", a.StepID, m+"/median_seconds", a.Spread.Median)
+		row("time_to_action", a.StepID, m+"/p75_seconds", a.Spread.P75)
+		row("time_to_action", a.StepID, m+"/p90_seconds", a.Spread.P90)
 	}
 	for _, x := range r.Paths {
 		row("path", x.StepID, "with/enrollments", x.With.Enrollments)

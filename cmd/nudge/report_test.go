@@ -15,7 +15,7 @@ func TestReportCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"Journey webinar-reminder", "FUNNEL", "Entered 1 (held out 0)",
-		"no holdout", "CRM MOVEMENT\nnot available"} {
+		"no holdout", "CRM MOVEMENT (after entry)\n", "TIME TO NEXT ACTION", "email sent 1"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("report lacks %q:\n%s", want, out)
 		}

@@ -62,7 +62,7 @@ func (db *DB) ReportJourney(ctx context.Context, p *nudge.ReportParams) (*nudge.
 	d := &nudge.ReportData{Cohorts: []nudge.ReportCohort{}, Outcomes: []nudge.ReportOutcome{},
 		Paths: []nudge.ReportPath{}, Messages: []nudge.ReportMessages{}, Actions: []nudge.ReportAction{},
 		OptOuts: []nudge.ReportOptOut{}, Conversions: []nudge.ReportConversion{},
-		Stages: []nudge.ReportStageMove{}, Customers: []nudge.ReportCustomer{}}
+		Stages: []nudge.ReportStageMove{}, Customers: []nudge.ReportCustomer{}, ActionDelays: []nudge.ReportActionDelay{}}
 	queries := []struct {
 		name string
 		q    string
@@ -112,7 +112,7 @@ func (db *DB) ReportJourney(ctx context.Context, p *nudge.ReportParams) (*nudge.
 			FROM events ev JOIN messages m ON m.id = json_extract(ev.properties, '$.message_id')
 				AND m.contact_id = ev.contact_id
 			JOIN enrollments e ON e.id = m.enrollment_id
-			WHERE ev.name IN ('email.clicked', 'sms.clicked', 'sms.replied') AND ` + w + `
+			WHERE ev.name IN ('email.clicked', 'sms.clicked', 'sms.replied', 'email.complained') AND ` + w + `
 			GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`,
 			func(rows *sql.Rows) error {
 				var a nudge.ReportAction
@@ -120,17 +120,33 @@ func (db *DB) ReportJourney(ctx context.Context, p *nudge.ReportParams) (*nudge.
 				d.Actions = append(d.Actions, a)
 				return err
 			}},
-		{"opt-outs", `SELECT m.step_id, count(*), sum(EXISTS (SELECT 1 FROM consent_ledger c
-					WHERE c.contact_id = m.contact_id AND c.channel = 'sms' AND c.status = 'opted_out'
-						AND c.source IN ('keyword', 'provider')
-						AND c.occurred_at >= m.created_at AND c.occurred_at < m.created_at + 86400000000))
+		{"opt-outs", `SELECT m.step_id, m.channel, count(*), sum(EXISTS (SELECT 1 FROM consent_ledger c
+					WHERE c.contact_id = m.contact_id AND c.channel = m.channel AND c.status = 'opted_out'
+						AND (c.source IN ('keyword', 'provider') OR m.channel = 'email' AND c.source = 'form')
+						AND c.occurred_at >= m.created_at
+						AND c.occurred_at < m.created_at + CASE m.channel WHEN 'sms' THEN 86400000000 ELSE 259200000000 END))
 			FROM enrollments e JOIN messages m ON m.enrollment_id = e.id
-			WHERE ` + w + ` AND m.channel = 'sms' AND m.status <> 'cancelled'
-			GROUP BY 1 ORDER BY 1`,
+			WHERE ` + w + ` AND m.channel IN ('sms', 'email') AND m.status <> 'cancelled'
+			GROUP BY 1, 2 ORDER BY 1, 2`,
 			func(rows *sql.Rows) error {
 				var o nudge.ReportOptOut
-				err := rows.Scan(&o.StepID, &o.Sent, &o.OptedOut)
+				err := rows.Scan(&o.StepID, &o.Channel, &o.Sent, &o.OptedOut)
 				d.OptOuts = append(d.OptOuts, o)
+				return err
+			}},
+		{"action delays", `SELECT step_id, channel, action, minutes, count(*) FROM (
+				SELECT m.step_id, m.channel, CASE ev.name WHEN 'sms.replied' THEN 'reply' ELSE 'click' END AS action,
+					max(0, (min(ev.timestamp) - m.created_at) / 60000000) AS minutes
+				FROM events ev JOIN messages m ON m.id = json_extract(ev.properties, '$.message_id')
+					AND m.contact_id = ev.contact_id
+				JOIN enrollments e ON e.id = m.enrollment_id
+				WHERE ev.name IN ('email.clicked', 'sms.clicked', 'sms.replied') AND ` + w + `
+				GROUP BY m.id, 3)
+			GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4`,
+			func(rows *sql.Rows) error {
+				var a nudge.ReportActionDelay
+				err := rows.Scan(&a.StepID, &a.Channel, &a.Action, &a.Minutes, &a.Count)
+				d.ActionDelays = append(d.ActionDelays, a)
 				return err
 			}},
 	}

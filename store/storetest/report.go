@@ -13,7 +13,7 @@ func testReport(t *testing.T, open func(t *testing.T) nudge.Store) {
 	if !ok {
 		t.Fatalf("%T does not implement nudge.ReportStore", s)
 	}
-	mustPut(t, s, now, &nudge.Contact{ID: "c3", Phone: "+13125550100"})
+	mustPut(t, s, now, &nudge.Contact{ID: "c3", Phone: "+13125550100", Email: "cy@example.com"})
 	h := time.Hour
 	// e1: email at intro, SMS at text (clicked, then STOP), converted at 3h.
 	e1 := &nudge.Enrollment{ID: "e1", JourneyID: "j", Version: 1, ContactID: "c3", State: nudge.EnrollmentWaiting, StepID: "text", EnteredAt: now}
@@ -32,7 +32,12 @@ func testReport(t *testing.T, open func(t *testing.T) nudge.Store) {
 			d(e1, now.Add(h), "text", nudge.ChannelSMS, nudge.OutcomeSent, "queued")}})
 	mustIngest(t, s, now.Add(2*h), track("ev1", "c3", "sms.clicked", 120, map[string]any{"message_id": "m2"}),
 		track("ev2", "c3", "sms.clicked", 121, map[string]any{"message_id": "m2"}),
-		track("ev3", "c3", "email.clicked", 122, map[string]any{"message_id": "nope"}))
+		track("ev3", "c3", "email.clicked", 122, map[string]any{"message_id": "nope"}),
+		track("ev4", "c3", "email.complained", 123, map[string]any{"message_id": "m1"}))
+	// The complaint opts the address out of marketing email (provider):
+	// within 72 h of the intro email, so it counts as its unsubscribe.
+	mustRecord(t, s, now.Add(2*h), &nudge.ConsentRecordParams{ContactID: "c3", Channel: nudge.ChannelEmail, Purpose: nudge.PurposeMarketing,
+		Status: nudge.ConsentOptedOut, Source: nudge.SourceProvider, OccurredAt: now.Add(2 * h)})
 	mustRecord(t, s, now.Add(2*h), &nudge.ConsentRecordParams{ContactID: "c3", Channel: nudge.ChannelSMS, Purpose: nudge.PurposeMarketing,
 		Status: nudge.ConsentOptedOut, Source: nudge.SourceKeyword, OccurredAt: now.Add(2 * h)})
 	e1 = mustEnrollment(t, s, "e1")
@@ -67,8 +72,11 @@ func testReport(t *testing.T, open func(t *testing.T) nudge.Store) {
 		Paths: []nudge.ReportPath{{StepID: "intro", Sent: true, Converted: true, Count: 1},
 			{StepID: "text", StepHeldOut: true, JourneyHeldOut: true, Count: 1}, {StepID: "text", Sent: true, Converted: true, Count: 1}},
 		Messages: []nudge.ReportMessages{{StepID: "intro", Channel: "email", Status: "queued", Count: 1}, {StepID: "text", Channel: "sms", Status: "queued", Count: 1}},
-		Actions:  []nudge.ReportAction{{StepID: "text", Channel: "sms", Name: "sms.clicked", Messages: 1}},
-		OptOuts:  []nudge.ReportOptOut{{StepID: "text", Sent: 1, OptedOut: 1}},
+		Actions: []nudge.ReportAction{{StepID: "intro", Channel: "email", Name: "email.complained", Messages: 1},
+			{StepID: "text", Channel: "sms", Name: "sms.clicked", Messages: 1}},
+		OptOuts: []nudge.ReportOptOut{{StepID: "intro", Channel: "email", Sent: 1, OptedOut: 1}, {StepID: "text", Channel: "sms", Sent: 1, OptedOut: 1}},
+		// m2 was queued at now+1h and first clicked at 02:00 (minute 120).
+		ActionDelays: []nudge.ReportActionDelay{{StepID: "text", Channel: "sms", Action: "click", Minutes: 60, Count: 1}},
 		Conversions: []nudge.ReportConversion{{EnteredAt: now, ConvertedAt: now.Add(3 * h), Steps: []string{"intro", "text"},
 			Touches: []nudge.ReportTouch{{StepID: "intro", Channel: "email", At: now}, {StepID: "text", Channel: "sms", At: now.Add(h)}}}},
 	}
