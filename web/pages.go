@@ -21,6 +21,7 @@ type overviewRow struct {
 
 type overviewPage struct {
 	Rows    []overviewRow
+	Pages   pager
 	PerWeek report.PerWeek
 	Chart   template.HTML
 }
@@ -48,6 +49,7 @@ func (s *Server) handleOverview(w http.ResponseWriter, r *http.Request) {
 		}
 		p.Rows = append(p.Rows, overviewRow{Journey: j, Counts: counts[j.ID]})
 	}
+	p.Rows, p.Pages = paginate(r, "page", p.Rows)
 	days, err := s.messagesPerDay(r)
 	if err != nil {
 		s.fail(w, r, err)
@@ -60,6 +62,7 @@ func (s *Server) handleOverview(w http.ResponseWriter, r *http.Request) {
 type journeyPage struct {
 	Journey  *nudge.Journey
 	Versions []*nudge.JourneyVersion
+	Pages    pager // of the versions
 	Source   string
 	Graph    template.HTML
 	Report   *report.Report
@@ -89,6 +92,7 @@ func (s *Server) handleJourney(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	slices.Reverse(p.Versions) // newest first
+	p.Versions, p.Pages = paginate(r, "versions", p.Versions)
 	v, err := s.store.JourneyVersionGet(ctx, j.ID, j.Version)
 	if err != nil {
 		s.fail(w, r, err)
@@ -126,6 +130,7 @@ func (s *Server) handleSetStatus(status string) http.HandlerFunc {
 type searchPage struct {
 	Q        string
 	Contacts []*nudge.Contact
+	Pages    pager
 	Searched bool
 }
 
@@ -170,6 +175,7 @@ func (s *Server) handleContactSearch(w http.ResponseWriter, r *http.Request) {
 			http.Redirect(w, r, "/contacts/"+p.Contacts[0].ID, http.StatusSeeOther)
 			return
 		}
+		p.Contacts, p.Pages = paginate(r, "page", p.Contacts)
 	}
 	s.render(w, r, http.StatusOK, "contacts.html", "Contacts", p)
 }
@@ -194,10 +200,16 @@ type contactPage struct {
 	Attributes  [][2]any
 	Consent     []*nudge.ConsentState
 	Ledger      []*nudge.ConsentEntry
+	LedgerPages pager
 	Enrollments []*nudge.Enrollment
+	EnrollPages pager
 	Timeline    *api.Timeline
+	Entries     []*api.TimelineEntry // the timeline's page
+	TimePages   pager
 	Journeys    []string // journeys of the contact's enrollments, for the filter
 	Journey     string   // the filter
+	Channels    []string
+	Channel     string // the filter
 }
 
 func (s *Server) handleContact(w http.ResponseWriter, r *http.Request) {
@@ -207,7 +219,7 @@ func (s *Server) handleContact(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	p := &contactPage{Contact: c, Journey: r.URL.Query().Get("journey")}
+	p := &contactPage{Contact: c, Journey: r.URL.Query().Get("journey"), Channels: messageChannels, Channel: r.URL.Query().Get("channel")}
 	keys := make([]string, 0, len(c.Attributes))
 	for k := range c.Attributes {
 		keys = append(keys, k)
@@ -225,6 +237,7 @@ func (s *Server) handleContact(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	slices.Reverse(p.Ledger) // newest first
+	p.Ledger, p.LedgerPages = paginate(r, "ledger", p.Ledger)
 	if p.Enrollments, err = s.store.EnrollmentList(ctx, &nudge.EnrollmentListParams{ContactID: c.ID, Limit: 1000}); err != nil {
 		s.fail(w, r, err)
 		return
@@ -235,10 +248,16 @@ func (s *Server) handleContact(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	slices.Sort(p.Journeys)
-	if p.Timeline, err = api.BuildTimeline(ctx, s.store, &api.TimelineParams{ContactID: c.ID, JourneyID: p.Journey, Limit: 2000}); err != nil {
+	p.Enrollments, p.EnrollPages = paginate(r, "enrollments", p.Enrollments)
+	if p.Timeline, err = api.BuildTimeline(ctx, s.store, &api.TimelineParams{ContactID: c.ID, JourneyID: p.Journey, Limit: 10000}); err != nil {
 		s.fail(w, r, err)
 		return
 	}
+	entries := p.Timeline.Entries
+	if p.Channel != "" {
+		entries = slices.DeleteFunc(slices.Clone(entries), func(e *api.TimelineEntry) bool { return e.Channel != p.Channel })
+	}
+	p.Entries, p.TimePages = paginate(r, "entries", entries)
 	s.render(w, r, http.StatusOK, "contact.html", cmp.Or(c.Email, c.ID), p)
 }
 

@@ -5,8 +5,10 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -356,5 +358,42 @@ func checkWidth(t *testing.T, ctx context.Context, c *console, width int, messag
 		if sw > width+1 || len(wide) > 0 {
 			fail(t, ctx, fmt.Errorf("%s at %d px: the page is %d px wide; sticking out: %v", path, width, sw, wide))
 		}
+	}
+}
+
+func TestConsolePolicy(t *testing.T) {
+	c := newConsole(t)
+	src, err := os.ReadFile(filepath.Join("..", "examples", "policy.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := strings.Replace(string(src), "timezone: America/Chicago", "timezone: America/Chicgo", 1)
+	badLine := 1 + strings.Count(bad[:strings.Index(bad, "Chicgo")], "\n")
+
+	admin := newConsoleClient(t, c.url)
+	admin.signIn("admin@example.com")
+	status, _, body := admin.do("POST", "/policy", url.Values{"csrf": {admin.csrf}, "source": {bad}})
+	if status != http.StatusBadRequest {
+		t.Fatalf("a policy with an unknown zone: %d, want 400\n%s", status, snippet(body))
+	}
+	if !regexp.MustCompile(fmt.Sprintf(`<li id="L%d" class="bad">.*Chicgo`, badLine)).MatchString(body) {
+		t.Errorf("line %d is not marked with its problem:\n%s", badLine, body)
+	}
+	if _, err := c.store.PolicyGet(context.Background(), 0); nudge.ErrorCode(err) != nudge.ENOTFOUND {
+		t.Fatalf("a policy with a problem was published (%v)", err)
+	}
+	status, h, body := admin.do("POST", "/policy", url.Values{"csrf": {admin.csrf}, "source": {string(src)}})
+	if status != http.StatusSeeOther || h.Get("Location") != "/policy?version=1" {
+		t.Fatalf("publishing the example policy: %d to %q\n%s", status, h.Get("Location"), snippet(body))
+	}
+	if v, err := c.store.PolicyGet(context.Background(), 0); err != nil || string(v.Source) != string(src) {
+		t.Fatalf("the stored policy: %v, %v", v, err)
+	}
+
+	viewer := newConsoleClient(t, c.url)
+	viewer.signIn("viewer@example.com")
+	status, _, body = viewer.do("GET", "/policy", nil)
+	if status != http.StatusOK || !strings.Contains(body, "America/Chicago") || strings.Contains(body, `action="/policy"`) {
+		t.Errorf("a viewer's policy page: %d; shows the policy %v; shows the editor %v", status, strings.Contains(body, "America/Chicago"), strings.Contains(body, `action="/policy"`))
 	}
 }
