@@ -48,6 +48,11 @@ type Config struct {
 	ImportMaxErrors int
 	// ReadyTimeout bounds the database ping of /readyz (default 2 s).
 	ReadyTimeout time.Duration
+	// IngestRate caps this node's ingest requests (identify, track, page,
+	// screen, batch) a second, up to IngestBurst at once (default: one
+	// second's worth); beyond it they get 429 with Retry-After. 0: no cap.
+	IngestRate  float64
+	IngestBurst int
 
 	// TwilioAuthToken authenticates Twilio's webhooks (X-Twilio-Signature);
 	// empty, /v1/webhooks/twilio/* answer 404.
@@ -93,6 +98,7 @@ type Server struct {
 	version  string
 
 	keys            *keyCache
+	ingestLimit     *limiter
 	maxImportBytes  int64
 	importMaxErrors int
 	readyTimeout    time.Duration
@@ -133,6 +139,10 @@ func New(cfg Config) (*Server, error) {
 	s.contacts = cmp.Or(cfg.Contacts, parserContacts, &ingest.ContactNormalizer{})
 	s.parser = cmp.Or(cfg.Parser, &ingest.Parser{Contacts: s.contacts})
 	s.keys = newKeyCache(cmp.Or(cfg.KeyCacheTTL, 30*time.Second))
+	var err error
+	if s.ingestLimit, err = newLimiter(s.clock, cfg.IngestRate, cfg.IngestBurst); err != nil {
+		return nil, err
+	}
 	if s.maxImportBytes < 0 || s.importMaxErrors < 0 || s.readyTimeout < 0 {
 		return nil, errors.New("api: MaxImportBytes, ImportMaxErrors and ReadyTimeout cannot be negative")
 	}
@@ -170,7 +180,7 @@ func (s *Server) routes() http.Handler {
 	}))
 
 	ingestRole := func(pattern string, h http.HandlerFunc) {
-		mux.HandleFunc(pattern, s.requireRole(nudge.RoleIngest, h))
+		mux.HandleFunc(pattern, s.requireRole(nudge.RoleIngest, s.limitIngest(h)))
 	}
 	ingestRole("POST /v1/identify", s.handleCall(nudge.EventIdentify))
 	ingestRole("POST /v1/track", s.handleCall(nudge.EventTrack))
