@@ -43,30 +43,31 @@ var consoleExpect = map[string]string{
 	"GET /login":       "public",
 	"POST /login":      "public",
 
-	"POST /logout":                          "viewer",
-	"GET /{$}":                              "viewer",
-	"GET /journeys/{id}":                    "viewer",
-	"POST /journeys/{id}/pause":             "editor",
-	"POST /journeys/{id}/resume":            "editor",
-	"GET /contacts":                         "viewer",
-	"GET /journeys/{id}/edit":               "editor",
-	"POST /journeys/{id}/edit":              "editor",
-	"GET /journeys/{id}/versions/{version}": "viewer",
-	"GET /messages":                         "viewer",
-	"GET /messages/{id}":                    "viewer",
-	"GET /contacts/{id}":                    "viewer",
-	"GET /simulate":                         "editor",
-	"POST /simulate":                        "editor",
-	"GET /policy":                           "viewer",
-	"POST /policy":                          "admin",
-	"GET /settings":                         "admin",
-	"POST /settings/apikeys":                "admin",
-	"POST /settings/apikeys/{id}/revoke":    "admin",
-	"POST /settings/webhooks":               "admin",
-	"GET /settings/webhooks/{id}":           "admin",
-	"POST /settings/webhooks/{id}/delete":   "admin",
-	"POST /settings/users":                  "admin",
-	"ANY /":                                 "viewer",
+	"POST /logout":                            "viewer",
+	"GET /{$}":                                "viewer",
+	"GET /journeys/{id}":                      "viewer",
+	"POST /journeys/{id}/pause":               "editor",
+	"POST /journeys/{id}/resume":              "editor",
+	"GET /contacts":                           "viewer",
+	"GET /journeys/{id}/edit":                 "editor",
+	"POST /journeys/{id}/edit":                "editor",
+	"GET /journeys/{id}/versions/{version}":   "viewer",
+	"GET /messages":                           "viewer",
+	"GET /messages/{id}":                      "viewer",
+	"GET /contacts/{id}":                      "viewer",
+	"GET /simulate":                           "editor",
+	"POST /simulate":                          "editor",
+	"GET /policy":                             "viewer",
+	"POST /policy":                            "admin",
+	"GET /settings":                           "admin",
+	"POST /settings/apikeys":                  "admin",
+	"POST /settings/apikeys/{id}/revoke":      "admin",
+	"POST /settings/webhooks":                 "admin",
+	"GET /settings/webhooks/{id}":             "admin",
+	"POST /settings/webhooks/{id}/delete":     "admin",
+	"POST /settings/users":                    "admin",
+	"POST /journeys/{id}/steps/{step}/resume": "admin",
+	"ANY /": "viewer",
 }
 
 // consoleRoute is a pattern registered in the console's source.
@@ -160,6 +161,7 @@ func consoleSamplePath(p, contactID string) string {
 	}
 	p = strings.ReplaceAll(p, "{$}", "")
 	p = strings.ReplaceAll(p, "{version}", "1")
+	p = strings.ReplaceAll(p, "{step}", "text")
 	if strings.HasPrefix(p, "/contacts/") {
 		p = strings.ReplaceAll(p, "{id}", contactID)
 	}

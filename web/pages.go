@@ -127,6 +127,19 @@ func (s *Server) handleSetStatus(status string) http.HandlerFunc {
 	}
 }
 
+// handleStepResume ends the pause of an SMS step paused on its opt-out
+// rate: its sends go again.
+func (s *Server) handleStepResume(w http.ResponseWriter, r *http.Request) {
+	id, step := r.PathValue("id"), r.PathValue("step")
+	u := current(r).User
+	if _, err := s.store.StepResume(r.Context(), id, step, "user:"+u.Email, s.clock.Now()); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.log.InfoContext(r.Context(), "console step resumed", "journey_id", id, "step_id", step, "user_id", u.ID)
+	http.Redirect(w, r, "/journeys/"+id+"#paused-h", http.StatusSeeOther)
+}
+
 type searchPage struct {
 	Q        string
 	Contacts []*nudge.Contact

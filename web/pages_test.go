@@ -397,3 +397,33 @@ func TestConsolePolicy(t *testing.T) {
 		t.Errorf("a viewer's policy page: %d; shows the policy %v; shows the editor %v", status, strings.Contains(body, "America/Chicago"), strings.Contains(body, `action="/policy"`))
 	}
 }
+
+func TestConsoleStepResume(t *testing.T) {
+	c := newConsole(t)
+	ctx := context.Background()
+	now := time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
+	if _, err := c.store.StepPausePut(ctx, &nudge.StepPause{JourneyID: journeyID, StepID: "text", Reason: "step_paused_opt_out_rate",
+		Sent: 40, OptedOut: 4, Rate: 0.1, Threshold: 0.05, MinSends: 20, Since: now.Add(-7 * 24 * time.Hour), PausedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	viewer := newConsoleClient(t, c.url)
+	viewer.signIn("viewer@example.com")
+	_, _, body := viewer.do("GET", "/journeys/"+journeyID, nil)
+	if !strings.Contains(body, "<strong>text</strong> is paused") || strings.Contains(body, "/steps/text/resume") {
+		t.Errorf("a viewer sees the pause %v and a resume button %v", strings.Contains(body, "<strong>text</strong> is paused"), strings.Contains(body, "/steps/text/resume"))
+	}
+	admin := newConsoleClient(t, c.url)
+	admin.signIn("admin@example.com")
+	if _, _, body := admin.do("GET", "/journeys/"+journeyID, nil); !strings.Contains(body, `action="/journeys/`+journeyID+`/steps/text/resume"`) {
+		t.Fatalf("an admin has no resume button:\n%s", snippet(body))
+	}
+	if status, _, body := admin.do("POST", "/journeys/"+journeyID+"/steps/text/resume", url.Values{"csrf": {admin.csrf}}); status != http.StatusSeeOther {
+		t.Fatalf("resume: %d\n%s", status, snippet(body))
+	}
+	if _, err := c.store.StepPauseActive(ctx, journeyID, "text"); nudge.ErrorCode(err) != nudge.ENOTFOUND {
+		t.Errorf("after resuming, the step's pause: %v, want none", err)
+	}
+	if _, _, body := admin.do("GET", "/journeys/"+journeyID, nil); strings.Contains(body, "<strong>text</strong> is paused") {
+		t.Errorf("after resuming, the page still says the step is paused")
+	}
+}

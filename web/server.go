@@ -114,6 +114,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /journeys/{id}", s.signedIn(nudge.UserViewer, s.handleJourney))
 	mux.HandleFunc("POST /journeys/{id}/pause", s.signedIn(nudge.UserEditor, s.handleSetStatus(nudge.JourneyPaused)))
 	mux.HandleFunc("POST /journeys/{id}/resume", s.signedIn(nudge.UserEditor, s.handleSetStatus(nudge.JourneyActive)))
+	mux.HandleFunc("POST /journeys/{id}/steps/{step}/resume", s.signedIn(nudge.UserAdmin, s.handleStepResume))
 	mux.HandleFunc("GET /journeys/{id}/edit", s.signedIn(nudge.UserEditor, s.handleJourneyEdit))
 	mux.HandleFunc("POST /journeys/{id}/edit", s.signedIn(nudge.UserEditor, s.handleJourneyPublish))
 	mux.HandleFunc("GET /journeys/{id}/versions/{version}", s.signedIn(nudge.UserViewer, s.handleJourneyVersion))
