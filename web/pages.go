@@ -24,6 +24,7 @@ type overviewPage struct {
 	Pages   pager
 	PerWeek report.PerWeek
 	Chart   template.HTML
+	Fatigue template.HTML // messages per contact per week
 }
 
 func (s *Server) handleOverview(w http.ResponseWriter, r *http.Request) {
@@ -33,11 +34,12 @@ func (s *Server) handleOverview(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	ov, err := report.ReadOverview(ctx, s.store, &nudge.ReportParams{}, report.Options{})
+	d, err := s.store.ReportOverview(ctx, &nudge.ReportParams{})
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
+	ov := report.BuildOverview(d, report.Options{})
 	counts := map[string]report.OverviewJourney{}
 	for _, c := range ov.Journeys {
 		counts[c.JourneyID] = c
@@ -56,6 +58,7 @@ func (s *Server) handleOverview(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.Chart = barChart(days)
+	p.Fatigue = fatigueChart(d.PerWeek)
 	s.render(w, r, http.StatusOK, "overview.html", "Overview", p)
 }
 

@@ -427,3 +427,24 @@ func TestConsoleStepResume(t *testing.T) {
 		t.Errorf("after resuming, the page still says the step is paused")
 	}
 }
+
+func TestConsoleFatigueChart(t *testing.T) {
+	c := newConsole(t)
+	d, err := c.store.ReportOverview(context.Background(), &nudge.ReportParams{})
+	if err != nil || len(d.PerWeek) == 0 {
+		t.Fatalf("overview counts: %+v, %v; the seed should have messages", d, err)
+	}
+	viewer := newConsoleClient(t, c.url)
+	viewer.signIn("viewer@example.com")
+	_, _, body := viewer.do("GET", "/", nil)
+	var got, want []string
+	for _, m := range regexp.MustCompile(`<text class="value"[^>]*>(\d+) contact-weeks</text>`).FindAllStringSubmatch(body, -1) {
+		got = append(got, m[1])
+	}
+	for _, b := range d.PerWeek {
+		want = append(want, fmt.Sprint(b.Contacts))
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("the fatigue chart writes %v contact-weeks, the store counts %v", got, want)
+	}
+}

@@ -121,3 +121,21 @@ func edgeCounts(edges []gedge, rep *report.Report) map[string]int64 {
 	}
 	return out
 }
+
+// fatigueChart draws how many contact-weeks had 1, 2, 3, … messages: the
+// fatigue view. Nil when no contact had a message.
+func fatigueChart(bs []nudge.ReportWeekBucket) template.HTML {
+	var rows []hrow
+	for _, b := range bs {
+		label := fmt.Sprintf("%d messages", b.Messages)
+		if b.Messages == 1 {
+			label = "1 message"
+		}
+		rows = append(rows, hrow{Label: label, Values: []float64{float64(b.Contacts)}, Text: []string{fmt.Sprintf("%d contact-weeks", b.Contacts)}})
+	}
+	if len(rows) == 0 {
+		return ""
+	}
+	return hbarChart("chart-fatigue", "Messages per contact per week: how many contact-weeks had each number of messages", "contact-weeks",
+		[]hseries{named(solid, "contact-weeks")}, rows, count)
+}
