@@ -325,8 +325,9 @@ func TestConsoleSettings(t *testing.T) {
 }
 
 // TestConsoleWidths opens the main pages at 1280 px and at a phone's
-// width (390 px) and checks that none is wider than the screen: wide
-// tables, graphs and source scroll inside their own boxes.
+// width (390 px) and checks that none is wider than the screen (wide
+// tables, graphs and source scroll inside their own boxes), and that every
+// form field has a label.
 func TestConsoleWidths(t *testing.T) {
 	c, ctx := signedIn(t, "admin@example.com")
 	ms := allMessages(t, c.store)
@@ -353,6 +354,14 @@ func checkWidth(t *testing.T, ctx context.Context, c *console, width int, messag
 			}
 			return out.slice(0, 5);
 		})()`)
+		// Every form field has a label a screen reader reads, and every
+		// button a name.
+		unlabelled := eval[[]string](t, ctx, `[...document.querySelectorAll('input:not([type=hidden]), select, textarea, button')]
+			.filter(el => el.tagName === 'BUTTON' ? !(el.textContent.trim() || el.getAttribute('aria-label')) : !(el.labels.length || el.getAttribute('aria-label') || el.getAttribute('aria-labelledby')))
+			.map(el => el.outerHTML.slice(0, 80))`)
+		if len(unlabelled) > 0 {
+			fail(t, ctx, fmt.Errorf("%s: fields without a label: %v", path, unlabelled))
+		}
 		// A mobile browser widens its layout to the widest content.
 		sw := eval[int](t, ctx, `Math.max(window.innerWidth, document.documentElement.scrollWidth)`)
 		if sw > width+1 || len(wide) > 0 {
