@@ -113,6 +113,11 @@ type DeliveryStore interface {
 	// before now: a process died mid-send. The worker marks them
 	// outcome_unknown (SMS) or requeues them (email, if configured).
 	MessageStuck(ctx context.Context, now time.Time, limit int) ([]*Message, error)
+	// MessageSMSSegments sums, by journey id, the SMS segments the given
+	// journeys' texts were marked sending with (the "segments" of their
+	// sending history entries) at or after since: what a journey's SMS
+	// budget counts. A journey without any is left out.
+	MessageSMSSegments(ctx context.Context, journeyIDs []string, since time.Time) (map[string]int, error)
 }
 
 // MessageListParams pages the outbox, ordered by ID (engine IDs sort in

@@ -272,3 +272,33 @@ func (db *DB) MessageStuck(ctx context.Context, now time.Time, limit int) ([]*nu
 	}
 	return ms, nil
 }
+
+// MessageSMSSegments sums, by journey, the segments of the journeys' SMS
+// marked sending at or after since (the partial index of migration 0009
+// finds the sending entries from since).
+func (db *DB) MessageSMSSegments(ctx context.Context, journeyIDs []string, since time.Time) (map[string]int, error) {
+	out := map[string]int{}
+	if len(journeyIDs) == 0 {
+		return out, nil
+	}
+	rows, err := db.pool.Query(ctx, `SELECT m.journey_id, SUM(COALESCE((s.detail->>'segments')::int, 0))::bigint
+		FROM message_statuses s JOIN messages m ON m.id = s.message_id
+		WHERE s.status = 'sending' AND s.at >= $1 AND m.channel = 'sms' AND m.journey_id = ANY($2)
+		GROUP BY m.journey_id`, utc(since), journeyIDs)
+	if err != nil {
+		return nil, wrap("message sms segments", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var j string
+		var n int64
+		if err := rows.Scan(&j, &n); err != nil {
+			return nil, wrap("message sms segments", err)
+		}
+		out[j] = int(n)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, wrap("message sms segments", err)
+	}
+	return out, nil
+}

@@ -265,3 +265,46 @@ func (db *DB) MessageStuck(ctx context.Context, now time.Time, limit int) ([]*nu
 	}
 	return ms, nil
 }
+
+// MessageSMSSegmentsQuery walks the sending entries of the history from
+// since (the partial index of migration 0009), not every entry.
+const MessageSMSSegmentsQuery = `SELECT m.journey_id, SUM(COALESCE(CAST(json_extract(s.detail, '$.segments') AS INTEGER), 0))
+	FROM message_statuses s INDEXED BY message_statuses_sending
+	JOIN messages m ON m.id = s.message_id
+	WHERE s.status = 'sending' AND s.at >= ?1 AND m.channel = 'sms'
+		AND m.journey_id IN (SELECT value FROM json_each(?2))
+	GROUP BY m.journey_id`
+
+// MessageSMSSegments sums, by journey, the segments of the journeys' SMS
+// marked sending at or after since.
+func (db *DB) MessageSMSSegments(ctx context.Context, journeyIDs []string, since time.Time) (map[string]int, error) {
+	out := map[string]int{}
+	if len(journeyIDs) == 0 {
+		return out, nil
+	}
+	ids, err := jsonArray(journeyIDs)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: message sms segments: %w", err)
+	}
+	st, err := db.readStmt(ctx, MessageSMSSegmentsQuery)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: message sms segments: %w", err)
+	}
+	rows, err := st.QueryContext(ctx, micros(since), ids)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: message sms segments: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var j string
+		var n int
+		if err := rows.Scan(&j, &n); err != nil {
+			return nil, fmt.Errorf("sqlite: message sms segments: %w", err)
+		}
+		out[j] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: message sms segments: %w", err)
+	}
+	return out, nil
+}

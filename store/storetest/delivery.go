@@ -470,3 +470,46 @@ func testMessageCancel(t *testing.T, open func(t *testing.T) nudge.Store) {
 		t.Errorf("claim got %v; cancelled messages are never claimed", msgIDs(got))
 	}
 }
+
+func testMessageSMSSegments(t *testing.T, open func(t *testing.T) nudge.Store) {
+	s, e := outbox(t, open)
+	var ms []*nudge.Message
+	for _, id := range []string{"m1", "m2", "m3", "m4"} {
+		m := message(id, e, "step-"+id)
+		m.Channel = nudge.ChannelSMS
+		ms = append(ms, m)
+	}
+	ms[2].Channel = nudge.ChannelEmail // not SMS: not counted
+	mustCommit(t, s, now, &nudge.EngineCommit{Messages: ms})
+	mustClaimMessages(t, s, now, 10)
+	sending := func(id string, segments int) *nudge.MessageUpdate {
+		return &nudge.MessageUpdate{MessageID: id, Status: nudge.MessageSending, Attempts: 1,
+			Detail: map[string]any{"attempt": 1, "segments": segments}}
+	}
+	mustUpdate(t, s, now, sending("m1", 2))
+	mustUpdate(t, s, now.Add(2*time.Hour), sending("m2", 3), sending("m3", 5))
+	// m4 stays queued: it has not used anything.
+	mustUpdate(t, s, now.Add(3*time.Hour), &nudge.MessageUpdate{MessageID: "m2", Status: nudge.MessageSent})
+
+	for _, tc := range []struct {
+		name  string
+		ids   []string
+		since time.Time
+		want  map[string]int
+	}{
+		{"the whole day", []string{"j", "other"}, now, map[string]int{"j": 5}},
+		{"since a later time", []string{"j"}, now.Add(time.Hour), map[string]int{"j": 3}},
+		{"nothing since", []string{"j"}, now.Add(4 * time.Hour), map[string]int{}},
+		{"no journeys", nil, now, map[string]int{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := s.MessageSMSSegments(ctx, tc.ids, tc.since)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := diff(tc.want, got); d != "" {
+				t.Errorf("MessageSMSSegments(%v, %v) (-want +got):\n%s", tc.ids, tc.since, d)
+			}
+		})
+	}
+}
