@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/nudge/nudge"
+	"github.com/nudge/nudge/policy"
 	"github.com/nudge/nudge/template"
 )
 
@@ -52,6 +53,9 @@ type Store interface {
 	JourneyGet(ctx context.Context, id string) (*nudge.Journey, error)
 	ConsentRecord(ctx context.Context, ps []*nudge.ConsentRecordParams, now time.Time) ([]nudge.ConsentRecordResult, error)
 	SuppressionAdd(ctx context.Context, ps []*nudge.SuppressionAddParams, now time.Time) ([]*nudge.Suppression, error)
+	// MessageRecent tells who has had a marketing text before (the
+	// opt-out notice on the first one).
+	MessageRecent(ctx context.Context, contactIDs []string, since time.Time) (map[string][]*nudge.Message, error)
 }
 
 // Config configures a Worker.
@@ -79,6 +83,11 @@ type Config struct {
 	Recheck func(ctx context.Context, m *nudge.Message, c *nudge.Contact) (ok bool, reason string)
 	// SMSLimits: a rendered SMS with lint errors fails (sms_lint).
 	SMSLimits template.SMSLimits
+	// Policy returns the workspace policy in force, read once per pass for
+	// its SMS rules: the opt-out notice of marketing texts
+	// (policy.OptOutNotice) and the journeys' SMS budgets
+	// (policy.SMSBudgets). nil: no notice is added and no budget applies.
+	Policy func(ctx context.Context) (*policy.Policy, error)
 
 	Lease       time.Duration // a claim's length; default DefaultLease; must exceed a batch's sends
 	Batch       int           // messages claimed per pass; default DefaultBatch
@@ -104,6 +113,7 @@ type Worker struct {
 	log *slog.Logger
 
 	limits *limiter // nil: no limits
+	budget budgetBook
 
 	mu       sync.Mutex
 	journeys map[string]string // journey id → name
@@ -264,6 +274,10 @@ func (w *Worker) deliver(ctx context.Context, msgs []*nudge.Message) error {
 		// The claim expires and another pass tries again; nothing was marked.
 		return fmt.Errorf("delivery: contacts: %w", err)
 	}
+	sr, err := w.smsRules(ctx, msgs)
+	if err != nil {
+		return err // as above
+	}
 
 	var b batch
 	// Three stages, so that no stage waits on another's slowest member:
@@ -277,7 +291,7 @@ func (w *Worker) deliver(ctx context.Context, msgs []*nudge.Message) error {
 	for range c {
 		prep.Go(func() {
 			for m := range work {
-				if j := w.prepare(ctx, m, contacts[m.ContactID], &b); j != nil {
+				if j := w.prepare(ctx, m, contacts[m.ContactID], sr, &b); j != nil {
 					ready <- j
 				}
 			}
@@ -334,6 +348,9 @@ type job struct {
 	o       *nudge.Outbound
 	attempt int
 	sender  nudge.Sender
+	// segments: an SMS's, recorded with its sending mark (SMS budgets
+	// count them).
+	segments int
 }
 
 // markLoop moves ready messages to sending, committing the marks of
@@ -359,8 +376,11 @@ func (w *Worker) markLoop(ctx context.Context, ready <-chan *job, marked chan<- 
 		outcomes := b.take()
 		us := append(make([]*nudge.MessageUpdate, 0, len(outcomes)+len(group)), outcomes...)
 		for _, g := range group {
-			us = append(us, &nudge.MessageUpdate{MessageID: g.m.ID, Status: nudge.MessageSending, Attempts: g.attempt,
-				Detail: map[string]any{"attempt": g.attempt}})
+			d := map[string]any{"attempt": g.attempt}
+			if g.segments > 0 {
+				d["segments"] = g.segments
+			}
+			us = append(us, &nudge.MessageUpdate{MessageID: g.m.ID, Status: nudge.MessageSending, Attempts: g.attempt, Detail: d})
 		}
 		oks, err := w.cfg.Store.MessageUpdate(ctx, us, w.cfg.Clock.Now())
 		if err != nil {
@@ -383,7 +403,7 @@ func (w *Worker) markLoop(ctx context.Context, ready <-chan *job, marked chan<- 
 
 // prepare takes a claimed message as far as its provider call: it returns
 // the job to send, or nil when the message ended (or was parked) here.
-func (w *Worker) prepare(ctx context.Context, m *nudge.Message, c *nudge.Contact, b *batch) *job {
+func (w *Worker) prepare(ctx context.Context, m *nudge.Message, c *nudge.Contact, sr *smsRules, b *batch) *job {
 	now := w.cfg.Clock.Now()
 	fail := func(reason, text string, extra ...any) { w.fail(ctx, b, m, reason, text, extra...) }
 	sender := w.cfg.Senders[m.Channel]
@@ -426,12 +446,21 @@ func (w *Worker) prepare(ctx context.Context, m *nudge.Message, c *nudge.Contact
 			return nil
 		}
 	}
-	o, reason, err := w.outbound(ctx, m, c)
+	o, reason, err := w.outbound(ctx, m, c, sr)
 	if err != nil {
 		fail(reason, err.Error())
 		return nil
 	}
-	return &job{m: m, c: c, o: o, attempt: m.Attempts + 1, sender: sender}
+	j := &job{m: m, c: c, o: o, attempt: m.Attempts + 1, sender: sender}
+	if m.Channel == nudge.ChannelSMS {
+		j.segments = template.Segments(o.Text).Segments
+		if u := sr.spend(m, j.segments); u != nil {
+			b.add(u)
+			w.log.InfoContext(ctx, "delivery: SMS budget spent; text cancelled", "message_id", m.ID, "journey_id", m.JourneyID)
+			return nil
+		}
+	}
+	return j
 }
 
 // fail records a message failed for reason, with extra detail pairs.
@@ -521,7 +550,7 @@ func (w *Worker) optedOut(m *nudge.Message, c *nudge.Contact, to string, se *nud
 
 // outbound renders m for its provider. An error comes with the reason to
 // fail the message with.
-func (w *Worker) outbound(ctx context.Context, m *nudge.Message, c *nudge.Contact) (*nudge.Outbound, string, error) {
+func (w *Worker) outbound(ctx context.Context, m *nudge.Message, c *nudge.Contact, sr *smsRules) (*nudge.Outbound, string, error) {
 	o := &nudge.Outbound{
 		MessageID:      m.ID,
 		IdempotencyKey: m.IdempotencyKey,
@@ -563,7 +592,10 @@ func (w *Worker) outbound(ctx context.Context, m *nudge.Message, c *nudge.Contac
 	}
 	o.Subject, o.HTML, o.Text = r.Subject, r.HTML, r.Text
 	if m.Channel == nudge.ChannelSMS {
-		if err := template.LintSMS(o.Text, w.cfg.SMSLimits).Err(); err != nil {
+		o.Text = sr.withNotice(m, o.Text)
+		limits := w.cfg.SMSLimits
+		limits.OptOutNotice = "" // added above where it is due
+		if err := template.LintSMS(o.Text, limits).Err(); err != nil {
 			return nil, ReasonSMSLint, err
 		}
 	}

@@ -28,6 +28,8 @@ var templates = map[string]string{
 		"--- html ---\n<p>Hi {{ contact.attributes.first_name | default: \"there\" }},</p><p>you're in for <b>{{ event.properties.title }}</b>.</p>\n",
 	"reminder.sms.liquid": "{{ event.properties.title }} starts in 1 hour, {{ contact.attributes.first_name | default: \"there\" }}. Reply STOP to opt out.\n",
 	"huge.sms.liquid":     "{% for i in (1..400) %}word {% endfor %}\n",
+	"promo.sms.liquid":    "{{ event.properties.title }}: seats are going fast, {{ contact.attributes.first_name }}.\n",
+	"full.sms.liquid":     "{% for i in (1..30) %}word {% endfor %}\n", // 150 characters: one segment, two with a notice
 }
 
 func loadTemplates(t testing.TB) *template.Set {
@@ -58,6 +60,8 @@ type env struct {
 	mail  *mailSink
 	set   *template.Set
 	seq   atomic.Int64
+	// purpose of the messages queue and queueMany write; default marketing.
+	purpose string
 }
 
 func newEnv(t testing.TB) *env {
@@ -142,7 +146,7 @@ func (e *env) queueMany(cs []*nudge.Contact, channel, tmpl string) []string {
 			Event: &nudge.Event{Seq: n, MessageID: fmt.Sprint("ev", n), Type: "track", ContactID: c.ID,
 				Name: "webinar.registered", Properties: map[string]any{"title": "Growth Loops 101"}, Timestamp: now, ReceivedAt: now}}
 		m := &nudge.Message{ID: fmt.Sprintf("msg%08d", n), EnrollmentID: en.ID, ContactID: c.ID, JourneyID: "webinar",
-			Version: 1, StepID: "send", Channel: channel, Template: tmpl, Purpose: nudge.PurposeMarketing,
+			Version: 1, StepID: "send", Channel: channel, Template: tmpl, Purpose: e.purposeOr(),
 			Status: nudge.MessageQueued, IdempotencyKey: en.ID + ":send", AvailableAt: now}
 		commit.Enrollments = append(commit.Enrollments, en)
 		commit.Messages = append(commit.Messages, m)
@@ -152,6 +156,13 @@ func (e *env) queueMany(cs []*nudge.Contact, channel, tmpl string) []string {
 		e.t.Fatal(err)
 	}
 	return ids
+}
+
+func (e *env) purposeOr() string {
+	if e.purpose == "" {
+		return nudge.PurposeMarketing
+	}
+	return e.purpose
 }
 
 func (e *env) run(w *delivery.Worker) int {

@@ -114,6 +114,29 @@ type SMSLimits struct {
 	MaxCharacters int
 	// PricePerSegment, in the account's currency, for the cost estimate.
 	PricePerSegment float64
+	// OptOutNotice, when set, is the notice the policy adds to marketing
+	// texts ("Reply STOP to opt out"): the lint counts the text with it
+	// (WithOptOutNotice), the longest the text will be.
+	OptOutNotice string
+}
+
+// WithOptOutNotice returns text with the opt-out notice appended: after a
+// space, or on a line of its own when the text has several lines. A text
+// that already contains the notice (in any case), and an empty notice,
+// leave text as it is.
+func WithOptOutNotice(text, notice string) string {
+	notice = strings.TrimSpace(notice)
+	if notice == "" || strings.Contains(strings.ToLower(text), strings.ToLower(notice)) {
+		return text
+	}
+	text = strings.TrimRight(text, " \t\r\n")
+	switch {
+	case text == "":
+		return notice
+	case strings.Contains(text, "\n"):
+		return text + "\n" + notice
+	}
+	return text + " " + notice
 }
 
 func (l SMSLimits) withDefaults() SMSLimits {
@@ -149,6 +172,9 @@ func (l *SMSLint) Err() error {
 // plausible personalization) against the limits.
 func LintSMS(text string, limits SMSLimits) *SMSLint {
 	limits = limits.withDefaults()
+	if strings.TrimSpace(text) != "" {
+		text = WithOptOutNotice(text, limits.OptOutNotice)
+	}
 	l := &SMSLint{Encoding: Segments(text)}
 	l.Cost = float64(l.Segments) * limits.PricePerSegment
 	if strings.TrimSpace(text) == "" {

@@ -93,6 +93,32 @@ func TestLintSMS(t *testing.T) {
 	}
 }
 
+func TestWithOptOutNotice(t *testing.T) {
+	const notice = "Reply STOP to opt out"
+	for _, tc := range []struct{ text, want string }{
+		{"Starts in 1 hour.", "Starts in 1 hour. Reply STOP to opt out"},
+		{"Starts in 1 hour.\n", "Starts in 1 hour. Reply STOP to opt out"},
+		{"Hi Ada,\nstarts in 1 hour.", "Hi Ada,\nstarts in 1 hour.\nReply STOP to opt out"},
+		{"Starts soon. reply stop to opt out.", "Starts soon. reply stop to opt out."}, // carries it already
+	} {
+		if got := WithOptOutNotice(tc.text, notice); got != tc.want {
+			t.Errorf("WithOptOutNotice(%q) = %q, want %q", tc.text, got, tc.want)
+		}
+	}
+	if got := WithOptOutNotice("Hi", ""); got != "Hi" {
+		t.Errorf("no notice: %q", got)
+	}
+	// The lint counts the text as it will go: 150 characters fit one
+	// segment, and two with the notice.
+	text := strings.Repeat("a", 150)
+	if l := LintSMS(text, SMSLimits{}); l.Segments != 1 {
+		t.Errorf("without the notice: %d segments, want 1", l.Segments)
+	}
+	if l := LintSMS(text, SMSLimits{OptOutNotice: notice}); l.Segments != 2 {
+		t.Errorf("with the notice: %d segments, want 2", l.Segments)
+	}
+}
+
 func FuzzSegments(f *testing.F) {
 	for _, s := range []string{"", "a", "€", "👋", strings.Repeat("a", 152) + "€", "\xff\xfe", "ж{"} {
 		f.Add(s)

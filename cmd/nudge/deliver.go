@@ -13,6 +13,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nudge/nudge"
@@ -23,6 +24,7 @@ import (
 	"github.com/nudge/nudge/channel/webhook"
 	"github.com/nudge/nudge/delivery"
 	"github.com/nudge/nudge/link"
+	"github.com/nudge/nudge/policy"
 	"github.com/nudge/nudge/template"
 )
 
@@ -281,7 +283,34 @@ func (m *Main) newDelivery() (*delivery.Worker, error) {
 		Prepare:        prepare,
 		Lease:          m.Config.Lease,
 		Limits:         limits,
+		Policy:         storedPolicy(m.Store),
 	})
+}
+
+// storedPolicy reads the workspace policy in force for the delivery
+// worker's SMS rules (opt-out notice, budgets): the latest stored version,
+// parsed once per version, or the shipped default when none is stored.
+func storedPolicy(s nudge.Store) func(context.Context) (*policy.Policy, error) {
+	var mu sync.Mutex
+	var cur *policy.Policy
+	return func(ctx context.Context) (*policy.Policy, error) {
+		v, err := s.PolicyGet(ctx, 0)
+		if nudge.ErrorCode(err) == nudge.ENOTFOUND {
+			return policy.Default(), nil
+		} else if err != nil {
+			return nil, err
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if cur == nil || cur.Version != v.Version {
+			p, err := policy.Parse(fmt.Sprintf("policy@%d", v.Version), v.Source)
+			if err != nil {
+				return nil, err
+			}
+			p.Version, cur = v.Version, p
+		}
+		return cur, nil
+	}
 }
 
 // emittingStore tells webhook subscriptions of the message statuses the
