@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -30,6 +31,9 @@ type Config struct {
 	// queued messages lasts: what a node that died had claimed is taken
 	// over by another (or by itself, restarted) once it expires.
 	Lease time.Duration // NUDGE_LEASE
+	// IngestRate caps this node's ingest requests a second (429 with
+	// Retry-After beyond it); 0 for no cap.
+	IngestRate float64 // NUDGE_INGEST_RATE
 }
 
 // DefaultLease is the default of Config.Lease.
@@ -59,6 +63,9 @@ func DefaultConfig() Config {
 	}
 	if v, err := time.ParseDuration(os.Getenv("NUDGE_LEASE")); err == nil {
 		c.Lease = v
+	}
+	if v, err := strconv.ParseFloat(os.Getenv("NUDGE_INGEST_RATE"), 64); err == nil {
+		c.IngestRate = v
 	}
 	return c
 }

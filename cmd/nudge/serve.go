@@ -90,6 +90,8 @@ func (m *Main) Run(ctx context.Context) error {
 		Registry: reg,
 		Version:  version,
 
+		IngestRate: m.Config.IngestRate,
+
 		TwilioAuthToken:   m.Delivery.TwilioAuthToken,
 		PublicURL:         m.Delivery.PublicURL,
 		KannelKey:         m.Delivery.KannelKey,
@@ -301,6 +303,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&dcfg.Templates, "templates", dcfg.Templates, "folder of message templates, NAME.email.liquid and NAME.sms.liquid (env NUDGE_TEMPLATES)")
 	fs.StringVar(&dcfg.PublicURL, "public-url", dcfg.PublicURL, "this server's address as providers reach it, for delivery callbacks (env NUDGE_PUBLIC_URL)")
 	fs.StringVar(&dcfg.RateLimits, "rate-limits", dcfg.RateLimits, "messages per second: from:NUMBER=1, from:default (US long code 1, toll-free 3, short code 100), sms=N, email=N, workspace=N, comma-separated (env NUDGE_RATE_LIMITS)")
+	fs.Float64Var(&cfg.IngestRate, "ingest-rate", cfg.IngestRate, "ingest requests a second this node takes before answering 429; 0 for no cap (env NUDGE_INGEST_RATE)")
 	fs.DurationVar(&cfg.Lease, "lease", cfg.Lease, "how long a claim of work lasts; a stopped node's claimed work is taken over after it (env NUDGE_LEASE)")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "time in-flight requests get to finish on SIGTERM (env NUDGE_SHUTDOWN_TIMEOUT)")
 	demo := newDemoFlags(fs)
