@@ -18,6 +18,7 @@ import (
 
 	"github.com/nudge/nudge"
 	"github.com/nudge/nudge/journey"
+	"github.com/nudge/nudge/nudgetest"
 	"github.com/nudge/nudge/sim"
 )
 
@@ -456,4 +457,60 @@ func TestConsoleFatigueChart(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("the fatigue chart writes %v contact-weeks, the store counts %v", got, want)
 	}
+}
+
+// TestConsoleOnPostgres serves the console on PostgreSQL (when
+// NUDGE_TEST_POSTGRES names a server) and reads each main page as a
+// browser would, checking the numbers it shows against the store's.
+func TestConsoleOnPostgres(t *testing.T) {
+	c := newConsoleOn(t, nudgetest.Postgres(t))
+	ms := allMessages(t, c.store)
+	if len(ms) == 0 {
+		t.Fatal("the seed made no messages")
+	}
+	admin := newConsoleClient(t, c.url)
+	admin.signIn("admin@example.com")
+	get := func(path string) string {
+		t.Helper()
+		status, _, body := admin.do("GET", path, nil)
+		if status != http.StatusOK {
+			t.Fatalf("GET %s: %d\n%s", path, status, snippet(body))
+		}
+		return body
+	}
+	d, err := c.store.ReportOverview(context.Background(), &nudge.ReportParams{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var entered int64
+	for _, j := range d.Journeys {
+		if j.JourneyID == journeyID {
+			entered = j.Entered
+		}
+	}
+	if body := get("/"); entered == 0 || !strings.Contains(body, fmt.Sprintf(`<td class="num entered">%d</td>`, entered)) {
+		t.Errorf("the overview does not show %d entered", entered)
+	}
+	if body := get("/journeys/" + journeyID + "?from=2000-01-01"); !strings.Contains(body, `data-step="confirm" data-reached="`+fmt.Sprint(entered)+`"`) {
+		t.Errorf("the graph's first step does not show %d reached", entered)
+	}
+	body := get("/messages?channel=sms")
+	var sms int
+	for _, m := range ms {
+		if m.Channel == nudge.ChannelSMS {
+			sms++
+			if !strings.Contains(body, `data-message="`+m.ID+`"`) {
+				t.Errorf("the SMS log lacks message %s", m.ID)
+			}
+		}
+	}
+	if n := strings.Count(body, `<li class="msg `); n != sms {
+		t.Errorf("the SMS log shows %d messages, the store has %d SMS", n, sms)
+	}
+	if body := get("/messages/" + ms[0].ID); !strings.Contains(body, "Sent ") {
+		t.Errorf("message %s does not say why it was sent", ms[0].ID)
+	}
+	get("/contacts/w-dev")
+	get("/policy")
+	get("/settings")
 }

@@ -73,9 +73,8 @@ var exampleRegion = &ingest.ContactNormalizer{DefaultRegion: "US"}
 
 // seed runs the webinar example through the real engine on a fake clock:
 // its contacts imported, its journey published, its timeline replayed.
-func seed(t *testing.T, ctx context.Context) (nudge.Store, *nudgetest.Clock) {
+func seed(t *testing.T, ctx context.Context, db nudge.Store) *nudgetest.Clock {
 	t.Helper()
-	db := nudgetest.SQLite(t)
 	ex := readExample(t, "webinar")
 	events := ex.events
 	start := events[0].At().Add(-time.Minute)
@@ -118,14 +117,20 @@ func seed(t *testing.T, ctx context.Context) (nudge.Store, *nudgetest.Clock) {
 			t.Fatalf("engine at %s: %v", now, err)
 		}
 	}
-	return db, clock
+	return clock
 }
 
 // newConsole serves the API and the console as nudge serve does.
 func newConsole(t *testing.T) *console {
 	t.Helper()
+	return newConsoleOn(t, nudgetest.SQLite(t))
+}
+
+// newConsoleOn is newConsole on the store db.
+func newConsoleOn(t *testing.T, db nudge.Store) *console {
+	t.Helper()
 	ctx := context.Background()
-	db, clock := seed(t, ctx)
+	clock := seed(t, ctx, db)
 	users := db
 	for _, u := range []struct{ id, email, role string }{
 		{"u-admin", "admin@example.com", nudge.UserAdmin},
