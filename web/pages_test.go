@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"mime/multipart"
 	"net/http"
 	"net/url"
 	"os"
@@ -513,4 +515,59 @@ func TestConsoleOnPostgres(t *testing.T) {
 	get("/contacts/w-dev")
 	get("/policy")
 	get("/settings")
+}
+
+// TestConsoleSimulateUpload sends a journey's contacts and timeline as
+// files, as the simulate form does, and a form too large for the bound.
+func TestConsoleSimulateUpload(t *testing.T) {
+	c := newConsole(t)
+	editor := newConsoleClient(t, c.url)
+	editor.signIn("admin@example.com")
+	ex := readExample(t, "webinar")
+	timeline, err := os.ReadFile(filepath.Join("..", "examples", "webinar", "timeline.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	post := func(files map[string][]byte) (int, string) {
+		var buf bytes.Buffer
+		mw := multipart.NewWriter(&buf)
+		for k, v := range map[string]string{"csrf": editor.csrf, "journey": "paste", "yaml": string(ex.src), "data": "upload"} {
+			mw.WriteField(k, v)
+		}
+		for name, b := range files {
+			fw, _ := mw.CreateFormFile(name, name+".txt")
+			fw.Write(b)
+		}
+		mw.Close()
+		req, _ := http.NewRequest("POST", c.url+"/simulate", &buf)
+		req.Header.Set("Content-Type", mw.FormDataContentType())
+		res, err := editor.hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(b)
+	}
+	status, body := post(map[string][]byte{"contacts": ex.contacts, "timeline": timeline})
+	if status != http.StatusOK {
+		t.Fatalf("simulate with uploads: %d\n%s", status, snippet(body))
+	}
+	want := simulateExample(t, "webinar")
+	if !strings.Contains(body, fmt.Sprintf(`<strong id="t-decisions">%d</strong>`, want.Totals.Decisions)) {
+		t.Errorf("the uploaded run does not show %d decisions as sim.Run does", want.Totals.Decisions)
+	}
+
+	status, body = post(map[string][]byte{"contacts": ex.contacts})
+	if status != http.StatusBadRequest || !strings.Contains(body, "Upload a timeline") {
+		t.Errorf("without a timeline: %d\n%s", status, snippet(body))
+	}
+	status, body = post(map[string][]byte{"timeline": []byte("{\"type\": \"track\"}\n")})
+	if status != http.StatusBadRequest || !strings.Contains(body, "timeline.jsonl:1:") {
+		t.Errorf("a bad timeline line: %d, want 400 naming the line\n%s", status, snippet(body))
+	}
+	status, body = post(map[string][]byte{"contacts": bytes.Repeat([]byte("x"), 5<<20), "timeline": timeline})
+	if status != http.StatusRequestEntityTooLarge || !strings.Contains(body, "4 MB") {
+		t.Errorf("a 5 MB upload: %d, want 413 saying the bound\n%s", status, snippet(body))
+	}
 }
