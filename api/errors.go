@@ -59,9 +59,12 @@ func unavailable(err error) bool {
 		errors.Is(err, syscall.ECONNRESET) {
 		return true
 	}
-	// database/sql and pgxpool report a closed handle with unexported errors.
+	// database/sql and pgxpool report a closed handle with unexported
+	// errors; SQLite reports a full disk (SQLITE_FULL), a read-only file
+	// (SQLITE_READONLY) and a failing disk (SQLITE_IOERR) by message.
 	msg := err.Error()
-	for _, s := range []string{"connection refused", "database is closed", "closed pool", "broken pipe"} {
+	for _, s := range []string{"connection refused", "database is closed", "closed pool", "broken pipe",
+		"database or disk is full", "readonly database", "disk I/O error"} {
 		if strings.Contains(msg, s) {
 			return true
 		}

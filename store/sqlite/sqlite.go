@@ -126,7 +126,7 @@ func Open(path string) (*DB, error) {
 	// WAL on (a persistent property of the file) before any reader connects.
 	if err := write.Ping(); err != nil {
 		write.Close()
-		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+		return nil, fmt.Errorf("sqlite: open %s: %w%s", path, err, openHint(path))
 	}
 	read, err := sql.Open("sqlite", path+common+"&_query_only=1")
 	if err != nil {
