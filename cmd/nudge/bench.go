@@ -35,8 +35,10 @@ func runBench(ctx context.Context, what string, args []string, stdout, stderr io
 		return benchCrash(ctx, args, stdout, stderr)
 	case "nodes":
 		return benchNodes(ctx, args, stdout, stderr)
+	case "soak":
+		return benchSoak(ctx, args, stdout, stderr)
 	}
-	fmt.Fprintln(stderr, "usage: nudge bench ingest|import|crash|nodes [flags]")
+	fmt.Fprintln(stderr, "usage: nudge bench ingest|import|crash|nodes|soak [flags]")
 	return errUsage
 }
 
@@ -242,19 +244,28 @@ func resetPeakRSS() {
 
 // peakRSS reads the process's peak resident set size (Linux VmHWM).
 func peakRSS() string {
-	f, err := os.Open("/proc/self/status")
-	if err != nil {
+	kb := procStatusKB("self", "VmHWM")
+	if kb == 0 {
 		return "unknown"
+	}
+	return fmt.Sprintf("%.0f MB", float64(kb)/1024)
+}
+
+// procStatusKB reads a kB field of /proc/PID/status (0 if it cannot).
+func procStatusKB(pid, field string) int {
+	f, err := os.Open("/proc/" + pid + "/status")
+	if err != nil {
+		return 0
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+		if v, ok := strings.CutPrefix(sc.Text(), field+":"); ok {
 			kb, _ := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
-			return fmt.Sprintf("%.0f MB", float64(kb)/1024)
+			return kb
 		}
 	}
-	return "unknown"
+	return 0
 }
 
 // benchImport writes a CSV of n contacts to a temp file and imports it into a

@@ -178,6 +178,9 @@ type received struct {
 	byStep map[string]int    // recipient + step → deliveries
 	onCall func(kind string) // called with the request in flight, before it is answered
 	total  int
+	// onReceive, when set, hears of each message as it arrives (the soak
+	// measures event-to-message latency with it).
+	onReceive func(to, step string, at time.Time)
 }
 
 func newReceived() *received {
@@ -190,6 +193,9 @@ func (r *received) add(id, to, step string) {
 	r.byStep[to+" "+step]++
 	r.total++
 	r.mu.Unlock()
+	if r.onReceive != nil {
+		r.onReceive(to, step, time.Now())
+	}
 }
 
 // duplicates counts deliveries beyond the first: of one outbox message, and

@@ -9,7 +9,7 @@
 //	nudge apikey list | revoke ID
 //	nudge events prune               delete events older than the retention
 //	nudge bench ingest|import        measure ingest and import
-//	nudge bench crash                kill the server again and again, and check what it did
+//	nudge bench crash|nodes|soak     kill the server, run several, load it; check what it did
 //	nudge journey validate|publish   check and publish journey files
 //	nudge policy validate|publish    check and publish the workspace policy
 //	nudge suppress add|remove|list   the suppression list
@@ -45,6 +45,8 @@ Usage:
   nudge bench ingest [flags]             ingest throughput over HTTP vs raw store
   nudge bench import [flags]             CSV import rate and peak memory
   nudge bench crash [flags]              SIGKILL the server again and again; check nothing is lost or sent twice
+  nudge bench nodes --db postgres://…    1, 2, 3 servers on one PostgreSQL: throughput, and one killed
+  nudge bench soak [flags]               a steady load, then a burst: figures per minute, then the checks
   nudge journey validate|publish FILE... check or publish journey files
   nudge journey list|pause|resume|archive|diff|schema
   nudge policy validate|publish FILE     check or publish the workspace policy

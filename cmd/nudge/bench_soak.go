@@ -1,0 +1,372 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nudge/nudge"
+)
+
+// soakOptions are bench soak's flags.
+type soakOptions struct {
+	db         string
+	rate       int
+	duration   time.Duration
+	interval   time.Duration
+	burstX     int
+	burstFor   time.Duration
+	ingestRate float64
+	dir        string
+}
+
+// benchSoak drives the real server (a child process) at a steady rate of
+// trigger events for a while, then at a multiple of it for a burst, and
+// prints per interval what went in and out, the p99 latencies, the errors
+// and the server's RSS; then it waits for the queue to drain and runs the
+// crash harness's checks (nothing lost, nothing twice).
+func benchSoak(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	o := &soakOptions{}
+	fs := flag.NewFlagSet("bench soak", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.db, "db", "", "database: a SQLite path or postgres:// URL (default: a new SQLite file in a temp dir)")
+	fs.IntVar(&o.rate, "rate", 50, "steady trigger events a second (each sends 2 emails and 1 SMS)")
+	fs.DurationVar(&o.duration, "duration", 10*time.Minute, "how long the steady phase lasts")
+	fs.DurationVar(&o.interval, "interval", time.Minute, "how often a line of figures is printed")
+	fs.IntVar(&o.burstX, "burst", 10, "the burst's rate, as a multiple of --rate (0: no burst)")
+	fs.DurationVar(&o.burstFor, "burst-for", 30*time.Second, "how long the burst lasts")
+	fs.Float64Var(&o.ingestRate, "ingest-rate", 0, "serve --ingest-rate, in requests a second (default: 5× the steady request rate, so that the burst meets it)")
+	fs.StringVar(&o.dir, "dir", "", "keep the run's files here (default: a temp dir, removed)")
+	if err := fs.Parse(args); err != nil {
+		return errUsage
+	}
+	if o.rate < 1 || o.duration <= 0 || o.interval <= 0 || o.burstX < 0 {
+		fmt.Fprintln(stderr, "bench soak: --rate, --duration and --interval must be positive")
+		return errUsage
+	}
+	r, err := runSoak(ctx, o, stdout)
+	if err != nil {
+		return err
+	}
+	if p := r.problems(); len(p) > 0 {
+		return fmt.Errorf("soak: %d problems:\n  %s", len(p), strings.Join(p, "\n  "))
+	}
+	fmt.Fprintln(stdout, "PASS: no errors, queue drained, nothing lost, nothing twice")
+	return nil
+}
+
+// soakWindow is what one interval saw.
+type soakWindow struct {
+	events, requests, limited, errors, messages int
+	ingest, toEmail                             []time.Duration
+}
+
+// soakResult is a soak's figures and checks.
+type soakResult struct {
+	*crashResult
+	errors, limited int
+	retryAfter      bool // every 429 carried Retry-After
+	rss             []float64
+	limitExpected   bool
+}
+
+func (r *soakResult) problems() []string {
+	p := r.crashResult.problems()
+	if r.errors > 0 {
+		p = append(p, fmt.Sprintf("%d ingest errors (answers other than 200 and 429, or no answer)", r.errors))
+	}
+	if r.limitExpected && r.limited == 0 {
+		p = append(p, "the burst never met the ingest limit: no 429")
+	}
+	if r.limited > 0 && !r.retryAfter {
+		p = append(p, "a 429 without Retry-After")
+	}
+	return p
+}
+
+type soakRun struct {
+	*crashRun
+	o     *soakOptions
+	batch int
+	start time.Time
+	acked []atomic.Int64 // when each contact's trigger was confirmed (unix ns)
+
+	mu         sync.Mutex
+	win        soakWindow
+	errors     int
+	limited    int
+	retryAfter bool
+}
+
+func runSoak(ctx context.Context, o *soakOptions, stdout io.Writer) (*soakResult, error) {
+	dir := o.dir
+	if dir == "" {
+		d, err := os.MkdirTemp("", "nudge-soak-")
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(d)
+		dir = d
+	} else if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	batch := max(1, o.rate/10) // 10 requests a second at the steady rate
+	if o.ingestRate == 0 && o.burstX > 0 {
+		o.ingestRate = 5 * float64(o.rate) / float64(batch)
+	}
+	contacts := int(float64(o.rate)*(o.duration.Seconds()+float64(o.burstX)*o.burstFor.Seconds())) + o.rate
+	co := &crashOptions{db: o.db, contacts: contacts, nodes: 1, lease: 10 * time.Second, drain: 20 * time.Minute, seed: 1}
+	if co.db == "" {
+		co.db = dir + "/soak.db"
+	}
+	s := &soakRun{crashRun: &crashRun{o: co, out: stdout, kills: map[string]int{}, ingestEnd: make(chan struct{})},
+		o: o, batch: batch, acked: make([]atomic.Int64, contacts), retryAfter: true}
+	drop, err := s.freshDB(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer drop()
+	fmt.Fprintf(stdout, "nudge bench soak: %s, %d events/s for %s, then %d× for %s; ingest limit %.0f requests/s (%d events per request)\n",
+		map[bool]string{true: "PostgreSQL", false: "SQLite"}[isPostgres(co.db)], o.rate, o.duration, o.burstX, o.burstFor, o.ingestRate, batch)
+	if err := s.setup(ctx, dir); err != nil {
+		return nil, err
+	}
+	defer s.sms.close()
+	defer s.mail.close()
+	if o.ingestRate > 0 {
+		s.node.args = append(s.node.args, "--ingest-rate", strconv.FormatFloat(o.ingestRate, 'f', -1, 64))
+	}
+	s.mail.onReceive = s.received
+	s.sms.onReceive = func(string, string, time.Time) { s.count(func(w *soakWindow) { w.messages++ }) }
+	if err := s.node.start(ctx, time.Minute); err != nil {
+		return nil, err
+	}
+	defer s.node.stop()
+
+	res := &soakResult{limitExpected: o.burstX > 0 && o.ingestRate > 0}
+	s.start = time.Now()
+	done := make(chan struct{})
+	var reporter sync.WaitGroup
+	reporter.Go(func() { res.rss = s.report(ctx, done) })
+	err = s.produce(ctx)
+	close(done)
+	reporter.Wait()
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintln(stdout, "  events all in; waiting for the queue to drain…")
+	t := time.Now()
+	if err := s.waitDrained(ctx); err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(stdout, "  drained %s after the last event\n", time.Since(t).Round(time.Second))
+	s.node.stop()
+	if s.node.exitedOnItsOwn() {
+		return nil, fmt.Errorf("the server exited on its own; see its log")
+	}
+	cr, err := s.verify(ctx)
+	if err != nil {
+		return nil, err
+	}
+	cr.other = append(cr.other, s.scanLog(dir+"/serve.log")...)
+	res.crashResult = cr
+	res.errors, res.limited, res.retryAfter = s.errors, s.limited, s.retryAfter
+	cr.print(stdout)
+	fmt.Fprintf(stdout, "  ingest: %d errors; %d answers 429 (all with Retry-After: %t)\n", res.errors, res.limited, res.retryAfter)
+	if n := len(res.rss); n >= 3 {
+		fmt.Fprintf(stdout, "  RSS: %.0f MB after the first interval, %.0f MB at the end of the steady phase, most %.0f MB\n",
+			res.rss[0], res.rss[min(n-1, int(o.duration/o.interval)-1)], slices.Max(res.rss))
+	}
+	return res, nil
+}
+
+func (s *soakRun) count(f func(*soakWindow)) {
+	s.mu.Lock()
+	f(&s.win)
+	s.mu.Unlock()
+}
+
+// received hears of each email: the welcome email's arrival minus its
+// contact's trigger confirmation is the event-to-message latency.
+func (s *soakRun) received(to, step string, at time.Time) {
+	var lat time.Duration
+	if step == "welcome" {
+		if i, err := strconv.Atoi(strings.TrimSuffix(strings.TrimPrefix(to, "p"), "@example.com")); err == nil && i < len(s.acked) {
+			if t := s.acked[i].Load(); t > 0 {
+				lat = max(0, at.Sub(time.Unix(0, t)))
+			}
+		}
+	}
+	s.count(func(w *soakWindow) {
+		w.messages++
+		if lat > 0 {
+			w.toEmail = append(w.toEmail, lat)
+		}
+	})
+}
+
+// produce sends the trigger events: o.rate a second for o.duration, then
+// o.burstX times that for o.burstFor, from 32 concurrent clients, each
+// retrying a refused request when Retry-After says.
+func (s *soakRun) produce(ctx context.Context) error {
+	type job struct{ lo, hi int }
+	jobs := make(chan job, 1<<16)
+	var wg sync.WaitGroup
+	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 32}}
+	for range 32 {
+		wg.Go(func() {
+			for j := range jobs {
+				s.send(ctx, client, j.lo, j.hi)
+			}
+		})
+	}
+	next, i := time.Now(), 0
+	for _, phase := range []struct {
+		rate int
+		d    time.Duration
+	}{{s.o.rate, s.o.duration}, {s.o.rate * s.o.burstX, s.o.burstFor}} {
+		if phase.rate == 0 {
+			continue
+		}
+		end := time.Now().Add(phase.d)
+		every := time.Duration(float64(time.Second) * float64(s.batch) / float64(phase.rate))
+		for time.Now().Before(end) && i < len(s.acked) {
+			hi := min(i+s.batch, len(s.acked))
+			jobs <- job{i, hi}
+			i = hi
+			next = next.Add(every)
+			select {
+			case <-ctx.Done():
+				close(jobs)
+				return ctx.Err()
+			case <-time.After(time.Until(next)):
+			}
+		}
+	}
+	close(jobs)
+	wg.Wait()
+	s.crashRun.o.contacts = i // the checks expect those that were sent
+	return ctx.Err()
+}
+
+// send posts contacts lo..hi's trigger events until they are confirmed.
+func (s *soakRun) send(ctx context.Context, client *http.Client, lo, hi int) {
+	items := make([]string, 0, hi-lo)
+	for i := lo; i < hi; i++ {
+		items = append(items, fmt.Sprintf(`{"type":"track","userId":"c%d","event":"crash.signup","messageId":"soak-%d"}`, i, i))
+	}
+	body := `{"batch":[` + strings.Join(items, ",") + `]}`
+	for ctx.Err() == nil {
+		req, _ := http.NewRequestWithContext(ctx, "POST", "http://"+s.node.addr+"/v1/batch", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+s.key)
+		req.Header.Set("Content-Type", "application/json")
+		t := time.Now()
+		resp, err := client.Do(req)
+		lat := time.Since(t)
+		status, wait := 0, time.Second
+		if err == nil {
+			var out struct {
+				Stored *int `json:"stored"`
+			}
+			derr := json.NewDecoder(resp.Body).Decode(&out)
+			resp.Body.Close()
+			status = resp.StatusCode
+			if status == http.StatusOK && derr != nil {
+				status = -1
+			}
+			if ra := resp.Header.Get("Retry-After"); status == http.StatusTooManyRequests {
+				n, err := strconv.Atoi(ra)
+				s.mu.Lock()
+				s.retryAfter = s.retryAfter && err == nil && n > 0
+				s.mu.Unlock()
+				wait = time.Duration(max(n, 1)) * time.Second
+			}
+		}
+		s.count(func(w *soakWindow) {
+			w.requests++
+			switch status {
+			case http.StatusOK:
+				w.events += hi - lo
+				w.ingest = append(w.ingest, lat)
+			case http.StatusTooManyRequests:
+				w.limited++
+				s.limited++
+			default:
+				w.errors++
+				s.errors++
+			}
+		})
+		if status == http.StatusOK {
+			now := time.Now().UnixNano()
+			for i := lo; i < hi; i++ {
+				s.acked[i].Store(now)
+			}
+			s.crashRun.acked.Add(int64(hi - lo))
+			return
+		}
+		time.Sleep(wait)
+	}
+}
+
+// report prints a line every interval until done, and returns the RSS
+// figures it printed (MB).
+func (s *soakRun) report(ctx context.Context, done <-chan struct{}) []float64 {
+	var rss []float64
+	store, err := openExisting(ctx, s.crashRun.o.db)
+	if err != nil {
+		fmt.Fprintf(s.out, "  (no backlog figures: %v)\n", err)
+	} else {
+		defer store.Close()
+	}
+	fmt.Fprintf(s.out, "  %8s %9s %9s %6s %6s %10s %10s %8s %8s\n", "time", "events/s", "msgs/s", "429s", "errors", "ingest p99", "to-email p99", "backlog", "RSS MB")
+	t := time.NewTicker(s.o.interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-done:
+			return rss
+		case <-t.C:
+		}
+		s.mu.Lock()
+		w := s.win
+		s.win = soakWindow{}
+		s.mu.Unlock()
+		secs := s.o.interval.Seconds()
+		mb := s.rssMB()
+		rss = append(rss, mb)
+		backlog := "?"
+		if store != nil {
+			if ms, err := store.MessageList(ctx, &nudge.MessageListParams{Status: nudge.MessageQueued, Limit: 10000}); err == nil {
+				backlog = strconv.Itoa(len(ms))
+			}
+		}
+		fmt.Fprintf(s.out, "  %8s %9.0f %9.0f %6d %6d %10s %10s %8s %8.0f\n", time.Since(s.start).Round(time.Second),
+			float64(w.events)/secs, float64(w.messages)/secs, w.limited, w.errors, p99(w.ingest), p99(w.toEmail), backlog, mb)
+	}
+}
+
+// rssMB reads the server process's resident set size.
+func (s *soakRun) rssMB() float64 {
+	s.node.mu.Lock()
+	pid := s.node.cmd.Process.Pid
+	s.node.mu.Unlock()
+	return float64(procStatusKB(strconv.Itoa(pid), "VmRSS")) / 1024
+}
+
+func p99(d []time.Duration) string {
+	if len(d) == 0 {
+		return "-"
+	}
+	slices.Sort(d)
+	return d[min(len(d)*99/100, len(d)-1)].Round(time.Millisecond).String()
+}

@@ -1,0 +1,37 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"testing"
+	"time"
+)
+
+// TestSoakShort is the CI version of `nudge bench soak`: a few seconds of
+// steady load on the real server, then a burst that meets the ingest
+// limit. The server must answer 429 with Retry-After rather than fail, and
+// once the burst is over the queue must drain with nothing lost or sent
+// twice. The ten-minute run is a documented command (docs/reliability.md).
+func TestSoakShort(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the server: not in -short")
+	}
+	var out bytes.Buffer
+	o := &soakOptions{rate: 20, duration: 6 * time.Second, interval: 2 * time.Second, burstX: 10, burstFor: 3 * time.Second, dir: t.TempDir()}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	r, err := runSoak(ctx, o, &out)
+	t.Log("\n" + out.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.limited == 0 {
+		t.Errorf("no 429 during a burst of 10× the rate, with the limit at 5×")
+	}
+	if r.acked == 0 || r.sinkTotal["email"] == 0 {
+		t.Errorf("%d events confirmed, %d emails received: the load did not run", r.acked, r.sinkTotal["email"])
+	}
+	for _, p := range r.problems() {
+		t.Error(p)
+	}
+}
