@@ -3,8 +3,10 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"math"
+	"sync"
 	"time"
 
 	"github.com/nudge/nudge"
@@ -150,18 +152,47 @@ func (db *DB) ReportJourney(ctx context.Context, p *nudge.ReportParams) (*nudge.
 				return err
 			}},
 	}
+	// Each query fills its own fields of d, on its own reader: WAL lets
+	// them run at once.
+	jobs := make([]func() error, 0, len(queries)+2)
 	for _, q := range queries {
-		if err := db.reportQuery(ctx, q.q, args, q.scan); err != nil {
-			return nil, fmt.Errorf("sqlite: report %s: %w", q.name, err)
+		jobs = append(jobs, func() error {
+			if err := db.reportQuery(ctx, q.q, args, q.scan); err != nil {
+				return fmt.Errorf("sqlite: report %s: %w", q.name, err)
+			}
+			return nil
+		})
+	}
+	jobs = append(jobs, func() error {
+		if err := db.reportConversions(ctx, w, args, d); err != nil {
+			return fmt.Errorf("sqlite: report conversions: %w", err)
 		}
-	}
-	if err := db.reportConversions(ctx, w, args, d); err != nil {
-		return nil, fmt.Errorf("sqlite: report conversions: %w", err)
-	}
-	if err := db.reportStages(ctx, w, args, d); err != nil {
-		return nil, fmt.Errorf("sqlite: report stages: %w", err)
+		return nil
+	}, func() error {
+		if err := db.reportStages(ctx, w, args, d); err != nil {
+			return fmt.Errorf("sqlite: report stages: %w", err)
+		}
+		return nil
+	})
+	if err := runAll(jobs); err != nil {
+		return nil, err
 	}
 	return d, nil
+}
+
+// runAll runs jobs at once and returns their errors, after all end.
+func runAll(jobs []func() error) error {
+	errs := make([]error, len(jobs))
+	var wg sync.WaitGroup
+	for i, j := range jobs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = j()
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // reportConversions reads the converted enrollments with the steps they
