@@ -67,7 +67,9 @@ var consoleExpect = map[string]string{
 	"POST /settings/webhooks/{id}/delete":     "admin",
 	"POST /settings/users":                    "admin",
 	"POST /journeys/{id}/steps/{step}/resume": "admin",
-	"ANY /": "viewer",
+	"GET /journeys/new":                       "editor",
+	"POST /journeys/new":                      "editor",
+	"ANY /":                                   "viewer",
 }
 
 // consoleRoute is a pattern registered in the console's source.

@@ -86,7 +86,8 @@ func sourceField(r *http.Request) (string, []problem) {
 }
 
 type editPage struct {
-	Journey  *nudge.Journey
+	Journey  *nudge.Journey // nil for a new journey
+	Action   string         // where the form posts
 	Source   string
 	Problems []problem
 	Lines    []srcLine
@@ -102,34 +103,60 @@ func (s *Server) handleJourneyEdit(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	s.render(w, r, http.StatusOK, "edit.html", "Edit "+j.Name, &editPage{Journey: j, Source: string(v.Source)})
+	s.render(w, r, http.StatusOK, "edit.html", "Edit "+j.Name, &editPage{Journey: j, Action: "/journeys/" + j.ID + "/edit", Source: string(v.Source)})
 }
 
 // handleJourneyPublish validates the edited file and publishes it as the
 // journey's next version; with problems, it shows them at their lines and
 // publishes nothing.
 func (s *Server) handleJourneyPublish(w http.ResponseWriter, r *http.Request) {
-	ctx := r.Context()
 	j, ok := s.pathJourney(w, r)
 	if !ok {
 		return
 	}
+	s.publishForm(w, r, "Edit "+j.Name, &editPage{Journey: j, Action: "/journeys/" + j.ID + "/edit"},
+		func(def *journey.Journey) ([]problem, error) {
+			if def.ID != j.ID {
+				return []problem{{Message: fmt.Sprintf("the file's id is %q, but this page publishes %q: keep the id, or publish the file as a new journey", def.ID, j.ID)}}, nil
+			}
+			return nil, nil
+		},
+		func(v *nudge.JourneyVersion) string {
+			return "/journeys/" + j.ID + "/versions/" + strconv.FormatInt(v.Version, 10)
+		})
+}
+
+// publishForm validates the form's journey file, then check's problems,
+// and publishes it, redirecting to next; with problems it shows page again
+// with them at their lines (a problem without a line is put at the id's).
+func (s *Server) publishForm(w http.ResponseWriter, r *http.Request, title string, page *editPage,
+	check func(*journey.Journey) ([]problem, error), next func(*nudge.JourneyVersion) string) {
+	ctx := r.Context()
 	src, ps := sourceField(r)
 	var (
 		def *journey.Journey
 		err error
 	)
 	if ps == nil {
-		if def, ps, err = journeyProblems(j.ID+".yaml", []byte(src)); err != nil {
+		if def, ps, err = journeyProblems("journey.yaml", []byte(src)); err != nil {
 			s.fail(w, r, err)
 			return
 		}
 	}
-	if ps == nil && def.ID != j.ID {
-		ps = []problem{{Line: idLine(src), Message: fmt.Sprintf("the file's id is %q, but this page publishes %q: keep the id, or publish the file as a new journey with nudge journey publish", def.ID, j.ID)}}
+	if ps == nil {
+		if ps, err = check(def); err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		for i := range ps {
+			if ps[i].Line == 0 {
+				ps[i].Line = idLine(src)
+			}
+		}
 	}
 	if ps != nil {
-		s.render(w, r, http.StatusBadRequest, "edit.html", "Edit "+j.Name, &editPage{Journey: j, Source: src, Problems: ps, Lines: numbered(src, ps)})
+		page.Source, page.Problems, page.Lines = src, ps, numbered(src, ps)
+		s.render(w, r, http.StatusBadRequest, "edit.html", title, page)
 		return
 	}
 	v, created, err := s.store.JourneyPublish(ctx, &nudge.JourneyPublishParams{ID: def.ID, Name: def.Name, Source: def.Source, Hash: def.Hash()}, s.clock.Now())
@@ -137,8 +164,43 @@ func (s *Server) handleJourneyPublish(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	s.log.InfoContext(ctx, "console journey publish", "journey_id", j.ID, "version", v.Version, "created", created, "user_id", current(r).User.ID)
-	http.Redirect(w, r, "/journeys/"+j.ID+"/versions/"+strconv.FormatInt(v.Version, 10), http.StatusSeeOther)
+	s.log.InfoContext(ctx, "console journey publish", "journey_id", def.ID, "version", v.Version, "created", created, "user_id", current(r).User.ID)
+	http.Redirect(w, r, next(v), http.StatusSeeOther)
+}
+
+// newJourney is the text the new-journey page starts from.
+const newJourney = `# A journey: see docs/journeys.md for every field.
+id: my-journey
+name: My journey
+trigger:
+  event: webinar.registered
+steps:
+  - id: welcome
+    email: {template: welcome}
+`
+
+func (s *Server) handleJourneyNew(w http.ResponseWriter, r *http.Request) {
+	s.render(w, r, http.StatusOK, "edit.html", "New journey", &editPage{Action: "/journeys/new", Source: newJourney})
+}
+
+// handleJourneyCreate validates a new journey's file and publishes it as
+// version 1; a file with problems, or with the id of a journey that
+// exists, is shown again with the problems at their lines.
+func (s *Server) handleJourneyCreate(w http.ResponseWriter, r *http.Request) {
+	var id string
+	s.publishForm(w, r, "New journey", &editPage{Action: "/journeys/new"},
+		func(def *journey.Journey) ([]problem, error) {
+			id = def.ID
+			_, err := s.store.JourneyGet(r.Context(), def.ID)
+			switch {
+			case err == nil:
+				return []problem{{Message: fmt.Sprintf("a journey with the id %q exists: choose another id, or edit it from its page", def.ID)}}, nil
+			case nudge.ErrorCode(err) == nudge.ENOTFOUND:
+				return nil, nil
+			}
+			return nil, err
+		},
+		func(*nudge.JourneyVersion) string { return "/journeys/" + id })
 }
 
 // idLine is the line of a file's top-level id, 0 if there is none.

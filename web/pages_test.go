@@ -343,7 +343,7 @@ func checkWidth(t *testing.T, ctx context.Context, c *console, width int, messag
 	must(t, ctx, chromedp.EmulateViewport(int64(width), 844, chromedp.EmulateMobile))
 	for _, path := range []string{
 		"/", "/journeys/" + journeyID, "/journeys/" + journeyID + "/edit", "/journeys/" + journeyID + "/versions/1",
-		"/contacts", "/contacts/w-dev", "/messages", "/messages/" + messageID,
+		"/journeys/new", "/contacts", "/contacts/w-dev", "/messages", "/messages/" + messageID,
 		"/simulate", "/policy", "/settings",
 	} {
 		must(t, ctx, chromedp.Navigate(c.url+path), chromedp.WaitVisible(chromedp.CSS("main h1")))
@@ -402,11 +402,23 @@ func TestConsolePolicy(t *testing.T) {
 		t.Fatalf("the stored policy: %v, %v", v, err)
 	}
 
+	// A second version shows what changed from the first.
+	v2 := strings.Replace(string(src), "timezone: America/Chicago", "timezone: America/Denver", 1)
+	if status, h, _ := admin.do("POST", "/policy", url.Values{"csrf": {admin.csrf}, "source": {v2}}); status != http.StatusSeeOther || h.Get("Location") != "/policy?version=2" {
+		t.Fatalf("publishing a second version: %d to %q", status, h.Get("Location"))
+	}
+	_, _, body = admin.do("GET", "/policy", nil)
+	del := regexp.MustCompile(`<tr class="op del">.*?</tr>`).FindAllString(body, -1)
+	add := regexp.MustCompile(`<tr class="op add">.*?</tr>`).FindAllString(body, -1)
+	if len(del) != 1 || !strings.Contains(del[0], "America/Chicago") || len(add) != 1 || !strings.Contains(add[0], "America/Denver") {
+		t.Errorf("the policy's diff removes %q and adds %q; want the one changed line", del, add)
+	}
+
 	viewer := newConsoleClient(t, c.url)
 	viewer.signIn("viewer@example.com")
 	status, _, body = viewer.do("GET", "/policy", nil)
-	if status != http.StatusOK || !strings.Contains(body, "America/Chicago") || strings.Contains(body, `action="/policy"`) {
-		t.Errorf("a viewer's policy page: %d; shows the policy %v; shows the editor %v", status, strings.Contains(body, "America/Chicago"), strings.Contains(body, `action="/policy"`))
+	if status != http.StatusOK || !strings.Contains(body, "America/Denver") || strings.Contains(body, `action="/policy"`) {
+		t.Errorf("a viewer's policy page: %d; shows the policy %v; shows the editor %v", status, strings.Contains(body, "America/Denver"), strings.Contains(body, `action="/policy"`))
 	}
 }
 
@@ -569,5 +581,25 @@ func TestConsoleSimulateUpload(t *testing.T) {
 	status, body = post(map[string][]byte{"contacts": bytes.Repeat([]byte("x"), 5<<20), "timeline": timeline})
 	if status != http.StatusRequestEntityTooLarge || !strings.Contains(body, "4 MB") {
 		t.Errorf("a 5 MB upload: %d, want 413 saying the bound\n%s", status, snippet(body))
+	}
+}
+
+func TestConsoleNewJourney(t *testing.T) {
+	c := newConsole(t)
+	editor := newConsoleClient(t, c.url)
+	editor.signIn("admin@example.com")
+	ex := readExample(t, "webinar")
+	status, _, body := editor.do("POST", "/journeys/new", url.Values{"csrf": {editor.csrf}, "source": {string(ex.src)}})
+	idLine := 1 + strings.Count(string(ex.src[:bytes.Index(ex.src, []byte("\nid: "))+1]), "\n")
+	if status != http.StatusBadRequest || !regexp.MustCompile(fmt.Sprintf(`<li id="L%d" class="bad">.*exists`, idLine)).MatchString(body) {
+		t.Fatalf("a new journey with an existing id: %d, want 400 with line %d marked\n%s", status, idLine, snippet(body))
+	}
+	src := strings.Replace(string(ex.src), "id: "+journeyID, "id: webinar-copy", 1)
+	status, h, body := editor.do("POST", "/journeys/new", url.Values{"csrf": {editor.csrf}, "source": {src}})
+	if status != http.StatusSeeOther || h.Get("Location") != "/journeys/webinar-copy" {
+		t.Fatalf("a new journey: %d to %q\n%s", status, h.Get("Location"), snippet(body))
+	}
+	if j, err := c.store.JourneyGet(context.Background(), "webinar-copy"); err != nil || j.Version != 1 || j.Status != nudge.JourneyActive {
+		t.Errorf("the new journey: %+v, %v", j, err)
 	}
 }

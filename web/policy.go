@@ -17,6 +17,8 @@ type policyPage struct {
 	Lines    []srcLine
 	Source   string // the editor's text
 	Problems []problem
+	Diff     []diffLine // from the version before the one shown
+	Prev     int64
 }
 
 func (s *Server) policyPage(r *http.Request) (*policyPage, error) {
@@ -45,6 +47,13 @@ func (s *Server) policyPage(r *http.Request) (*policyPage, error) {
 		return nil, err
 	}
 	p.Source = latest.Source
+	if pol.Version > 1 {
+		old, err := s.store.PolicyGet(ctx, pol.Version-1)
+		if err != nil {
+			return nil, err
+		}
+		p.Prev, p.Diff = old.Version, lineDiff(string(old.Source), pol.Source)
+	}
 	return p, nil
 }
 

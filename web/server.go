@@ -115,6 +115,8 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("POST /journeys/{id}/pause", s.signedIn(nudge.UserEditor, s.handleSetStatus(nudge.JourneyPaused)))
 	mux.HandleFunc("POST /journeys/{id}/resume", s.signedIn(nudge.UserEditor, s.handleSetStatus(nudge.JourneyActive)))
 	mux.HandleFunc("POST /journeys/{id}/steps/{step}/resume", s.signedIn(nudge.UserAdmin, s.handleStepResume))
+	mux.HandleFunc("GET /journeys/new", s.signedIn(nudge.UserEditor, s.handleJourneyNew))
+	mux.HandleFunc("POST /journeys/new", s.signedIn(nudge.UserEditor, s.handleJourneyCreate))
 	mux.HandleFunc("GET /journeys/{id}/edit", s.signedIn(nudge.UserEditor, s.handleJourneyEdit))
 	mux.HandleFunc("POST /journeys/{id}/edit", s.signedIn(nudge.UserEditor, s.handleJourneyPublish))
 	mux.HandleFunc("GET /journeys/{id}/versions/{version}", s.signedIn(nudge.UserViewer, s.handleJourneyVersion))
