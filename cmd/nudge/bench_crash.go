@@ -161,17 +161,11 @@ type crashRun struct {
 // runCrash sets everything up, drives and kills the server, lets a last
 // server finish, and checks the store against the sinks.
 func runCrash(ctx context.Context, o *crashOptions, out io.Writer) (*crashResult, error) {
-	dir := o.dir
-	if dir == "" {
-		d, err := os.MkdirTemp("", "nudge-crash-")
-		if err != nil {
-			return nil, err
-		}
-		defer os.RemoveAll(d)
-		dir = d
-	} else if err := os.MkdirAll(dir, 0o755); err != nil {
+	dir, cleanup, err := runDir(o.dir, "nudge-crash-")
+	if err != nil {
 		return nil, err
 	}
+	defer cleanup()
 	if o.db == "" {
 		o.db = filepath.Join(dir, "crash.db")
 	}
@@ -302,6 +296,18 @@ func (c *crashRun) setup(ctx context.Context, dir string) error {
 	c.node = c.nodes[0]
 	fmt.Fprintf(c.out, "  set up: %d contacts imported with SMS consent, journey and policy published\n", c.o.contacts)
 	return nil
+}
+
+// runDir returns dir, made if need be, or a new temporary directory that
+// cleanup removes.
+func runDir(dir, prefix string) (_ string, cleanup func(), err error) {
+	if dir != "" {
+		return dir, func() {}, os.MkdirAll(dir, 0o755)
+	}
+	if dir, err = os.MkdirTemp("", prefix); err != nil {
+		return "", nil, err
+	}
+	return dir, func() { os.RemoveAll(dir) }, nil
 }
 
 // freshDB gives a PostgreSQL run a schema of its own: o.db gets its

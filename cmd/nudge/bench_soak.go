@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -109,17 +108,11 @@ type soakRun struct {
 }
 
 func runSoak(ctx context.Context, o *soakOptions, stdout io.Writer) (*soakResult, error) {
-	dir := o.dir
-	if dir == "" {
-		d, err := os.MkdirTemp("", "nudge-soak-")
-		if err != nil {
-			return nil, err
-		}
-		defer os.RemoveAll(d)
-		dir = d
-	} else if err := os.MkdirAll(dir, 0o755); err != nil {
+	dir, cleanup, err := runDir(o.dir, "nudge-soak-")
+	if err != nil {
 		return nil, err
 	}
+	defer cleanup()
 	batch := max(1, o.rate/10) // 10 requests a second at the steady rate
 	if o.ingestRate == 0 && o.burstX > 0 {
 		o.ingestRate = 5 * float64(o.rate) / float64(batch)
