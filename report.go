@@ -119,6 +119,20 @@ type ReportStageMove struct {
 	Enrollments int64  `json:"enrollments"`
 }
 
+// ContactStageChange is one change of a contact's lifecycle_stage or
+// journey_stage (a new contact's stages are changes from ""). Source is
+// what made it, as the records show: "journey:ID" when that journey's
+// update_contact step decided at the same moment, "identify" when an
+// identify event of the contact was received then (while events are kept),
+// else "api" (the contacts API or an import).
+type ContactStageChange struct {
+	Field  string    `json:"field"`
+	From   string    `json:"from"`
+	To     string    `json:"to"`
+	At     time.Time `json:"at"`
+	Source string    `json:"source"`
+}
+
 // ReportCustomer is an enrollment whose contact's lifecycle_stage became
 // customer after entry: when (the first time), and when it next changed
 // from customer (zero: it is a customer still).
@@ -178,6 +192,9 @@ type ReportOverviewData struct {
 // on their numbers too (StepPauseStore).
 type ReportStore interface {
 	StepPauseStore
+	// ContactStageList returns a contact's stage changes, oldest first
+	// (none for an unknown contact).
+	ContactStageList(ctx context.Context, contactID string) ([]*ContactStageChange, error)
 	// ReportJourney counts one journey's enrollments selected by p.
 	// ENOTFOUND if the journey does not exist; EINVALID if JourneyID is
 	// empty or To is not after From.

@@ -83,6 +83,7 @@ var expect = map[string]string{
 	"DELETE /v1/suppressions/{channel}/{address}": "admin",
 	"GET /v1/reports/journeys/{id}":               "read",
 	"GET /v1/reports/overview":                    "read",
+	"GET /v1/contacts/{id}/stages":                "read",
 	"POST /v1/templates/{name}/preview":           "read",
 	"POST /v1/webhooks/email":                     "ingest",
 

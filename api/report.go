@@ -13,6 +13,7 @@ import (
 func (s *Server) reportRoutes(read func(string, http.HandlerFunc)) {
 	read("GET /v1/reports/journeys/{id}", s.handleReportJourney)
 	read("GET /v1/reports/overview", s.handleReportOverview)
+	read("GET /v1/contacts/{id}/stages", s.handleContactStages)
 }
 
 // reportParams reads from, to (RFC 3339 or a date) and version.

@@ -1,6 +1,9 @@
 package api_test
 
-import "testing"
+import (
+	"testing"
+	"time"
+)
 
 func TestReports(t *testing.T) {
 	forEachStore(t, func(t *testing.T, open opener) {
@@ -24,5 +27,16 @@ func TestReports(t *testing.T) {
 			t.Errorf("overview: %s", r.body)
 		}
 		e.must(e.do("GET", "/v1/reports/overview", "", nil), 401)
+
+		// A contact's stage history: the PATCH made it a customer.
+		e.must(e.do("PUT", "/v1/contacts/u-1", e.admin, map[string]any{"lifecycle_stage": "lead"}), 201)
+		e.clock.Advance(time.Hour)
+		e.must(e.do("PATCH", "/v1/contacts/u-1", e.admin, map[string]any{"lifecycle_stage": "customer"}), 200)
+		r = e.must(e.do("GET", "/v1/contacts/u-1/stages", e.read, nil), 200)
+		cs, _ := r.json["changes"].([]any)
+		if len(cs) != 2 || cs[1].(map[string]any)["from"] != "lead" || cs[1].(map[string]any)["to"] != "customer" || cs[1].(map[string]any)["source"] != "api" {
+			t.Errorf("stages: %s", r.body)
+		}
+		e.must(e.do("GET", "/v1/contacts/nobody/stages", e.read, nil), 404)
 	})
 }

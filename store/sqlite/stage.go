@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"fmt"
 
 	"github.com/nudge/nudge"
 )
@@ -44,4 +45,33 @@ func (db *DB) reportStages(ctx context.Context, w string, args []any, d *nudge.R
 			d.Customers = append(d.Customers, c)
 			return nil
 		})
+}
+
+// ContactStageList returns a contact's stage changes, oldest first, with
+// their source (see nudge.ContactStageChange).
+func (db *DB) ContactStageList(ctx context.Context, contactID string) ([]*nudge.ContactStageChange, error) {
+	out := []*nudge.ContactStageChange{}
+	err := db.reportQuery(ctx, `SELECT s.field, s.from_stage, s.to_stage, s.at,
+			coalesce((SELECT 'journey:' || d.journey_id FROM decisions d
+					WHERE d.contact_id = s.contact_id AND d.at = s.at AND d.outcome = 'updated' LIMIT 1),
+				(SELECT 'identify' FROM events ev
+					WHERE ev.contact_id = s.contact_id AND ev.type = 'identify' AND ev.received_at = s.at LIMIT 1),
+				'api')
+		FROM contact_stage_changes s WHERE s.contact_id = ? ORDER BY s.id`, []any{contactID},
+		func(rows *sql.Rows) error {
+			var (
+				c  nudge.ContactStageChange
+				at int64
+			)
+			if err := rows.Scan(&c.Field, &c.From, &c.To, &at, &c.Source); err != nil {
+				return err
+			}
+			c.At = fromMicros(at)
+			out = append(out, &c)
+			return nil
+		})
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: contact stages: %w", err)
+	}
+	return out, nil
 }

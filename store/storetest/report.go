@@ -224,7 +224,9 @@ func testReportStages(t *testing.T, open func(t *testing.T) nudge.Store) {
 	if _, _, err := s.ContactPut(ctx, &nudge.Contact{ID: "c2", LifecycleStage: "customer"}, now.Add(2*h)); err != nil {
 		t.Fatal(err)
 	}
-	mustCommit(t, s, now.Add(3*h), &nudge.EngineCommit{ContactPatches: []*nudge.ContactPatch{{ID: "c1", JourneyStage: ptr("evaluating")}}})
+	mustCommit(t, s, now.Add(3*h), &nudge.EngineCommit{ContactPatches: []*nudge.ContactPatch{{ID: "c1", JourneyStage: ptr("evaluating")}},
+		Decisions: []*nudge.Decision{{At: now.Add(3 * h), ContactID: "c1", JourneyID: "j", Version: 1, EnrollmentID: "e1", StepID: "set",
+			Outcome: nudge.OutcomeUpdated, Reason: "contact_updated", Message: "Updated the contact: journey_stage = evaluating (step set)."}}})
 	mustIngest(t, s, now.Add(4*h), identify("id1", "c1", 240, &nudge.ContactPatch{JourneyStage: ptr("onboarding"), LifecycleStage: ptr("customer")}))
 	if _, _, err := s.ContactPut(ctx, &nudge.Contact{ID: "c2", LifecycleStage: "opportunity"}, now.Add(40*day)); err != nil {
 		t.Fatal(err)
@@ -247,6 +249,24 @@ func testReportStages(t *testing.T, open func(t *testing.T) nudge.Store) {
 	wantCustomers := []nudge.ReportCustomer{{BecameAt: now.Add(h)}, {BecameAt: now.Add(2 * h), LeftAt: now.Add(40 * day)}}
 	if d := diff(wantCustomers, got.Customers); d != "" {
 		t.Errorf("Customers (-want +got):\n%s", d)
+	}
+	// Each change, with what made it.
+	hist, err := rs.ContactStageList(ctx, "c1")
+	if err != nil {
+		t.Fatalf("ContactStageList: %v", err)
+	}
+	wantHist := []*nudge.ContactStageChange{
+		{Field: "lifecycle_stage", From: "", To: "lead", At: now.Add(-h), Source: "api"},
+		{Field: "lifecycle_stage", From: "lead", To: "customer", At: now.Add(h), Source: "api"},
+		{Field: "journey_stage", From: "", To: "trial", At: now.Add(h), Source: "api"},
+		{Field: "journey_stage", From: "trial", To: "evaluating", At: now.Add(3 * h), Source: "journey:j"},
+		{Field: "journey_stage", From: "evaluating", To: "onboarding", At: now.Add(4 * h), Source: "identify"},
+	}
+	if d := diff(wantHist, hist); d != "" {
+		t.Errorf("ContactStageList(c1) (-want +got):\n%s", d)
+	}
+	if hist, err := rs.ContactStageList(ctx, "nobody"); err != nil || len(hist) != 0 {
+		t.Errorf("ContactStageList(nobody) = %v, %v; want none", hist, err)
 	}
 	// An enrollment that entered later does not count the changes before.
 	later, err := rs.ReportJourney(ctx, &nudge.ReportParams{JourneyID: "j", From: now.Add(h)})
