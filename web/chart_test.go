@@ -1,6 +1,7 @@
 package web
 
 import (
+	"html/template"
 	"net/http/httptest"
 	"regexp"
 	"strconv"
@@ -8,6 +9,9 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/nudge/nudge"
+	"github.com/nudge/nudge/report"
 )
 
 func TestPaginate(t *testing.T) {
@@ -85,5 +89,21 @@ func TestIntervalChart(t *testing.T) {
 	zero := num(`<line class="zero" x1="([0-9.]+)"`)
 	if !(lo < zero && zero < dot && dot < hi) {
 		t.Errorf("interval from %.1f to %.1f, dot at %.1f, zero at %.1f: want low < zero < estimate < high", lo, hi, dot, zero)
+	}
+}
+
+func TestReportChartsCRM(t *testing.T) {
+	rep := &report.Report{StageMoves: []nudge.ReportStageMove{
+		{Field: "lifecycle_stage", From: "lead", To: "customer", Changes: 4, Enrollments: 3},
+		{Field: "journey_stage", From: "", To: "trial", Changes: 1, Enrollments: 1},
+	}}
+	svg := string(drawReport(rep).CRM)
+	for _, want := range []string{"lifecycle_stage: lead → customer", "3 enrollments (4 changes)", "journey_stage: (none) → trial"} {
+		if !strings.Contains(svg, template.HTMLEscapeString(want)) {
+			t.Errorf("the CRM chart lacks %q", want)
+		}
+	}
+	if drawReport(&report.Report{}).CRM != "" {
+		t.Error("a report without stage changes draws a CRM chart")
 	}
 }

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"cmp"
 	"fmt"
 	"html/template"
 
@@ -11,7 +12,7 @@ import (
 // reportCharts are a journey report drawn as SVG charts; a chart without
 // data to draw is empty, and the page says so.
 type reportCharts struct {
-	Funnel, TimeToGoal, Lift, Attribution, OptOuts template.HTML
+	Funnel, TimeToGoal, Lift, Attribution, OptOuts, CRM, TimeToAction template.HTML
 }
 
 var (
@@ -82,6 +83,30 @@ func drawReport(rep *report.Report) *reportCharts {
 	if len(rows) > 0 {
 		c.OptOuts = hbarChart("chart-optout", "Opt-out health: SMS followed by an opt-out within 24 hours", "opt-out rate",
 			[]hseries{named(solid, "opt-out rate")}, rows, pct)
+	}
+
+	rows = nil
+	for _, m := range rep.StageMoves {
+		rows = append(rows, hrow{Label: fmt.Sprintf("%s: %s → %s", m.Field, cmp.Or(m.From, "(none)"), cmp.Or(m.To, "(none)")), Values: []float64{float64(m.Enrollments)},
+			Text: []string{fmt.Sprintf("%d enrollments (%d changes)", m.Enrollments, m.Changes)}})
+	}
+	if len(rows) > 0 {
+		c.CRM = hbarChart("chart-crm", "CRM movement: stage changes after entry", "enrollments",
+			[]hseries{named(solid, "enrollments")}, rows, count)
+	}
+
+	rows = nil
+	for _, a := range rep.TimeToAction {
+		s := a.Spread
+		if s.Count == 0 {
+			continue
+		}
+		rows = append(rows, hrow{Label: fmt.Sprintf("%s to %s (%d)", a.StepID, a.Action, s.Count), Values: []float64{s.Median, s.P75, s.P90},
+			Text: []string{"median " + span(s.Median), "75th " + span(s.P75), "90th " + span(s.P90)}})
+	}
+	if len(rows) > 0 {
+		c.TimeToAction = hbarChart("chart-tta", "Time from each step's message to its click, reply and goal", "time",
+			[]hseries{named(solid, "median"), named(hatched, "75th percentile"), named(dotted, "90th percentile")}, rows, span)
 	}
 	return c
 }
