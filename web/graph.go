@@ -154,7 +154,7 @@ func drawNode(b *strings.Builder, n *gnode, reached map[string]int64) {
 	kind := string(s.Kind)
 	what := stepSummary(s)
 	count := reached[s.ID]
-	fmt.Fprintf(b, `<g class="node kind-%s" data-step="%s" data-reached="%d"><title>%s (%s): %s; %d reached</title>`,
+	fmt.Fprintf(b, `<g class="node kind-%s" data-step="%s" data-reached="%d" tabindex="0" role="img"><title>%s (%s): %s; %d reached</title>`,
 		esc(kind), esc(s.ID), count, esc(s.ID), esc(kind), esc(what), count)
 	fmt.Fprintf(b, `<rect x="%.1f" y="%.1f" width="%.0f" height="%.0f" rx="6"/>`, n.x, n.y, nodeW, nodeH)
 	badge := strings.ToUpper(strings.ReplaceAll(kind, "_", " "))
