@@ -2,6 +2,8 @@ package nudge
 
 import (
 	"context"
+	"encoding/base64"
+	"strings"
 	"time"
 )
 
@@ -105,6 +107,66 @@ type EnrollmentListParams struct {
 	Limit     int // default 100, at most 10000
 }
 
+// ContactDateParams selects, for a date trigger, the contacts whose date
+// field falls on a day from From to To ("YYYY-MM-DD", inclusive): an
+// attribute (Attribute true) by the first ten characters of its text (a date,
+// or the date part of an RFC 3339 timestamp), created_at or updated_at by
+// their UTC day. Contacts come ordered by that day, then by id.
+type ContactDateParams struct {
+	Field     string
+	Attribute bool
+	From, To  string
+	Cursor    string // the NextCursor of the previous page
+	Limit     int    // default 1000, at most 10000
+}
+
+// Days returns From and To as UTC midnights; EINVALID if either is not a
+// day.
+func (p *ContactDateParams) Days() (from, to time.Time, err error) {
+	if from, err = time.Parse(time.DateOnly, p.From); err != nil {
+		return from, to, FieldErrorf("from", "%q is not a day (YYYY-MM-DD)", p.From)
+	}
+	if to, err = time.Parse(time.DateOnly, p.To); err != nil {
+		return from, to, FieldErrorf("to", "%q is not a day (YYYY-MM-DD)", p.To)
+	}
+	return from, to, nil
+}
+
+// After returns the position Cursor names: the day key (as the store wrote
+// it) and contact id of the previous page's last contact; ok is false for
+// the first page. EINVALID for a cursor no store made.
+func (p *ContactDateParams) After() (key, id string, ok bool, err error) {
+	if p.Cursor == "" {
+		return "", "", false, nil
+	}
+	b, err := base64.RawURLEncoding.DecodeString(p.Cursor)
+	key, id, found := strings.Cut(string(b), "\x00")
+	if err != nil || !found {
+		return "", "", false, FieldErrorf("cursor", "not a cursor this list returned")
+	}
+	return key, id, true, nil
+}
+
+// ContactDateCursor is the cursor of a page of ContactListDates that ends
+// at the day key key and contact id.
+func ContactDateCursor(key, id string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(key + "\x00" + id))
+}
+
+// ContactDate is a contact's date field, as a date trigger reads it.
+type ContactDate struct {
+	ContactID string
+	Timezone  string
+	Value     string    // the attribute's text (Attribute)
+	Time      time.Time // created_at or updated_at (not Attribute)
+}
+
+// ContactDatePage is one page of ContactListDates.
+type ContactDatePage struct {
+	Dates      []*ContactDate
+	NextCursor string // "" on the last page
+}
+
 // EngineStore is what the journey engine needs of the store beyond contacts
 // and events: the inbox of work, durable waits, and the atomic commit of a
 // transition with its decisions and messages.
@@ -136,6 +198,11 @@ type EngineStore interface {
 	// UpdatedAt (and EnteredAt if zero) and each decision's ID (and At if
 	// zero) on the caller's structs.
 	EngineCommit(ctx context.Context, c *EngineCommit, now time.Time) error
+	// ContactListDates pages the contacts whose date field falls in a range
+	// of days (see ContactDateParams), through an index of the field, so a
+	// date trigger's check reads the contacts of a few days, not all of
+	// them. EINVALID for a bad day or cursor.
+	ContactListDates(ctx context.Context, p *ContactDateParams) (*ContactDatePage, error)
 	// DecisionList pages the decision log.
 	DecisionList(ctx context.Context, p *DecisionListParams) ([]*Decision, error)
 	// MessageList pages the outbox.

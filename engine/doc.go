@@ -87,5 +87,10 @@
 //
 // # Limitations
 //
-// Date triggers scan all contacts on each run.
+// A date trigger's check reads, on every run, the contacts whose date falls
+// on the three or four days that can put a trigger time in the window (see
+// ProcessDates), most of which are not due yet: at a million contacts with
+// dates spread over a year, about ten thousand small rows per run and
+// journey. An attribute whose name holds a quote, a backslash or a control
+// character cannot be indexed; its journeys read every contact.
 package engine

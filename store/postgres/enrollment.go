@@ -2,6 +2,8 @@ package postgres
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -269,4 +271,118 @@ func (db *DB) MessageList(ctx context.Context, p *nudge.MessageListParams) ([]*n
 		ms = []*nudge.Message{}
 	}
 	return ms, nil
+}
+
+// dateKey returns the SQL of a date field's value, its day key and the
+// key's type, and the name of the index that serves the key ("" for
+// created_at and updated_at, which migrations index). An attribute's key is
+// the first ten characters of its text, through an expression index made
+// on first use: a query must spell the expression exactly as the index
+// does, so the field is a literal.
+func dateKey(p *nudge.ContactDateParams) (value, key, typ, index string, err error) {
+	if !p.Attribute {
+		if p.Field != "created_at" && p.Field != "updated_at" {
+			return "", "", "", "", nudge.FieldErrorf("field", "%q is not created_at or updated_at", p.Field)
+		}
+		return "''", "contacts." + p.Field, "timestamptz", "", nil
+	}
+	if p.Field == "" || strings.ContainsRune(p.Field, 0) {
+		return "", "", "", "", nudge.FieldErrorf("field", "attribute %q cannot be indexed", p.Field)
+	}
+	value = "(attributes ->> '" + strings.ReplaceAll(p.Field, "'", "''") + "')"
+	sum := sha256.Sum256([]byte(p.Field))
+	return value, `(left(` + value + `, 10) COLLATE "C")`, "text", "contacts_date_" + hex.EncodeToString(sum[:8]), nil
+}
+
+// ContactListDates pages the contacts whose date field falls from p.From
+// to p.To, by (day key, id), through an index of the key. The index of an
+// attribute is made on first use, concurrently (writes to contacts go on
+// meanwhile).
+func (db *DB) ContactListDates(ctx context.Context, p *nudge.ContactDateParams) (*nudge.ContactDatePage, error) {
+	if p == nil {
+		return nil, nudge.Errorf(nudge.EINVALID, "contact list dates: parameters required")
+	}
+	value, key, typ, index, err := dateKey(p)
+	if err != nil {
+		return nil, fmt.Errorf("contact list dates: %w", err)
+	}
+	from, to, err := p.Days()
+	if err != nil {
+		return nil, fmt.Errorf("contact list dates: %w", err)
+	}
+	var lo, hi any = p.From, p.To
+	if !p.Attribute {
+		lo, hi = from, to.AddDate(0, 0, 1).Add(-time.Microsecond)
+	}
+	ak, aid, after, err := p.After()
+	if err != nil {
+		return nil, fmt.Errorf("contact list dates: %w", err)
+	}
+	var akey any = ak
+	if after && !p.Attribute {
+		if akey, err = time.Parse(time.RFC3339Nano, ak); err != nil {
+			return nil, fmt.Errorf("contact list dates: %w", nudge.FieldErrorf("cursor", "not a cursor this list returned"))
+		}
+	}
+	if index != "" {
+		var exists bool
+		if err := db.pool.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, index).Scan(&exists); err != nil {
+			return nil, wrap("contact list dates", err)
+		}
+		if !exists {
+			// Another node may be making it too: then this one fails or
+			// waits, and the query below runs either way.
+			_, _ = db.pool.Exec(ctx, `CREATE INDEX CONCURRENTLY IF NOT EXISTS `+index+` ON contacts (`+key+`, id)`)
+		}
+	}
+	where := key + ` BETWEEN $1::` + typ + ` AND $2::` + typ
+	args := []any{lo, hi}
+	if after {
+		where = `(` + key + `, id) > ($3::` + typ + `, $4) AND ` + key + ` <= $2::` + typ + ` AND $1::` + typ + ` IS NOT NULL`
+		args = append(args, akey, aid)
+	}
+	n := limit(p.Limit, 1000, 10000)
+	rows, err := db.pool.Query(ctx, `SELECT `+key+`::text, id, timezone, `+value+`, created_at, updated_at FROM contacts
+		WHERE `+where+` ORDER BY `+key+`, id LIMIT `+strconv.Itoa(n), args...)
+	if err != nil {
+		return nil, wrap("contact list dates", err)
+	}
+	page := &nudge.ContactDatePage{Dates: []*nudge.ContactDate{}}
+	var lastKey string
+	for rows.Next() {
+		var (
+			d                nudge.ContactDate
+			k, v             *string
+			created, updated time.Time
+		)
+		if err := rows.Scan(&k, &d.ContactID, &d.Timezone, &v, &created, &updated); err != nil {
+			rows.Close()
+			return nil, wrap("contact list dates", err)
+		}
+		switch {
+		case p.Attribute:
+			if v != nil {
+				d.Value = *v
+			}
+		case p.Field == "created_at":
+			d.Time = created.UTC()
+		default:
+			d.Time = updated.UTC()
+		}
+		switch {
+		case !p.Attribute:
+			lastKey = d.Time.Format(time.RFC3339Nano)
+		case k != nil:
+			lastKey = *k
+		}
+		page.Dates = append(page.Dates, &d)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, wrap("contact list dates", err)
+	}
+	if len(page.Dates) == n {
+		page.NextCursor = nudge.ContactDateCursor(lastKey, page.Dates[n-1].ContactID)
+	}
+	return page, nil
 }

@@ -2,11 +2,14 @@ package sqlite
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -967,4 +970,124 @@ func (db *DB) MessageList(ctx context.Context, p *nudge.MessageListParams) ([]*n
 		return nil, fmt.Errorf("sqlite: message list: %w", err)
 	}
 	return ms, nil
+}
+
+// dateKey returns the SQL of a date field's value and day key, and the
+// name of the index that serves the key ("" for created_at and updated_at,
+// which migrations index). An attribute's key is the first ten characters
+// of its text, through an expression index made on first use: a query must
+// spell the expression exactly as the index does, so the field is a
+// literal, and the JSON path quotes it (a label with a dot is one key).
+func dateKey(p *nudge.ContactDateParams) (value, key, index string, err error) {
+	if !p.Attribute {
+		if p.Field != "created_at" && p.Field != "updated_at" {
+			return "", "", "", nudge.FieldErrorf("field", "%q is not created_at or updated_at", p.Field)
+		}
+		return p.Field, p.Field, "", nil
+	}
+	if p.Field == "" || strings.ContainsAny(p.Field, "\"\\") || strings.IndexFunc(p.Field, func(r rune) bool { return r < 0x20 }) >= 0 {
+		return "", "", "", nudge.FieldErrorf("field", "attribute %q cannot be indexed: it is empty or holds a quote, a backslash or a control character", p.Field)
+	}
+	value = "attributes ->> '" + strings.ReplaceAll(`$."`+p.Field+`"`, "'", "''") + "'"
+	sum := sha256.Sum256([]byte(p.Field))
+	return value, "substr(" + value + ", 1, 10)", "contacts_date_" + hex.EncodeToString(sum[:8]), nil
+}
+
+// ensureDateIndex makes the expression index of an attribute's day key
+// unless it exists. Made once, it is maintained by every contact write.
+func (db *DB) ensureDateIndex(ctx context.Context, key, index string) error {
+	var n int
+	if err := db.read.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND name = ?`, index).Scan(&n); err != nil {
+		return err
+	}
+	if n > 0 {
+		return nil
+	}
+	_, err := db.write.ExecContext(ctx, `CREATE INDEX IF NOT EXISTS `+index+` ON contacts (`+key+`, id)`)
+	return err
+}
+
+// ContactListDates pages the contacts whose date field falls from p.From
+// to p.To, by (day key, id), through an index of the key.
+func (db *DB) ContactListDates(ctx context.Context, p *nudge.ContactDateParams) (*nudge.ContactDatePage, error) {
+	if p == nil {
+		return nil, nudge.Errorf(nudge.EINVALID, "sqlite: contact list dates: parameters required")
+	}
+	value, key, index, err := dateKey(p)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: contact list dates: %w", err)
+	}
+	from, to, err := p.Days()
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: contact list dates: %w", err)
+	}
+	var lo, hi any = p.From, p.To
+	if !p.Attribute {
+		lo, hi = micros(from), micros(to.AddDate(0, 0, 1))-1
+	}
+	ak, aid, after, err := p.After()
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: contact list dates: %w", err)
+	}
+	var akey any = ak
+	if after && !p.Attribute {
+		if akey, err = strconv.ParseInt(ak, 10, 64); err != nil {
+			return nil, fmt.Errorf("sqlite: contact list dates: %w", nudge.FieldErrorf("cursor", "not a cursor this list returned"))
+		}
+	}
+	if index != "" {
+		if err := db.ensureDateIndex(ctx, key, index); err != nil {
+			return nil, fmt.Errorf("sqlite: contact list dates: index %s: %w", p.Field, err)
+		}
+	}
+	// The first page walks the index from the first day, the next ones
+	// from the cursor: a range either way, never a scan from the start.
+	where := key + ` BETWEEN ?1 AND ?2 AND ?3 IS NULL AND ?4 = ''`
+	if after {
+		where = `(` + key + `, id) > (?3, ?4) AND ` + key + ` <= ?2 AND ?1 IS NOT NULL`
+	}
+	q := `SELECT ` + key + `, id, timezone, ` + value + `, created_at, updated_at FROM contacts
+		WHERE ` + where + ` ORDER BY ` + key + `, id LIMIT ?5`
+	st, err := db.readStmt(ctx, q)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: contact list dates: %w", err)
+	}
+	n := limit(p.Limit, 1000, 10000)
+	if !after {
+		akey = nil
+	}
+	rows, err := st.QueryContext(ctx, lo, hi, akey, aid, n)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: contact list dates: %w", err)
+	}
+	defer rows.Close()
+	page := &nudge.ContactDatePage{Dates: []*nudge.ContactDate{}}
+	var lastKey string
+	for rows.Next() {
+		var (
+			d                nudge.ContactDate
+			k, v             sql.NullString
+			created, updated int64
+		)
+		if err := rows.Scan(&k, &d.ContactID, &d.Timezone, &v, &created, &updated); err != nil {
+			return nil, fmt.Errorf("sqlite: contact list dates: %w", err)
+		}
+		switch {
+		case p.Attribute:
+			d.Value = v.String
+		case p.Field == "created_at":
+			d.Time = fromMicros(created)
+		default:
+			d.Time = fromMicros(updated)
+		}
+		lastKey = k.String
+		page.Dates = append(page.Dates, &d)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: contact list dates: %w", err)
+	}
+	if len(page.Dates) == n {
+		page.NextCursor = nudge.ContactDateCursor(lastKey, page.Dates[n-1].ContactID)
+	}
+	return page, nil
 }

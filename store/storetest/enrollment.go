@@ -95,3 +95,97 @@ func testEnrollmentListLive(t *testing.T, open func(t *testing.T) nudge.Store) {
 		}
 	})
 }
+
+// contactDates lists every page of ContactListDates as "id tz value",
+// "id tz time" for created_at and updated_at.
+func contactDates(t *testing.T, s engineStore, p nudge.ContactDateParams) []string {
+	t.Helper()
+	out := []string{}
+	for range 100 {
+		page, err := s.ContactListDates(ctx, &p)
+		if err != nil {
+			t.Fatalf("ContactListDates(%+v): %v", p, err)
+		}
+		for _, d := range page.Dates {
+			v := d.Value
+			if !p.Attribute {
+				wantUTC(t, "ContactDate.Time", d.Time)
+				v = d.Time.Format(time.RFC3339)
+			}
+			out = append(out, d.ContactID+" "+d.Timezone+" "+v)
+		}
+		if page.NextCursor == "" {
+			return out
+		}
+		p.Cursor = page.NextCursor
+	}
+	t.Fatal("ContactListDates: more than 100 pages")
+	return nil
+}
+
+func testContactListDates(t *testing.T, open func(t *testing.T) nudge.Store) {
+	s := openEngine(t, open)
+	later := now.Add(48 * time.Hour) // 2026-03-04
+	mustPut(t, s, now,
+		&nudge.Contact{ID: "a", Attributes: map[string]any{"renewal_date": "2026-03-12"}},
+		&nudge.Contact{ID: "b", Attributes: map[string]any{"renewal_date": "2026-03-13"}},
+		&nudge.Contact{ID: "c", Attributes: map[string]any{"renewal_date": "2026-03-14T23:30:00-05:00"}},
+		&nudge.Contact{ID: "d", Attributes: map[string]any{"renewal_date": "2026-03-20"}},
+		&nudge.Contact{ID: "e", Attributes: map[string]any{"plan": "pro"}},
+		&nudge.Contact{ID: "f", Timezone: "Asia/Tokyo", Attributes: map[string]any{"renewal_date": "2026-03-12"}},
+	)
+	mustPut(t, s, later, &nudge.Contact{ID: "g", Attributes: map[string]any{"renewal.date": "2026-03-12", "renewal": map[string]any{"date": "2026-03-13"}}})
+	renewal := nudge.ContactDateParams{Field: "renewal_date", Attribute: true, From: "2026-03-12", To: "2026-03-14"}
+	want := []string{"a  2026-03-12", "f Asia/Tokyo 2026-03-12", "b  2026-03-13", "c  2026-03-14T23:30:00-05:00"}
+
+	t.Run("an attribute's days, by day then id", func(t *testing.T) {
+		if d := diff(want, contactDates(t, s, renewal)); d != "" {
+			t.Errorf("(-want +got):\n%s", d)
+		}
+	})
+	t.Run("pages of any size give the same list", func(t *testing.T) {
+		for _, n := range []int{1, 2, 3} {
+			p := renewal
+			p.Limit = n
+			if d := diff(want, contactDates(t, s, p)); d != "" {
+				t.Errorf("limit %d (-want +got):\n%s", n, d)
+			}
+		}
+	})
+	t.Run("a name with a dot is one attribute", func(t *testing.T) {
+		p := nudge.ContactDateParams{Field: "renewal.date", Attribute: true, From: "2026-03-01", To: "2026-03-31"}
+		if d := diff([]string{"g  2026-03-12"}, contactDates(t, s, p)); d != "" {
+			t.Errorf("(-want +got):\n%s", d)
+		}
+	})
+	t.Run("a changed contact moves to its new day", func(t *testing.T) {
+		mustMerge(t, s, later, &nudge.ContactPatch{ID: "d", Attributes: map[string]any{"renewal_date": "2026-03-13"}},
+			&nudge.ContactPatch{ID: "b", Attributes: map[string]any{"renewal_date": nil}})
+		got := contactDates(t, s, renewal)
+		if d := diff([]string{"a  2026-03-12", "f Asia/Tokyo 2026-03-12", "d  2026-03-13", "c  2026-03-14T23:30:00-05:00"}, got); d != "" {
+			t.Errorf("(-want +got):\n%s", d)
+		}
+	})
+	t.Run("created_at and updated_at by their UTC day", func(t *testing.T) {
+		p := nudge.ContactDateParams{Field: "created_at", From: "2026-03-04", To: "2026-03-05", Limit: 1}
+		if d := diff([]string{"g  2026-03-04T09:00:00Z"}, contactDates(t, s, p)); d != "" {
+			t.Errorf("created_at (-want +got):\n%s", d)
+		}
+		p = nudge.ContactDateParams{Field: "updated_at", From: "2026-03-02", To: "2026-03-02"}
+		if d := diff([]string{"a  2026-03-02T09:00:00Z", "c  2026-03-02T09:00:00Z", "e  2026-03-02T09:00:00Z", "f Asia/Tokyo 2026-03-02T09:00:00Z"}, contactDates(t, s, p)); d != "" {
+			t.Errorf("updated_at (-want +got):\n%s", d)
+		}
+	})
+	t.Run("bad input", func(t *testing.T) {
+		for name, p := range map[string]nudge.ContactDateParams{
+			"a bad day":            {Field: "renewal_date", Attribute: true, From: "12/03/2026", To: "2026-03-14"},
+			"a bad cursor":         {Field: "renewal_date", Attribute: true, From: "2026-03-12", To: "2026-03-14", Cursor: "!!"},
+			"not a contact date":   {Field: "email", From: "2026-03-12", To: "2026-03-14"},
+			"an empty attribute":   {Field: "", Attribute: true, From: "2026-03-12", To: "2026-03-14"},
+			"a cursor of no store": {Field: "created_at", From: "2026-03-12", To: "2026-03-14", Cursor: nudge.ContactDateCursor("soon", "a")},
+		} {
+			_, err := s.ContactListDates(ctx, &p)
+			wantCode(t, name, err, nudge.EINVALID)
+		}
+	})
+}

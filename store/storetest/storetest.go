@@ -64,6 +64,7 @@ func Run(t *testing.T, open func(t *testing.T) nudge.Store) {
 	t.Run("EnrollmentClaimDue", func(t *testing.T) { testEnrollmentClaimDue(t, open) })
 	t.Run("EnrollmentList", func(t *testing.T) { testEnrollmentList(t, open) })
 	t.Run("EnrollmentListLive", func(t *testing.T) { testEnrollmentListLive(t, open) })
+	t.Run("ContactListDates", func(t *testing.T) { testContactListDates(t, open) })
 	t.Run("DecisionList", func(t *testing.T) { testDecisionList(t, open) })
 	t.Run("MessageList", func(t *testing.T) { testMessageList(t, open) })
 	t.Run("EngineErase", func(t *testing.T) { testEngineErase(t, open) })

@@ -7,3 +7,9 @@
 -- change created the contact; both are NULL for a track event, and for the
 -- items of changes stored before this migration.
 ALTER TABLE inbox ADD COLUMN contact_before jsonb, ADD COLUMN contact_after jsonb;
+
+-- Date triggers read the contacts of a few days through an index of their
+-- date field: created_at here, updated_at by contacts_updated_at, and an
+-- attribute by an expression index the store makes when a date trigger
+-- first reads it.
+CREATE INDEX contacts_created_at ON contacts (created_at, id);

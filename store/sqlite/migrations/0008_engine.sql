@@ -8,3 +8,9 @@
 -- items of changes stored before this migration.
 ALTER TABLE inbox ADD COLUMN contact_before TEXT;
 ALTER TABLE inbox ADD COLUMN contact_after TEXT;
+
+-- Date triggers read the contacts of a few days through an index of their
+-- date field: created_at here, updated_at by contacts_updated_at, and an
+-- attribute by an expression index the store makes when a date trigger
+-- first reads it.
+CREATE INDEX contacts_created_at ON contacts (created_at, id);
