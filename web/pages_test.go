@@ -603,3 +603,44 @@ func TestConsoleNewJourney(t *testing.T) {
 		t.Errorf("the new journey: %+v, %v", j, err)
 	}
 }
+
+func TestConsoleWebhookLog(t *testing.T) {
+	c := newConsole(t)
+	ctx := context.Background()
+	sub := &nudge.WebhookSubscription{ID: "wh_test", URL: "https://crm.example.com/hook", Events: []string{nudge.WebhookMessageSent}, Secret: "whsec_0123456789abcdef", CreatedAt: time.Now()}
+	if err := c.store.WebhookCreate(ctx, sub); err != nil {
+		t.Fatal(err)
+	}
+	var ds []*nudge.WebhookDelivery
+	at := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	for i := range 60 {
+		ds = append(ds, &nudge.WebhookDelivery{SubscriptionID: sub.ID, EventID: fmt.Sprintf("ev-%02d", i), Event: nudge.WebhookMessageSent, Attempt: 1, StatusCode: 200, OK: i%2 == 0, At: at.Add(time.Duration(i) * time.Minute)})
+	}
+	if err := c.store.WebhookDeliveryLog(ctx, ds); err != nil {
+		t.Fatal(err)
+	}
+	admin := newConsoleClient(t, c.url)
+	admin.signIn("admin@example.com")
+	if _, _, body := admin.do("GET", "/settings", nil); strings.Contains(body, sub.Secret) || !strings.Contains(body, `href="/settings/webhooks/wh_test"`) {
+		t.Errorf("settings shows the secret %v; links the delivery log %v", strings.Contains(body, sub.Secret), strings.Contains(body, `href="/settings/webhooks/wh_test"`))
+	}
+	events := regexp.MustCompile(`<code>(ev-\d+)</code>`)
+	var seen []string
+	path := "/settings/webhooks/wh_test"
+	for page := 0; page < 3 && path != ""; page++ {
+		status, _, body := admin.do("GET", path, nil)
+		if status != http.StatusOK {
+			t.Fatalf("GET %s: %d", path, status)
+		}
+		for _, m := range events.FindAllStringSubmatch(body, -1) {
+			seen = append(seen, m[1])
+		}
+		path = ""
+		if m := regexp.MustCompile(`<a href="([^"]+)" rel="next">`).FindStringSubmatch(body); m != nil {
+			path = strings.ReplaceAll(m[1], "&amp;", "&")
+		}
+	}
+	if len(seen) != 60 || seen[0] != "ev-59" || seen[59] != "ev-00" {
+		t.Errorf("the log's pages show %d deliveries from %v; want all 60, newest first", len(seen), seen[:min(len(seen), 3)])
+	}
+}
