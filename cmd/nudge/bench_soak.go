@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
@@ -27,6 +28,8 @@ type soakOptions struct {
 	burstFor   time.Duration
 	ingestRate float64
 	dir        string
+	faultAt    time.Duration // when to run faultCmd (0: never)
+	faultCmd   string        // a shell command that breaks and mends the database: a restart
 }
 
 // benchSoak drives the real server (a child process) at a steady rate of
@@ -46,6 +49,8 @@ func benchSoak(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.DurationVar(&o.burstFor, "burst-for", 30*time.Second, "how long the burst lasts")
 	fs.Float64Var(&o.ingestRate, "ingest-rate", 0, "serve --ingest-rate, in requests a second (default: 5× the steady request rate, so that the burst meets it)")
 	fs.StringVar(&o.dir, "dir", "", "keep the run's files here (default: a temp dir, removed)")
+	fs.DurationVar(&o.faultAt, "fault-at", 0, "when to run --fault-cmd, from the start of the load")
+	fs.StringVar(&o.faultCmd, "fault-cmd", "", `a shell command run at --fault-at to break the database for a while, e.g. "pg_ctlcluster --skip-systemctl-redirect 15 main restart"; 503s are then expected, not errors`)
 	if err := fs.Parse(args); err != nil {
 		return errUsage
 	}
@@ -66,17 +71,18 @@ func benchSoak(ctx context.Context, args []string, stdout, stderr io.Writer) err
 
 // soakWindow is what one interval saw.
 type soakWindow struct {
-	events, requests, limited, errors, messages int
-	ingest, toEmail                             []time.Duration
+	events, requests, limited, unavailable, errors, messages int
+	ingest, toEmail                                          []time.Duration
 }
 
 // soakResult is a soak's figures and checks.
 type soakResult struct {
 	*crashResult
-	errors, limited int
-	retryAfter      bool // every 429 carried Retry-After
-	rss             []float64
-	limitExpected   bool
+	errors, limited, unavailable int
+	retryAfter                   bool // every 429 carried Retry-After
+	fault                        bool // a fault was made: 503s are expected
+	rss                          []float64
+	limitExpected                bool
 }
 
 func (r *soakResult) problems() []string {
@@ -86,6 +92,9 @@ func (r *soakResult) problems() []string {
 	}
 	if r.limitExpected && r.limited == 0 {
 		p = append(p, "the burst never met the ingest limit: no 429")
+	}
+	if r.unavailable > 0 && !r.fault {
+		p = append(p, fmt.Sprintf("%d answers 503 with no fault made", r.unavailable))
 	}
 	if r.limited > 0 && !r.retryAfter {
 		p = append(p, "a 429 without Retry-After")
@@ -100,11 +109,12 @@ type soakRun struct {
 	start time.Time
 	acked []atomic.Int64 // when each contact's trigger was confirmed (unix ns)
 
-	mu         sync.Mutex
-	win        soakWindow
-	errors     int
-	limited    int
-	retryAfter bool
+	mu          sync.Mutex
+	win         soakWindow
+	errors      int
+	limited     int
+	unavailable int
+	retryAfter  bool
 }
 
 func runSoak(ctx context.Context, o *soakOptions, stdout io.Writer) (*soakResult, error) {
@@ -146,11 +156,14 @@ func runSoak(ctx context.Context, o *soakOptions, stdout io.Writer) (*soakResult
 	}
 	defer s.node.stop()
 
-	res := &soakResult{limitExpected: o.burstX > 0 && o.ingestRate > 0}
+	res := &soakResult{limitExpected: o.burstX > 0 && o.ingestRate > 0, fault: o.faultCmd != ""}
 	s.start = time.Now()
 	done := make(chan struct{})
 	var reporter sync.WaitGroup
 	reporter.Go(func() { res.rss = s.report(ctx, done) })
+	if o.faultCmd != "" {
+		reporter.Go(func() { s.fault(ctx, done) })
+	}
 	err = s.produce(ctx)
 	close(done)
 	reporter.Wait()
@@ -173,9 +186,9 @@ func runSoak(ctx context.Context, o *soakOptions, stdout io.Writer) (*soakResult
 	}
 	cr.other = append(cr.other, s.scanLog(dir+"/serve.log")...)
 	res.crashResult = cr
-	res.errors, res.limited, res.retryAfter = s.errors, s.limited, s.retryAfter
+	res.errors, res.limited, res.unavailable, res.retryAfter = s.errors, s.limited, s.unavailable, s.retryAfter
 	cr.print(stdout)
-	fmt.Fprintf(stdout, "  ingest: %d errors; %d answers 429 (all with Retry-After: %t)\n", res.errors, res.limited, res.retryAfter)
+	fmt.Fprintf(stdout, "  ingest: %d errors; %d answers 429 (all with Retry-After: %t); %d answers 503\n", res.errors, res.limited, res.retryAfter, res.unavailable)
 	if n := len(res.rss); n >= 3 {
 		fmt.Fprintf(stdout, "  RSS: %.0f MB after the first interval, %.0f MB at the end of the steady phase, most %.0f MB\n",
 			res.rss[0], res.rss[min(n-1, int(o.duration/o.interval)-1)], slices.Max(res.rss))
@@ -277,11 +290,14 @@ func (s *soakRun) send(ctx context.Context, client *http.Client, lo, hi int) {
 			if status == http.StatusOK && derr != nil {
 				status = -1
 			}
-			if ra := resp.Header.Get("Retry-After"); status == http.StatusTooManyRequests {
+			if ra := resp.Header.Get("Retry-After"); status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable {
 				n, err := strconv.Atoi(ra)
 				s.mu.Lock()
 				s.retryAfter = s.retryAfter && err == nil && n > 0
 				s.mu.Unlock()
+				if status == http.StatusServiceUnavailable {
+					n = 1 // it says 5 s; the soak wants to see the server come back sooner
+				}
 				wait = time.Duration(max(n, 1)) * time.Second
 			}
 		}
@@ -294,6 +310,9 @@ func (s *soakRun) send(ctx context.Context, client *http.Client, lo, hi int) {
 			case http.StatusTooManyRequests:
 				w.limited++
 				s.limited++
+			case http.StatusServiceUnavailable:
+				w.unavailable++
+				s.unavailable++
 			default:
 				w.errors++
 				s.errors++
@@ -311,6 +330,21 @@ func (s *soakRun) send(ctx context.Context, client *http.Client, lo, hi int) {
 	}
 }
 
+// fault runs o.faultCmd at o.faultAt, and says how long it took.
+func (s *soakRun) fault(ctx context.Context, done <-chan struct{}) {
+	select {
+	case <-done:
+		return
+	case <-ctx.Done():
+		return
+	case <-time.After(time.Until(s.start.Add(s.o.faultAt))):
+	}
+	t := time.Now()
+	out, err := exec.CommandContext(ctx, "sh", "-c", s.o.faultCmd).CombinedOutput()
+	fmt.Fprintf(s.out, "  fault at %s: %q took %s (err %v) %s\n", time.Since(s.start).Round(time.Second), s.o.faultCmd,
+		time.Since(t).Round(100*time.Millisecond), err, strings.TrimSpace(string(out)))
+}
+
 // report prints a line every interval until done, and returns the RSS
 // figures it printed (MB).
 func (s *soakRun) report(ctx context.Context, done <-chan struct{}) []float64 {
@@ -321,7 +355,7 @@ func (s *soakRun) report(ctx context.Context, done <-chan struct{}) []float64 {
 	} else {
 		defer store.Close()
 	}
-	fmt.Fprintf(s.out, "  %8s %9s %9s %6s %6s %10s %10s %8s %8s\n", "time", "events/s", "msgs/s", "429s", "errors", "ingest p99", "to-email p99", "backlog", "RSS MB")
+	fmt.Fprintf(s.out, "  %8s %9s %9s %6s %6s %6s %10s %12s %8s %8s\n", "time", "events/s", "msgs/s", "429s", "503s", "errors", "ingest p99", "to-email p99", "backlog", "RSS MB")
 	t := time.NewTicker(s.o.interval)
 	defer t.Stop()
 	for {
@@ -343,8 +377,8 @@ func (s *soakRun) report(ctx context.Context, done <-chan struct{}) []float64 {
 				backlog = strconv.Itoa(len(ms))
 			}
 		}
-		fmt.Fprintf(s.out, "  %8s %9.0f %9.0f %6d %6d %10s %10s %8s %8.0f\n", time.Since(s.start).Round(time.Second),
-			float64(w.events)/secs, float64(w.messages)/secs, w.limited, w.errors, p99(w.ingest), p99(w.toEmail), backlog, mb)
+		fmt.Fprintf(s.out, "  %8s %9.0f %9.0f %6d %6d %6d %10s %12s %8s %8.0f\n", time.Since(s.start).Round(time.Second),
+			float64(w.events)/secs, float64(w.messages)/secs, w.limited, w.unavailable, w.errors, p99(w.ingest), p99(w.toEmail), backlog, mb)
 	}
 }
 
