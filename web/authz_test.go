@@ -174,13 +174,13 @@ var csrfFieldRE = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
 
 // consoleClient is one browser: a cookie jar that follows no redirects.
 type consoleClient struct {
-	t    *testing.T
+	t    testing.TB
 	base string
 	hc   *http.Client
 	csrf string // the session's CSRF token, once signed in
 }
 
-func newConsoleClient(t *testing.T, base string) *consoleClient {
+func newConsoleClient(t testing.TB, base string) *consoleClient {
 	jar, err := cookiejar.New(nil)
 	if err != nil {
 		t.Fatal(err)

@@ -25,7 +25,7 @@ import (
 )
 
 // allMessages reads the whole outbox of the seed, in id order.
-func allMessages(t *testing.T, st nudge.Store) []*nudge.Message {
+func allMessages(t testing.TB, st nudge.Store) []*nudge.Message {
 	t.Helper()
 	var out []*nudge.Message
 	p := &nudge.MessageListParams{Limit: 10000}

@@ -48,7 +48,7 @@ type example struct {
 }
 
 // readExample reads examples/NAME.
-func readExample(t *testing.T, name string) *example {
+func readExample(t testing.TB, name string) *example {
 	t.Helper()
 	dir := filepath.Join("..", "examples", name)
 	read := func(f string) []byte {
@@ -73,9 +73,14 @@ var exampleRegion = &ingest.ContactNormalizer{DefaultRegion: "US"}
 
 // seed runs the webinar example through the real engine on a fake clock:
 // its contacts imported, its journey published, its timeline replayed.
-func seed(t *testing.T, ctx context.Context, db nudge.Store) *nudgetest.Clock {
+func seed(t testing.TB, ctx context.Context, db nudge.Store) *nudgetest.Clock {
 	t.Helper()
-	ex := readExample(t, "webinar")
+	return seedWith(t, ctx, db, readExample(t, "webinar"))
+}
+
+// seedWith runs an example through the real engine on a fake clock.
+func seedWith(t testing.TB, ctx context.Context, db nudge.Store, ex *example) *nudgetest.Clock {
+	t.Helper()
 	events := ex.events
 	start := events[0].At().Add(-time.Minute)
 	clock := nudgetest.NewClock(start)
@@ -121,16 +126,22 @@ func seed(t *testing.T, ctx context.Context, db nudge.Store) *nudgetest.Clock {
 }
 
 // newConsole serves the API and the console as nudge serve does.
-func newConsole(t *testing.T) *console {
+func newConsole(t testing.TB) *console {
 	t.Helper()
 	return newConsoleOn(t, nudgetest.SQLite(t))
 }
 
 // newConsoleOn is newConsole on the store db.
-func newConsoleOn(t *testing.T, db nudge.Store) *console {
+func newConsoleOn(t testing.TB, db nudge.Store) *console {
+	t.Helper()
+	return newConsoleWith(t, db, readExample(t, "webinar"))
+}
+
+// newConsoleWith is newConsole on the store db, seeded with ex.
+func newConsoleWith(t testing.TB, db nudge.Store, ex *example) *console {
 	t.Helper()
 	ctx := context.Background()
-	clock := seed(t, ctx, db)
+	clock := seedWith(t, ctx, db, ex)
 	users := db
 	for _, u := range []struct{ id, email, role string }{
 		{"u-admin", "admin@example.com", nudge.UserAdmin},
