@@ -18,12 +18,19 @@ const (
 	WebhookConsentOptedOut     = "consent.opted_out"
 	WebhookEnrollmentConverted = "enrollment.converted"
 	WebhookStepPaused          = "step.paused" // an SMS step paused on its opt-out rate (data: nudge.StepPause)
+	// From provider callbacks and inbound messages.
+	WebhookMessageUndelivered = "message.undelivered" // the provider or carrier could not deliver it (data: the message)
+	WebhookEmailBounced       = "email.bounced"       // data: the email.bounced event
+	WebhookEmailComplained    = "email.complained"    // data: the email.complained event
+	WebhookEmailOpened        = "email.opened"        // data: the email.opened event
+	WebhookConsentOptedIn     = "consent.opted_in"    // data: the consent ledger entry
 )
 
 // WebhookEvents lists the event types a subscription may choose.
 var WebhookEvents = []string{
 	WebhookMessageSent, WebhookMessageDelivered, WebhookMessageFailed, WebhookMessageClicked,
 	WebhookSMSReplied, WebhookConsentOptedOut, WebhookEnrollmentConverted, WebhookStepPaused,
+	WebhookMessageUndelivered, WebhookEmailBounced, WebhookEmailComplained, WebhookEmailOpened, WebhookConsentOptedIn,
 }
 
 // WebhookSubscription asks Nudge to POST the chosen events to URL, signed
@@ -79,6 +86,44 @@ type WebhookStore interface {
 	WebhookDeliveryLog(ctx context.Context, ds []*WebhookDelivery) error
 	// WebhookDeliveryList pages a subscription's delivery log, newest first.
 	WebhookDeliveryList(ctx context.Context, p *WebhookDeliveryListParams) ([]*WebhookDelivery, error)
+
+	// WebhookEnqueue stores events to deliver, at their AvailableAt (their
+	// IDs are set). One already pending for the same subscription and
+	// event is kept as it is; one of a deleted subscription is dropped.
+	WebhookEnqueue(ctx context.Context, ps []*WebhookPending, now time.Time) error
+	// WebhookClaim claims up to limit pending deliveries whose AvailableAt
+	// is at or before now and that are not claimed (or whose claim
+	// expired), in AvailableAt order, for lease (SKIP LOCKED on
+	// PostgreSQL), with their subscription's URL and secret.
+	WebhookClaim(ctx context.Context, now time.Time, limit int, lease time.Duration) ([]*WebhookPending, error)
+	// WebhookSettle ends claims: a done delivery is removed; another is
+	// released for its next attempt at AvailableAt with Attempt made.
+	WebhookSettle(ctx context.Context, ss []*WebhookSettle, now time.Time) error
+}
+
+// WebhookPending is an event waiting for delivery to one subscription.
+// Pending deliveries live in the store, not in memory, so a restart loses
+// none: what was claimed when a process stopped is claimed again when the
+// claim expires (receivers deduplicate on EventID).
+type WebhookPending struct {
+	ID             int64
+	SubscriptionID string
+	EventID        string
+	Event          string
+	Body           []byte // the signed JSON payload
+	Attempt        int    // attempts made so far
+	AvailableAt    time.Time
+	CreatedAt      time.Time
+	// Set by WebhookClaim from the subscription.
+	URL, Secret string
+}
+
+// WebhookSettle is the outcome of one attempt at a pending delivery.
+type WebhookSettle struct {
+	ID          int64
+	Done        bool      // delivered, or given up: remove it
+	Attempt     int       // attempts made, when not done
+	AvailableAt time.Time // the next attempt, when not done
 }
 
 // ValidateWebhook checks the fields WebhookCreate requires: an ID, an

@@ -1,9 +1,11 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -150,4 +152,92 @@ func (db *DB) WebhookDeliveryList(ctx context.Context, p *nudge.WebhookDeliveryL
 		out = append(out, &d)
 	}
 	return out, wrap("webhook delivery list", rows.Err())
+}
+
+// WebhookEnqueue stores pending deliveries; see nudge.WebhookStore.
+func (db *DB) WebhookEnqueue(ctx context.Context, ps []*nudge.WebhookPending, now time.Time) error {
+	if len(ps) == 0 {
+		return nil
+	}
+	return db.inTx(ctx, "webhook enqueue", func(tx pgx.Tx) error {
+		for _, p := range ps {
+			avail := p.AvailableAt
+			if avail.IsZero() {
+				avail = now
+			}
+			err := tx.QueryRow(ctx, `INSERT INTO webhook_pending
+				(subscription_id, event_id, event, body, attempt, available_at, created_at)
+				SELECT $1, $2, $3, $4, $5, $6, $7 WHERE EXISTS (SELECT 1 FROM webhooks WHERE id = $1)
+				ON CONFLICT (subscription_id, event_id) DO NOTHING RETURNING id`,
+				p.SubscriptionID, p.EventID, p.Event, p.Body, p.Attempt, utc(avail), utc(now)).Scan(&p.ID)
+			if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// WebhookClaim claims due pending deliveries with SKIP LOCKED, so several
+// nodes share them; see nudge.WebhookStore.
+func (db *DB) WebhookClaim(ctx context.Context, now time.Time, limit int, lease time.Duration) ([]*nudge.WebhookPending, error) {
+	limit, err := claimLimit(limit, lease)
+	if err != nil {
+		return nil, fmt.Errorf("webhook claim: %w", err)
+	}
+	now = utc(now)
+	rows, err := db.pool.Query(ctx, `
+		WITH c AS MATERIALIZED (
+			SELECT id FROM webhook_pending
+			WHERE available_at <= $1 AND (claimed_until IS NULL OR claimed_until < $1)
+			ORDER BY available_at, id LIMIT $3
+			FOR UPDATE SKIP LOCKED
+		)
+		UPDATE webhook_pending p SET claimed_until = $2 FROM c, webhooks w
+		WHERE p.id = c.id AND w.id = p.subscription_id
+		RETURNING p.id, p.subscription_id, p.event_id, p.event, p.body, p.attempt, p.available_at, p.created_at, w.url, w.secret`,
+		now, now.Add(lease), limit)
+	if err != nil {
+		return nil, wrap("webhook claim", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*nudge.WebhookPending, error) {
+		var p nudge.WebhookPending
+		err := r.Scan(&p.ID, &p.SubscriptionID, &p.EventID, &p.Event, &p.Body, &p.Attempt, &p.AvailableAt, &p.CreatedAt, &p.URL, &p.Secret)
+		p.AvailableAt, p.CreatedAt = p.AvailableAt.UTC(), p.CreatedAt.UTC()
+		return &p, err
+	})
+	if err != nil {
+		return nil, wrap("webhook claim", err)
+	}
+	// RETURNING has no order.
+	slices.SortFunc(out, func(a, b *nudge.WebhookPending) int {
+		if c := a.AvailableAt.Compare(b.AvailableAt); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.ID, b.ID)
+	})
+	return out, nil
+}
+
+// WebhookSettle ends claims; see nudge.WebhookStore.
+func (db *DB) WebhookSettle(ctx context.Context, ss []*nudge.WebhookSettle, now time.Time) error {
+	if len(ss) == 0 {
+		return nil
+	}
+	return db.inTx(ctx, "webhook settle", func(tx pgx.Tx) error {
+		b := &pgx.Batch{}
+		for _, s := range ss {
+			if s.Done {
+				b.Queue(`DELETE FROM webhook_pending WHERE id = $1`, s.ID)
+				continue
+			}
+			avail := s.AvailableAt
+			if avail.IsZero() {
+				avail = now
+			}
+			b.Queue(`UPDATE webhook_pending SET attempt = $1, available_at = $2, claimed_until = NULL WHERE id = $3`,
+				s.Attempt, utc(avail), s.ID)
+		}
+		return tx.SendBatch(ctx, b).Close()
+	})
 }

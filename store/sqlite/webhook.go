@@ -1,11 +1,14 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/nudge/nudge"
 )
@@ -193,4 +196,105 @@ func (db *DB) WebhookDeliveryList(ctx context.Context, p *nudge.WebhookDeliveryL
 		return nil, fmt.Errorf("sqlite: webhook delivery list: %w", err)
 	}
 	return out, nil
+}
+
+// WebhookEnqueue stores pending deliveries; see nudge.WebhookStore.
+func (db *DB) WebhookEnqueue(ctx context.Context, ps []*nudge.WebhookPending, now time.Time) error {
+	if len(ps) == 0 {
+		return nil
+	}
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		for _, p := range ps {
+			avail := p.AvailableAt
+			if avail.IsZero() {
+				avail = now
+			}
+			err := tx.QueryRowContext(ctx, `INSERT INTO webhook_pending
+				(subscription_id, event_id, event, body, attempt, available_at, created_at)
+				SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7 WHERE EXISTS (SELECT 1 FROM webhooks WHERE id = ?1)
+				ON CONFLICT (subscription_id, event_id) DO NOTHING RETURNING id`,
+				p.SubscriptionID, p.EventID, p.Event, p.Body, p.Attempt, micros(avail), micros(now)).Scan(&p.ID)
+			if err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: webhook enqueue: %w", err)
+	}
+	return nil
+}
+
+// WebhookClaim claims due pending deliveries; see nudge.WebhookStore. The
+// writer connection serializes claims.
+func (db *DB) WebhookClaim(ctx context.Context, now time.Time, limit int, lease time.Duration) ([]*nudge.WebhookPending, error) {
+	if err := checkLease(lease); err != nil {
+		return nil, fmt.Errorf("sqlite: webhook claim: %w", err)
+	}
+	var out []*nudge.WebhookPending
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `UPDATE webhook_pending SET claimed_until = ?1
+			WHERE id IN (SELECT id FROM webhook_pending
+				WHERE available_at <= ?2 AND (claimed_until IS NULL OR claimed_until < ?2)
+				ORDER BY available_at, id LIMIT ?3)
+			RETURNING id, subscription_id, event_id, event, body, attempt, available_at, created_at,
+				(SELECT url FROM webhooks w WHERE w.id = subscription_id), (SELECT secret FROM webhooks w WHERE w.id = subscription_id)`,
+			micros(now.Add(lease)), micros(now), limitOf(limit))
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var p nudge.WebhookPending
+			var avail, created int64
+			if err := rows.Scan(&p.ID, &p.SubscriptionID, &p.EventID, &p.Event, &p.Body, &p.Attempt, &avail, &created, &p.URL, &p.Secret); err != nil {
+				return err
+			}
+			p.AvailableAt, p.CreatedAt = fromMicros(avail), fromMicros(created)
+			out = append(out, &p)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: webhook claim: %w", err)
+	}
+	// RETURNING does not keep the order of the subquery.
+	slices.SortFunc(out, func(a, b *nudge.WebhookPending) int {
+		if c := a.AvailableAt.Compare(b.AvailableAt); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.ID, b.ID)
+	})
+	return out, nil
+}
+
+// WebhookSettle ends claims; see nudge.WebhookStore.
+func (db *DB) WebhookSettle(ctx context.Context, ss []*nudge.WebhookSettle, now time.Time) error {
+	if len(ss) == 0 {
+		return nil
+	}
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		for _, s := range ss {
+			var err error
+			if s.Done {
+				_, err = tx.ExecContext(ctx, `DELETE FROM webhook_pending WHERE id = ?`, s.ID)
+			} else {
+				avail := s.AvailableAt
+				if avail.IsZero() {
+					avail = now
+				}
+				_, err = tx.ExecContext(ctx, `UPDATE webhook_pending SET attempt = ?, available_at = ?, claimed_until = NULL WHERE id = ?`,
+					s.Attempt, micros(avail), s.ID)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: webhook settle: %w", err)
+	}
+	return nil
 }

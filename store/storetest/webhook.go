@@ -98,6 +98,62 @@ func testWebhook(t *testing.T, open func(t *testing.T) nudge.Store) {
 			t.Errorf("WebhookDeliveryList limit 1: %v, %v", one, err)
 		}
 	})
+	t.Run("Pending", func(t *testing.T) {
+		ps := []*nudge.WebhookPending{
+			{SubscriptionID: a.ID, EventID: "m1:sent", Event: nudge.WebhookMessageSent, Body: []byte(`{"id":"m1:sent"}`)},
+			{SubscriptionID: b.ID, EventID: "e1:converted", Event: nudge.WebhookEnrollmentConverted, Body: []byte(`{}`), AvailableAt: now.Add(time.Minute)},
+			{SubscriptionID: "wh_gone", EventID: "m1:sent", Event: nudge.WebhookMessageSent, Body: []byte(`{}`)},
+		}
+		if err := s.WebhookEnqueue(ctx, ps, now); err != nil {
+			t.Fatalf("WebhookEnqueue: %v", err)
+		}
+		if ps[0].ID == 0 || ps[1].ID == 0 || ps[2].ID != 0 {
+			t.Errorf("IDs %d %d %d; want two set, none for a subscription that does not exist", ps[0].ID, ps[1].ID, ps[2].ID)
+		}
+		// The same event again is kept once.
+		again := &nudge.WebhookPending{SubscriptionID: a.ID, EventID: "m1:sent", Event: nudge.WebhookMessageSent, Body: []byte(`{}`)}
+		if err := s.WebhookEnqueue(ctx, []*nudge.WebhookPending{again}, now); err != nil || again.ID != 0 {
+			t.Errorf("WebhookEnqueue of a pending event: id %d, %v; want kept once", again.ID, err)
+		}
+
+		got, err := s.WebhookClaim(ctx, now, 10, time.Minute)
+		if err != nil || len(got) != 1 {
+			t.Fatalf("WebhookClaim at now = %+v, %v; want the due one", got, err)
+		}
+		p := got[0]
+		if p.EventID != "m1:sent" || string(p.Body) != `{"id":"m1:sent"}` || p.URL != a.URL || p.Secret != a.Secret || p.Attempt != 0 || !p.AvailableAt.Equal(now) {
+			t.Errorf("claimed %+v; want m1:sent with its body and the subscription's URL and secret", p)
+		}
+		if again, _ := s.WebhookClaim(ctx, now.Add(time.Second), 10, time.Minute); len(again) != 0 {
+			t.Errorf("claimed twice: %+v", again)
+		}
+		// A retry: released for its next attempt.
+		next := now.Add(30 * time.Second)
+		if err := s.WebhookSettle(ctx, []*nudge.WebhookSettle{{ID: p.ID, Attempt: 1, AvailableAt: next}}, now); err != nil {
+			t.Fatalf("WebhookSettle: %v", err)
+		}
+		if got, _ := s.WebhookClaim(ctx, next.Add(-time.Millisecond), 10, time.Minute); len(got) != 0 {
+			t.Errorf("claimed before its retry time: %+v", got)
+		}
+		got, err = s.WebhookClaim(ctx, next.Add(time.Minute), 10, time.Minute)
+		if err != nil || len(got) != 2 || got[0].EventID != "m1:sent" || got[0].Attempt != 1 || got[1].EventID != "e1:converted" {
+			t.Fatalf("WebhookClaim after the retry time = %+v, %v; want m1:sent (1 attempt made), then e1:converted", got, err)
+		}
+		// A claim that expires (the process stopped) is claimed again.
+		if got, _ := s.WebhookClaim(ctx, next.Add(3*time.Minute), 10, time.Minute); len(got) != 2 {
+			t.Errorf("after the claim expired: %d claimed; want 2", len(got))
+		}
+		if err := s.WebhookSettle(ctx, []*nudge.WebhookSettle{{ID: got[0].ID, Done: true}, {ID: got[1].ID, Done: true}}, now); err != nil {
+			t.Fatalf("WebhookSettle done: %v", err)
+		}
+		if got, _ := s.WebhookClaim(ctx, next.Add(time.Hour), 10, time.Minute); len(got) != 0 {
+			t.Errorf("done deliveries claimed: %+v", got)
+		}
+		// Deleting a subscription drops what was pending for it.
+		if err := s.WebhookEnqueue(ctx, []*nudge.WebhookPending{{SubscriptionID: a.ID, EventID: "m2:sent", Event: nudge.WebhookMessageSent, Body: []byte(`{}`)}}, now); err != nil {
+			t.Fatal(err)
+		}
+	})
 	t.Run("Delete", func(t *testing.T) {
 		if err := s.WebhookDelete(ctx, a.ID); err != nil {
 			t.Fatalf("WebhookDelete: %v", err)
@@ -112,6 +168,9 @@ func testWebhook(t *testing.T, open func(t *testing.T) nudge.Store) {
 		left, err := s.WebhookList(ctx)
 		if err != nil || len(left) != 1 || left[0].ID != b.ID {
 			t.Errorf("WebhookList after delete: %v, %v", left, err)
+		}
+		if got, err := s.WebhookClaim(ctx, now.Add(24*time.Hour), 10, time.Minute); err != nil || len(got) != 0 {
+			t.Errorf("pending deliveries of the deleted subscription: %+v, %v; want none", got, err)
 		}
 	})
 }

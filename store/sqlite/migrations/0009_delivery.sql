@@ -2,3 +2,20 @@
 -- MessageSMSSegments (a journey's SMS budget counts the segments of the
 -- texts it sent since midnight).
 CREATE INDEX message_statuses_sending ON message_statuses (at) WHERE status = 'sending';
+
+-- webhook_pending: events waiting for delivery to a subscription, claimed
+-- like the outbox, so a restart loses none (the delivery log keeps every
+-- attempt; this table only what is still to do).
+CREATE TABLE webhook_pending (
+	id              INTEGER PRIMARY KEY,
+	subscription_id TEXT NOT NULL REFERENCES webhooks (id) ON DELETE CASCADE,
+	event_id        TEXT NOT NULL,
+	event           TEXT NOT NULL,
+	body            BLOB NOT NULL,
+	attempt         INTEGER NOT NULL DEFAULT 0,
+	available_at    INTEGER NOT NULL,
+	claimed_until   INTEGER,
+	created_at      INTEGER NOT NULL,
+	UNIQUE (subscription_id, event_id)
+) STRICT;
+CREATE INDEX webhook_pending_due ON webhook_pending (available_at, id);
