@@ -17,14 +17,20 @@ import (
 const (
 	DefaultAttempts    = 6
 	DefaultConcurrency = 4
-	DefaultQueue       = 1024
 	DefaultCacheTTL    = 10 * time.Second
+	DefaultPoll        = time.Second
+	DefaultLease       = 2 * time.Minute
+	DefaultBatch       = 100
 )
 
-// DispatchStore is what a Dispatcher needs of the store.
+// DispatchStore is what a Dispatcher needs of the store: the
+// subscriptions, the delivery log, and the pending deliveries.
 type DispatchStore interface {
 	WebhookList(ctx context.Context) ([]*nudge.WebhookSubscription, error)
 	WebhookDeliveryLog(ctx context.Context, ds []*nudge.WebhookDelivery) error
+	WebhookEnqueue(ctx context.Context, ps []*nudge.WebhookPending, now time.Time) error
+	WebhookClaim(ctx context.Context, now time.Time, limit int, lease time.Duration) ([]*nudge.WebhookPending, error)
+	WebhookSettle(ctx context.Context, ss []*nudge.WebhookSettle, now time.Time) error
 }
 
 // DispatcherConfig configures a Dispatcher.
@@ -41,8 +47,16 @@ type DispatcherConfig struct {
 	// honoured when longer.
 	Backoff     func(attempt int, eventID string) time.Duration
 	Concurrency int           // calls in flight; default DefaultConcurrency
-	Queue       int           // events waiting for a worker; default DefaultQueue
 	CacheTTL    time.Duration // how long the subscription list is reused; default DefaultCacheTTL
+	// Poll is how often pending deliveries are looked for when no event
+	// was emitted; default DefaultPoll.
+	Poll time.Duration
+	// Lease is how long a claimed delivery is held: a process that stops
+	// mid-call leaves it to be claimed again after it; default DefaultLease.
+	Lease time.Duration
+	// Batch is how many pending deliveries one pass claims; default
+	// DefaultBatch.
+	Batch int
 }
 
 // Event is one thing that happened, for the subscriptions that chose its
@@ -64,15 +78,14 @@ type payload struct {
 
 // Dispatcher delivers events to the webhook subscriptions that chose them,
 // retrying with backoff and logging every attempt in the store's delivery
-// log. Emit never blocks on the network.
-//
-// Retries wait in memory: events not yet delivered when the process stops
-// are lost (their attempts so far are in the log), as are events emitted
-// while the queue is full (logged as such).
+// log. Emit writes the deliveries to the store (nudge.WebhookPending) and
+// returns; a loop claims them like the outbox, calls, and settles them.
+// Nothing waits in memory: a restart, or a receiver down for an hour,
+// loses no event, and on PostgreSQL several nodes share the work.
 type Dispatcher struct {
-	cfg   DispatcherConfig
-	log   *slog.Logger
-	queue chan *job
+	cfg  DispatcherConfig
+	log  *slog.Logger
+	wake chan struct{}
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -81,14 +94,6 @@ type Dispatcher struct {
 	mu      sync.Mutex
 	subs    []*nudge.WebhookSubscription
 	fetched time.Time
-	timers  map[*time.Timer]struct{}
-}
-
-type job struct {
-	sub     *nudge.WebhookSubscription
-	ev      *Event
-	body    []byte
-	attempt int
 }
 
 // NewDispatcher returns a running Dispatcher; Close stops it.
@@ -96,8 +101,8 @@ func NewDispatcher(cfg DispatcherConfig) (*Dispatcher, error) {
 	if cfg.Store == nil || cfg.Sender == nil {
 		return nil, nudge.Errorf(nudge.EINVALID, "webhook: a dispatcher needs a store and a sender")
 	}
-	if cfg.Attempts < 0 || cfg.Concurrency < 0 || cfg.Queue < 0 || cfg.CacheTTL < 0 {
-		return nil, nudge.Errorf(nudge.EINVALID, "webhook: attempts, concurrency, queue and cache TTL must not be negative")
+	if cfg.Attempts < 0 || cfg.Concurrency < 0 || cfg.CacheTTL < 0 || cfg.Poll < 0 || cfg.Lease < 0 || cfg.Batch < 0 {
+		return nil, nudge.Errorf(nudge.EINVALID, "webhook: attempts, concurrency, cache TTL, poll, lease and batch must not be negative")
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = nudge.SystemClock{}
@@ -105,17 +110,16 @@ func NewDispatcher(cfg DispatcherConfig) (*Dispatcher, error) {
 	cfg.Logger = cmp.Or(cfg.Logger, slog.Default())
 	cfg.Attempts = cmp.Or(cfg.Attempts, DefaultAttempts)
 	cfg.Concurrency = cmp.Or(cfg.Concurrency, DefaultConcurrency)
-	cfg.Queue = cmp.Or(cfg.Queue, DefaultQueue)
 	cfg.CacheTTL = cmp.Or(cfg.CacheTTL, DefaultCacheTTL)
+	cfg.Poll = cmp.Or(cfg.Poll, DefaultPoll)
+	cfg.Lease = cmp.Or(cfg.Lease, DefaultLease)
+	cfg.Batch = cmp.Or(cfg.Batch, DefaultBatch)
 	if cfg.Backoff == nil {
 		cfg.Backoff = DefaultDispatchBackoff
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	d := &Dispatcher{cfg: cfg, log: cfg.Logger, queue: make(chan *job, cfg.Queue),
-		ctx: ctx, cancel: cancel, timers: map[*time.Timer]struct{}{}}
-	for range cfg.Concurrency {
-		d.wg.Go(d.work)
-	}
+	d := &Dispatcher{cfg: cfg, log: cfg.Logger, wake: make(chan struct{}, 1), ctx: ctx, cancel: cancel}
+	d.wg.Go(d.loop)
 	return d, nil
 }
 
@@ -133,14 +137,10 @@ func DefaultDispatchBackoff(attempt int, eventID string) time.Duration {
 	return time.Duration(float64(d) * (0.75 + float64(h.Sum32()%1000)/2000))
 }
 
-// Close stops the workers and pending retries, waiting for calls in flight.
+// Close stops the loop, waiting for calls in flight. What is still
+// pending stays in the store for the next start.
 func (d *Dispatcher) Close() {
 	d.cancel()
-	d.mu.Lock()
-	for t := range d.timers {
-		t.Stop()
-	}
-	d.mu.Unlock()
 	d.wg.Wait()
 }
 
@@ -173,11 +173,15 @@ func (d *Dispatcher) Wants(ctx context.Context, typ string) bool {
 	return false
 }
 
-// Emit queues ev for every subscription that chose its type.
+// Emit stores ev for delivery to every subscription that chose its type.
+// An event already pending for a subscription (the same ID) is kept once.
+// If the store refuses the write the event is lost, and logged as an error.
 func (d *Dispatcher) Emit(ctx context.Context, ev Event) {
+	now := d.cfg.Clock.Now()
 	if ev.At.IsZero() {
-		ev.At = d.cfg.Clock.Now()
+		ev.At = now
 	}
+	var ps []*nudge.WebhookPending
 	var body []byte
 	for _, s := range d.subscriptions(ctx) {
 		if !s.Wants(ev.Type) {
@@ -191,86 +195,114 @@ func (d *Dispatcher) Emit(ctx context.Context, ev Event) {
 			}
 			body = b
 		}
-		d.enqueue(&job{sub: s, ev: &ev, body: body, attempt: 1})
+		ps = append(ps, &nudge.WebhookPending{SubscriptionID: s.ID, EventID: ev.ID, Event: ev.Type, Body: body, AvailableAt: now})
 	}
-}
-
-func (d *Dispatcher) enqueue(j *job) {
-	if d.ctx.Err() != nil {
+	if len(ps) == 0 {
+		return
+	}
+	// The event outlives a request that ends now.
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := d.cfg.Store.WebhookEnqueue(wctx, ps, now); err != nil {
+		d.log.ErrorContext(ctx, "webhook: event not stored; it will not be delivered", "event_id", ev.ID, "event", ev.Type, "error", err)
 		return
 	}
 	select {
-	case d.queue <- j:
+	case d.wake <- struct{}{}:
 	default:
-		d.log.WarnContext(d.ctx, "webhook: queue full; event dropped", "subscription_id", j.sub.ID,
-			"event_id", j.ev.ID, "event", j.ev.Type, "attempt", j.attempt)
-		d.record(j, 0, 0, errors.New("dropped: the dispatch queue was full"), time.Time{})
 	}
 }
 
-func (d *Dispatcher) work() {
+// loop runs passes: at once after an Emit, every Poll otherwise, and
+// again at once while a pass found work.
+func (d *Dispatcher) loop() {
+	t := time.NewTicker(d.cfg.Poll)
+	defer t.Stop()
 	for {
+		for d.ctx.Err() == nil && d.RunOnce(d.ctx) > 0 {
+		}
 		select {
 		case <-d.ctx.Done():
 			return
-		case j := <-d.queue:
-			d.call(j)
+		case <-t.C:
+		case <-d.wake:
 		}
 	}
 }
 
-// call makes one attempt and schedules the next when it may help.
-func (d *Dispatcher) call(j *job) {
+// RunOnce claims the pending deliveries that are due, makes one attempt at
+// each (Concurrency at a time), logs the attempts and settles them. It
+// returns how many it claimed.
+func (d *Dispatcher) RunOnce(ctx context.Context) int {
+	ps, err := d.cfg.Store.WebhookClaim(ctx, d.cfg.Clock.Now(), d.cfg.Batch, d.cfg.Lease)
+	if err != nil {
+		if ctx.Err() == nil {
+			d.log.WarnContext(ctx, "webhook: pending deliveries not claimed", "error", err)
+		}
+		return 0
+	}
+	if len(ps) == 0 {
+		return 0
+	}
+	logs := make([]*nudge.WebhookDelivery, len(ps))
+	settles := make([]*nudge.WebhookSettle, len(ps))
+	sem := make(chan struct{}, d.cfg.Concurrency)
+	var wg sync.WaitGroup
+	for i, p := range ps {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			logs[i], settles[i] = d.call(ctx, p)
+		})
+	}
+	wg.Wait()
+	var ls []*nudge.WebhookDelivery
+	var ss []*nudge.WebhookSettle
+	for i := range ps {
+		if settles[i] != nil { // nil: cut short by Close; the claim expires
+			ls, ss = append(ls, logs[i]), append(ss, settles[i])
+		}
+	}
+	// The outcomes outlive a closing dispatcher's context.
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := d.cfg.Store.WebhookDeliveryLog(wctx, ls); err != nil {
+		d.log.WarnContext(ctx, "webhook: attempts not logged", "attempts", len(ls), "error", err)
+	}
+	if err := d.cfg.Store.WebhookSettle(wctx, ss, d.cfg.Clock.Now()); err != nil {
+		// Their claims expire and they are tried again: a receiver may
+		// get an event twice, and deduplicates on its id.
+		d.log.WarnContext(ctx, "webhook: attempts not settled", "attempts", len(ss), "error", err)
+	}
+	return len(ps)
+}
+
+// call makes one attempt at p and says what follows: done, or a retry.
+func (d *Dispatcher) call(ctx context.Context, p *nudge.WebhookPending) (*nudge.WebhookDelivery, *nudge.WebhookSettle) {
+	attempt := p.Attempt + 1
 	start := time.Now()
-	code, err := d.cfg.Sender.Post(d.ctx, j.sub.URL, j.sub.Secret, j.ev.ID, j.ev.Type, j.body)
+	code, err := d.cfg.Sender.Post(ctx, p.URL, p.Secret, p.EventID, p.Event, p.Body)
 	took := time.Since(start)
+	if err != nil && ctx.Err() != nil {
+		return nil, nil // closing: the call was cut short, not refused
+	}
+	now := d.cfg.Clock.Now()
+	e := &nudge.WebhookDelivery{SubscriptionID: p.SubscriptionID, EventID: p.EventID, Event: p.Event, Attempt: attempt,
+		StatusCode: code, OK: err == nil, Duration: took.Milliseconds(), At: now}
 	if err == nil {
-		d.record(j, code, took, nil, time.Time{})
-		return
+		return e, &nudge.WebhookSettle{ID: p.ID, Done: true}
 	}
-	if d.ctx.Err() != nil {
-		return // closing: the call was cut short, not refused
-	}
+	e.Error = err.Error()
 	var se *nudge.SendError
-	retry := j.attempt < d.cfg.Attempts && (!errors.As(err, &se) || !se.Permanent)
-	if !retry {
-		d.record(j, code, took, err, time.Time{})
-		d.log.WarnContext(d.ctx, "webhook: event given up", "subscription_id", j.sub.ID, "event_id", j.ev.ID,
-			"event", j.ev.Type, "attempt", j.attempt, "error", err)
-		return
+	if attempt >= d.cfg.Attempts || (errors.As(err, &se) && se.Permanent) {
+		d.log.WarnContext(ctx, "webhook: event given up", "subscription_id", p.SubscriptionID, "event_id", p.EventID,
+			"event", p.Event, "attempt", attempt, "error", err)
+		return e, &nudge.WebhookSettle{ID: p.ID, Done: true}
 	}
-	delay := d.cfg.Backoff(j.attempt, j.ev.ID)
+	delay := d.cfg.Backoff(attempt, p.EventID)
 	if se != nil {
 		delay = max(delay, se.RetryAfter)
 	}
-	d.record(j, code, took, err, d.cfg.Clock.Now().Add(delay))
-	next := &job{sub: j.sub, ev: j.ev, body: j.body, attempt: j.attempt + 1}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.ctx.Err() != nil {
-		return
-	}
-	var t *time.Timer
-	t = time.AfterFunc(delay, func() {
-		d.mu.Lock()
-		delete(d.timers, t)
-		d.mu.Unlock()
-		d.enqueue(next)
-	})
-	d.timers[t] = struct{}{}
-}
-
-// record appends an attempt to the delivery log.
-func (d *Dispatcher) record(j *job, code int, took time.Duration, err error, next time.Time) {
-	e := &nudge.WebhookDelivery{SubscriptionID: j.sub.ID, EventID: j.ev.ID, Event: j.ev.Type, Attempt: j.attempt,
-		StatusCode: code, OK: err == nil, Duration: took.Milliseconds(), NextAttemptAt: next, At: d.cfg.Clock.Now()}
-	if err != nil {
-		e.Error = err.Error()
-	}
-	// The log outlives a closing dispatcher's context.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(d.ctx), 5*time.Second)
-	defer cancel()
-	if err := d.cfg.Store.WebhookDeliveryLog(ctx, []*nudge.WebhookDelivery{e}); err != nil {
-		d.log.WarnContext(ctx, "webhook: delivery not logged", "subscription_id", j.sub.ID, "event_id", j.ev.ID, "error", err)
-	}
+	e.NextAttemptAt = now.Add(delay)
+	return e, &nudge.WebhookSettle{ID: p.ID, Attempt: attempt, AvailableAt: e.NextAttemptAt}
 }

@@ -1,54 +1,67 @@
 package webhook_test
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"sync"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/nudge/nudge"
 	"github.com/nudge/nudge/channel/webhook"
+	"github.com/nudge/nudge/nudgetest"
 )
 
-// memStore is a DispatchStore in memory.
-type memStore struct {
-	subs []*nudge.WebhookSubscription
-	mu   sync.Mutex
-	log  []*nudge.WebhookDelivery
-	done chan struct{} // receives after each logged attempt
-}
-
-func (m *memStore) WebhookList(context.Context) ([]*nudge.WebhookSubscription, error) {
-	return m.subs, nil
-}
-
-func (m *memStore) WebhookDeliveryLog(_ context.Context, ds []*nudge.WebhookDelivery) error {
-	m.mu.Lock()
-	m.log = append(m.log, ds...)
-	m.mu.Unlock()
-	for range ds {
-		m.done <- struct{}{}
-	}
-	return nil
-}
-
-func waitLogged(t *testing.T, m *memStore, n int) []*nudge.WebhookDelivery {
+// subStore is a real store (SQLite) with the given subscriptions.
+func subStore(t *testing.T, subs ...*nudge.WebhookSubscription) nudge.Store {
 	t.Helper()
-	for i := range n {
-		select {
-		case <-m.done:
-		case <-time.After(5 * time.Second):
-			t.Fatalf("%d of %d attempts logged", i, n)
+	st := nudgetest.SQLite(t)
+	for _, w := range subs {
+		if w.CreatedAt.IsZero() {
+			w.CreatedAt = time.Now()
+		}
+		if err := st.WebhookCreate(context.Background(), w); err != nil {
+			t.Fatal(err)
 		}
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return append([]*nudge.WebhookDelivery(nil), m.log...)
+	return st
+}
+
+// waitLogged waits until sub's delivery log holds n attempts and returns
+// them, oldest first.
+func waitLogged(t *testing.T, st nudge.Store, sub string, n int) []*nudge.WebhookDelivery {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		log, err := st.WebhookDeliveryList(context.Background(), &nudge.WebhookDeliveryListParams{SubscriptionID: sub})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(log) >= n {
+			slices.Reverse(log)
+			return log
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d attempts logged", len(log), n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func dispatcher(t *testing.T, cfg webhook.DispatcherConfig) *webhook.Dispatcher {
+	t.Helper()
+	cfg.Poll = cmp.Or(cfg.Poll, 5*time.Millisecond)
+	d, err := webhook.NewDispatcher(cfg)
+	if err != nil {
+		t.Fatalf("NewDispatcher: %v", err)
+	}
+	t.Cleanup(d.Close)
+	return d
 }
 
 func TestDispatcherRetries(t *testing.T) {
@@ -68,21 +81,16 @@ func TestDispatcherRetries(t *testing.T) {
 		w.WriteHeader(http.StatusOK)
 	}))
 	defer srv.Close()
-	st := &memStore{done: make(chan struct{}, 10), subs: []*nudge.WebhookSubscription{
-		{ID: "wh_a", URL: srv.URL, Events: []string{nudge.WebhookMessageSent}, Secret: "sub-secret"},
-		{ID: "wh_b", URL: srv.URL, Events: []string{nudge.WebhookEnrollmentConverted}, Secret: "other"},
-	}}
-	d, err := webhook.NewDispatcher(webhook.DispatcherConfig{Store: st, Sender: newSender(t, webhook.Config{AllowPrivate: true}),
+	st := subStore(t,
+		&nudge.WebhookSubscription{ID: "wh_a", URL: srv.URL, Events: []string{nudge.WebhookMessageSent}, Secret: "sub-secret"},
+		&nudge.WebhookSubscription{ID: "wh_b", URL: srv.URL, Events: []string{nudge.WebhookEnrollmentConverted}, Secret: "other"})
+	d := dispatcher(t, webhook.DispatcherConfig{Store: st, Sender: newSender(t, webhook.Config{AllowPrivate: true}),
 		Backoff: func(int, string) time.Duration { return time.Millisecond }})
-	if err != nil {
-		t.Fatalf("NewDispatcher: %v", err)
-	}
-	defer d.Close()
 	if !d.Wants(context.Background(), nudge.WebhookMessageSent) || d.Wants(context.Background(), nudge.WebhookSMSReplied) {
 		t.Errorf("Wants does not follow the subscriptions")
 	}
 	d.Emit(context.Background(), webhook.Event{ID: "m1:sent", Type: nudge.WebhookMessageSent, Data: map[string]string{"id": "m1"}})
-	log := waitLogged(t, st, 3)
+	log := waitLogged(t, st, "wh_a", 3)
 	for i, e := range log {
 		if e.SubscriptionID != "wh_a" || e.EventID != "m1:sent" || e.Attempt != i+1 || e.OK != (i == 2) {
 			t.Errorf("attempt %d logged as %+v", i+1, e)
@@ -119,18 +127,11 @@ func TestDispatcherPermanentNotRetried(t *testing.T) {
 		w.WriteHeader(http.StatusBadRequest)
 	}))
 	defer srv.Close()
-	st := &memStore{done: make(chan struct{}, 10), subs: []*nudge.WebhookSubscription{
-		{ID: "wh_a", URL: srv.URL, Events: []string{nudge.WebhookMessageFailed}, Secret: "s"},
-		// The default guard refuses the loopback test server: permanent too.
-	}}
-	d, err := webhook.NewDispatcher(webhook.DispatcherConfig{Store: st, Sender: newSender(t, webhook.Config{AllowPrivate: true}),
+	st := subStore(t, &nudge.WebhookSubscription{ID: "wh_a", URL: srv.URL, Events: []string{nudge.WebhookMessageFailed}, Secret: "s"})
+	d := dispatcher(t, webhook.DispatcherConfig{Store: st, Sender: newSender(t, webhook.Config{AllowPrivate: true}),
 		Backoff: func(int, string) time.Duration { return time.Millisecond }})
-	if err != nil {
-		t.Fatalf("NewDispatcher: %v", err)
-	}
-	defer d.Close()
 	d.Emit(context.Background(), webhook.Event{ID: "m1:failed", Type: nudge.WebhookMessageFailed})
-	log := waitLogged(t, st, 1)
+	log := waitLogged(t, st, "wh_a", 1)
 	time.Sleep(50 * time.Millisecond)
 	if n := calls.Load(); n != 1 || len(log) != 1 || log[0].OK || log[0].StatusCode != 400 || !log[0].NextAttemptAt.IsZero() {
 		t.Errorf("%d calls, log %+v; want one refused attempt and no retry", n, log)
@@ -141,16 +142,11 @@ func TestDispatcherBlockedAddress(t *testing.T) {
 	var calls atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { calls.Add(1) }))
 	defer srv.Close()
-	st := &memStore{done: make(chan struct{}, 10), subs: []*nudge.WebhookSubscription{
-		{ID: "wh_a", URL: srv.URL, Events: []string{nudge.WebhookMessageSent}, Secret: "s"},
-	}}
-	d, err := webhook.NewDispatcher(webhook.DispatcherConfig{Store: st, Sender: newSender(t, webhook.Config{})})
-	if err != nil {
-		t.Fatalf("NewDispatcher: %v", err)
-	}
-	defer d.Close()
+	// The default guard refuses the loopback test server: permanent.
+	st := subStore(t, &nudge.WebhookSubscription{ID: "wh_a", URL: srv.URL, Events: []string{nudge.WebhookMessageSent}, Secret: "s"})
+	d := dispatcher(t, webhook.DispatcherConfig{Store: st, Sender: newSender(t, webhook.Config{})})
 	d.Emit(context.Background(), webhook.Event{ID: "m1:sent", Type: nudge.WebhookMessageSent})
-	log := waitLogged(t, st, 1)
+	log := waitLogged(t, st, "wh_a", 1)
 	if calls.Load() != 0 || log[0].OK || !log[0].NextAttemptAt.IsZero() {
 		t.Errorf("log %+v; want a blocked attempt, not retried", log[0])
 	}
@@ -164,5 +160,53 @@ func TestDispatchBackoff(t *testing.T) {
 			t.Errorf("attempt %d: %s after %s", a, d, prev)
 		}
 		prev = d
+	}
+}
+
+// A receiver that is down when the process stops gets the event after a
+// restart: the retry waits in the store, not in memory.
+func TestDispatcherRetryOutlivesRestart(t *testing.T) {
+	var up atomic.Bool
+	got := make(chan string, 4)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !up.Load() {
+			w.WriteHeader(http.StatusBadGateway)
+			return
+		}
+		got <- r.Header.Get(webhook.HeaderID)
+	}))
+	defer srv.Close()
+	st := subStore(t, &nudge.WebhookSubscription{ID: "crm", URL: srv.URL, Events: []string{nudge.WebhookMessageDelivered}, Secret: "s"})
+	clock := nudgetest.NewClock(nudgetest.Epoch)
+	cfg := webhook.DispatcherConfig{Store: st, Sender: newSender(t, webhook.Config{AllowPrivate: true}), Clock: clock, Poll: 5 * time.Millisecond}
+	d, err := webhook.NewDispatcher(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Emit(context.Background(), webhook.Event{ID: "m1:delivered", Type: nudge.WebhookMessageDelivered, Data: map[string]string{"id": "m1"}})
+	first := waitLogged(t, st, "crm", 1)[0]
+	if first.OK || first.StatusCode != 502 || first.NextAttemptAt.IsZero() {
+		t.Fatalf("first attempt %+v; want a 502 with a retry planned", first)
+	}
+	d.Close() // the process stops
+
+	up.Store(true)
+	clock.Set(first.NextAttemptAt)
+	d2, err := webhook.NewDispatcher(cfg) // and starts again
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d2.Close()
+	select {
+	case id := <-got:
+		if id != "m1:delivered" {
+			t.Errorf("delivered %q; want m1:delivered", id)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the event was not delivered after the restart")
+	}
+	log := waitLogged(t, st, "crm", 2)
+	if !log[1].OK || log[1].Attempt != 2 {
+		t.Errorf("second attempt %+v; want attempt 2, delivered", log[1])
 	}
 }

@@ -62,11 +62,24 @@
 //
 //	{"id": "<event id>", "type": "message.sent", "created_at": "…", "data": {…}}
 //
+// Emit writes one pending delivery per subscription to the store
+// (nudge.WebhookPending, one per subscription and event id); the
+// Dispatcher's loop claims due ones like the message outbox (SKIP LOCKED
+// on PostgreSQL, so several nodes share them), calls, and settles them.
 // A failed attempt is retried with backoff (DefaultDispatchBackoff, or the
 // receiver's Retry-After when longer) up to DispatcherConfig.Attempts
-// times; every attempt is appended to the store's delivery log. Retries
-// wait in memory, and the subscription list is cached for
-// DispatcherConfig.CacheTTL.
+// times; every attempt is appended to the store's delivery log. Nothing
+// waits in memory: after a restart the pending deliveries are still there,
+// and one claimed by a process that stopped mid-call is claimed again when
+// its lease ends (at least once: receivers deduplicate on the id). The
+// subscription list is cached for DispatcherConfig.CacheTTL.
+//
+// What is emitted: the delivery worker's statuses and, through a store
+// that emits (cmd/nudge), every status, consent change and event recorded
+// anywhere: provider callbacks (message.delivered, message.undelivered,
+// message.failed), email events (email.bounced, email.complained,
+// email.opened), clicks (message.clicked), replies (sms.replied) and
+// consent changes (consent.opted_out, consent.opted_in). See emit.go.
 //
 // # Outcomes
 //

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nudge/nudge"
@@ -258,15 +259,16 @@ func (m *Main) newDelivery() (*delivery.Worker, error) {
 	} else {
 		m.Logger.Warn("no public URL: links are not tracked and marketing email has no one-click unsubscribe header")
 	}
-	// Subscriptions hear of sent, delivered and failed messages from the
-	// worker's own status writes.
+	// Subscriptions hear of what the worker records, as of what the API
+	// records (emittingStore).
 	var store delivery.Store = m.Store
 	if ws, ok := senders[nudge.ChannelWebhook].(*webhook.Sender); ok {
 		d, err := webhook.NewDispatcher(webhook.DispatcherConfig{Store: m.Store, Sender: ws, Clock: m.Clock, Logger: m.Logger})
 		if err != nil {
 			return nil, err
 		}
-		store = &emittingStore{Store: m.Store, d: d, log: m.Logger}
+		m.dispatch.Store(d)
+		store = m.emitting(m.Store)
 		m.emit = func(ctx context.Context, typ, id string, at time.Time, data any) {
 			d.Emit(ctx, webhook.Event{ID: id, Type: typ, At: at, Data: data})
 		}
@@ -313,45 +315,43 @@ func storedPolicy(s nudge.Store) func(context.Context) (*policy.Policy, error) {
 	}
 }
 
-// emittingStore tells webhook subscriptions of the message statuses the
-// delivery worker records: message.sent, message.delivered (when the
-// provider says so at once: webhook steps, …) and message.failed. Updates
-// the store skips (a status that does not advance) emit nothing, so each
-// message emits each event once per process. Statuses recorded elsewhere
-// (provider callbacks through the API) do not pass here.
+// emittingStore tells webhook subscriptions what the store records,
+// whoever records it: message statuses (the delivery worker, provider
+// callbacks), consent changes (STOP, unsubscribe, provider opt-outs) and
+// events (email bounces, complaints, opens, clicks, SMS replies). Writes
+// the store skips (a status that does not advance, a duplicate event)
+// emit nothing. Until a dispatcher is set (newDelivery) it emits nothing.
 type emittingStore struct {
-	delivery.Store
-	d   *webhook.Dispatcher
-	log *slog.Logger
+	nudge.Store
+	d *atomic.Pointer[webhook.Dispatcher]
 }
 
-var messageEvents = map[string]string{
-	nudge.MessageSent:      nudge.WebhookMessageSent,
-	nudge.MessageDelivered: nudge.WebhookMessageDelivered,
-	nudge.MessageFailed:    nudge.WebhookMessageFailed,
+func (m *Main) emitting(s nudge.Store) *emittingStore {
+	return &emittingStore{Store: s, d: &m.dispatch}
 }
 
 func (s *emittingStore) MessageUpdate(ctx context.Context, us []*nudge.MessageUpdate, now time.Time) ([]bool, error) {
 	applied, err := s.Store.MessageUpdate(ctx, us, now)
-	if err != nil {
-		return applied, err
+	if d := s.d.Load(); err == nil && d != nil {
+		d.MessagesUpdated(ctx, s.Store.MessageGet, us, applied, now)
 	}
-	for i, u := range us {
-		ev, ok := messageEvents[u.Status]
-		if !ok || i >= len(applied) || !applied[i] || !s.d.Wants(ctx, ev) {
-			continue
-		}
-		m, err := s.Store.MessageGet(ctx, u.MessageID)
-		if err != nil {
-			s.log.WarnContext(ctx, "webhook: message not read; event not emitted", "message_id", u.MessageID, "event", ev, "error", err)
-			continue
-		}
-		if m.Channel == nudge.ChannelWebhook {
-			continue // a journey's own webhook call is not news to the CRM
-		}
-		s.d.Emit(ctx, webhook.Event{ID: m.ID + ":" + u.Status, Type: ev, At: now, Data: m})
+	return applied, err
+}
+
+func (s *emittingStore) ConsentRecord(ctx context.Context, ps []*nudge.ConsentRecordParams, now time.Time) ([]nudge.ConsentRecordResult, error) {
+	res, err := s.Store.ConsentRecord(ctx, ps, now)
+	if d := s.d.Load(); d != nil {
+		d.ConsentRecorded(ctx, res)
 	}
-	return applied, nil
+	return res, err
+}
+
+func (s *emittingStore) EventIngest(ctx context.Context, items []nudge.IngestItem, now time.Time) (*nudge.IngestResult, error) {
+	res, err := s.Store.EventIngest(ctx, items, now)
+	if d := s.d.Load(); err == nil && d != nil {
+		d.EventsIngested(ctx, items, res)
+	}
+	return res, err
 }
 
 // deliveryLoop hands queued messages to providers: at once while there is

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/nudge/nudge"
 	"github.com/nudge/nudge/api"
+	"github.com/nudge/nudge/channel/webhook"
 	"github.com/nudge/nudge/engine"
 	"github.com/nudge/nudge/ingest"
 	"github.com/nudge/nudge/web"
@@ -38,6 +40,9 @@ type Main struct {
 	// emit tells webhook subscriptions of an event (pause.go); nil when
 	// none can be told.
 	emit func(ctx context.Context, typ, id string, at time.Time, data any)
+	// dispatch is the webhook dispatcher once newDelivery made it; the
+	// API's store emits through it (emittingStore).
+	dispatch atomic.Pointer[webhook.Dispatcher]
 
 	ln      net.Listener
 	srv     *http.Server
@@ -82,7 +87,7 @@ func (m *Main) Run(ctx context.Context) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	contacts := &ingest.ContactNormalizer{DefaultRegion: m.Config.DefaultRegion}
 	a, err := api.New(api.Config{
-		Store:    notifyingStore{Store: s, notify: eng.Notify},
+		Store:    notifyingStore{Store: m.emitting(s), notify: eng.Notify},
 		Clock:    m.Clock,
 		Logger:   m.Logger,
 		Parser:   &ingest.Parser{Contacts: contacts},
