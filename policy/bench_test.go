@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/nudge/nudge"
+	"github.com/nudge/nudge/nudgetest"
 )
 
 // BenchmarkEvaluate decides about marketing SMS for 1,000 contacts with a
@@ -37,7 +38,7 @@ func BenchmarkEvaluate(b *testing.B) {
 		p.Evaluate(f, now)
 	}
 	b.ReportAllocs()
-	cpu0 := cpuTime()
+	cpu0 := nudgetest.CPUTime()
 	b.ResetTimer()
 	i := 0
 	for b.Loop() {
@@ -48,7 +49,7 @@ func BenchmarkEvaluate(b *testing.B) {
 		i++
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "decisions/s")
-	if cpu := cpuTime() - cpu0; cpu > 0 {
+	if cpu := nudgetest.CPUTime() - cpu0; cpu > 0 {
 		// Per core: the decisions one core's CPU second makes, GC included.
 		b.ReportMetric(float64(b.N)/cpu.Seconds(), "decisions/cpu-s")
 	}

@@ -24,7 +24,7 @@ func BenchmarkReportJourney(b *testing.B) {
 	mustContacts(b, s, contacts)
 	mustPlant(b, s, plant{Journey: "bench", N: n, Contacts: contacts, HeldRate: 0.10, TreatedRate: 0.13, OptOut: 0.01, Seed: 1, Batch: 2000})
 	b.ResetTimer()
-	cpu, ops := cpuTime(), 0
+	cpu, ops := nudgetest.CPUTime(), 0
 	for b.Loop() {
 		if _, err := report.Journey(ctx, s, &nudge.ReportParams{JourneyID: "bench"}, report.Options{}); err != nil {
 			b.Fatal(err)
@@ -33,7 +33,7 @@ func BenchmarkReportJourney(b *testing.B) {
 	}
 	b.ReportMetric(float64(n), "enrollments")
 	// CPU time per report: on a shared machine, the work itself.
-	b.ReportMetric(float64((cpuTime()-cpu).Milliseconds())/float64(max(ops, 1)), "cpu-ms/op")
+	b.ReportMetric(float64((nudgetest.CPUTime()-cpu).Milliseconds())/float64(max(ops, 1)), "cpu-ms/op")
 	// The opt-out pause's check over the same texts (every SMS step's
 	// texts and opt-outs), once: the server runs it every minute.
 	b.StopTimer()
