@@ -1044,7 +1044,8 @@ func (db *DB) ContactListDates(ctx context.Context, p *nudge.ContactDateParams) 
 	// from the cursor: a range either way, never a scan from the start.
 	where := key + ` BETWEEN ?1 AND ?2 AND ?3 IS NULL AND ?4 = ''`
 	if after {
-		where = `(` + key + `, id) > (?3, ?4) AND ` + key + ` <= ?2 AND ?1 IS NOT NULL`
+		// The plain lower bound lets the planner start the range there.
+		where = key + ` >= ?3 AND (` + key + `, id) > (?3, ?4) AND ` + key + ` <= ?2 AND ?1 IS NOT NULL`
 	}
 	q := `SELECT ` + key + `, id, timezone, ` + value + `, created_at, updated_at FROM contacts
 		WHERE ` + where + ` ORDER BY ` + key + `, id LIMIT ?5`
