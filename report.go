@@ -169,6 +169,11 @@ type ReportJourneyCounts struct {
 	HeldOutConverted int64  `json:"held_out_converted"` // of those, converted
 	SMSSent          int64  `json:"sms_sent"`           // SMS messages queued (not cancelled)
 	SMSOptedOut      int64  `json:"sms_opted_out"`      // of those, followed by an opt-out within 24 h
+	// Emails queued (not cancelled), those followed within 72 h by an email
+	// opt-out, and those a spam complaint names (see ReportOptOut).
+	EmailSent         int64 `json:"email_sent"`
+	EmailUnsubscribed int64 `json:"email_unsubscribed"`
+	EmailComplained   int64 `json:"email_complained"`
 }
 
 // ReportWeekBucket says that Contacts contact-weeks had Messages messages
@@ -294,4 +299,18 @@ func CheckStepPause(p *StepPause) error {
 		return FieldErrorf("paused_at", "required")
 	}
 	return nil
+}
+
+// AddHealth records one row of the stores' overview health query: channel
+// sms or email with its messages sent and followed by an opt-out, or
+// "complaint" with the emails a spam complaint names.
+func (c *ReportJourneyCounts) AddHealth(channel string, sent, optedOut, complained int64) {
+	switch channel {
+	case ChannelSMS:
+		c.SMSSent, c.SMSOptedOut = sent, optedOut
+	case ChannelEmail:
+		c.EmailSent, c.EmailUnsubscribed = sent, optedOut
+	default:
+		c.EmailComplained = complained
+	}
 }

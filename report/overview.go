@@ -19,9 +19,14 @@ type Overview struct {
 // OverviewJourney is one journey's line of the overview.
 type OverviewJourney struct {
 	nudge.ReportJourneyCounts
-	ConversionRate float64 `json:"conversion_rate"`
-	OptOutRate     float64 `json:"opt_out_rate"`
-	Lift           Lift    `json:"lift"`
+	ConversionRate  float64 `json:"conversion_rate"`
+	OptOutRate      float64 `json:"opt_out_rate"`
+	ComplaintRate   float64 `json:"complaint_rate"`
+	UnsubscribeRate float64 `json:"unsubscribe_rate"`
+	Lift            Lift    `json:"lift"`
+	// PausedSteps are the journey's SMS steps paused now on their opt-out
+	// rate.
+	PausedSteps []string `json:"paused_steps"`
 }
 
 // PerWeek is the spread of messages per contact per week.
@@ -38,7 +43,8 @@ func BuildOverview(d *nudge.ReportOverviewData, opt Options) *Overview {
 	o := &Overview{Journeys: []OverviewJourney{}}
 	for _, j := range d.Journeys {
 		oj := OverviewJourney{ReportJourneyCounts: j, ConversionRate: rate(j.Converted, j.Entered),
-			OptOutRate: rate(j.SMSOptedOut, j.SMSSent)}
+			OptOutRate: rate(j.SMSOptedOut, j.SMSSent), ComplaintRate: rate(j.EmailComplained, j.EmailSent),
+			UnsubscribeRate: rate(j.EmailUnsubscribed, j.EmailSent), PausedSteps: []string{}}
 		oj.Lift = lift(Arm{Enrollments: j.Entered - j.HeldOut, Converted: j.Converted - j.HeldOutConverted},
 			Arm{Enrollments: j.HeldOut, Converted: j.HeldOutConverted}, opt)
 		if j.HeldOut == 0 {
@@ -75,5 +81,18 @@ func ReadOverview(ctx context.Context, st nudge.ReportStore, p *nudge.ReportPara
 	if err != nil {
 		return nil, err
 	}
-	return BuildOverview(d, opt), nil
+	pauses, err := st.StepPauseList(ctx, &nudge.StepPauseListParams{Active: true})
+	if err != nil {
+		return nil, err
+	}
+	o := BuildOverview(d, opt)
+	for i := range o.Journeys {
+		for _, ps := range pauses {
+			if ps.JourneyID == o.Journeys[i].JourneyID {
+				o.Journeys[i].PausedSteps = append(o.Journeys[i].PausedSteps, ps.StepID)
+			}
+		}
+		slices.Sort(o.Journeys[i].PausedSteps)
+	}
+	return o, nil
 }

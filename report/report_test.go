@@ -164,6 +164,11 @@ func TestAgree(t *testing.T) {
 	if r.SMSOptedOut == 0 || r.SMSOptedOut != oj.SMSOptedOut || r.SMSOptedOut != cell("opt_out", "text", "opted_out") {
 		t.Errorf("opted out: report %d, overview %d", r.SMSOptedOut, oj.SMSOptedOut)
 	}
+	if r.EmailSent == 0 || r.EmailSent != oj.EmailSent || r.EmailUnsubscribed != oj.EmailUnsubscribed || r.EmailComplained != oj.EmailComplained ||
+		r.EmailSent != cell("journey", "", "email_sent") {
+		t.Errorf("email: report %d sent, %d unsubscribed, %d complaints; overview %d, %d, %d", r.EmailSent, r.EmailUnsubscribed, r.EmailComplained,
+			oj.EmailSent, oj.EmailUnsubscribed, oj.EmailComplained)
+	}
 	if got := []string{r.Funnel[0].StepID, r.Funnel[1].StepID}; got[0] != "intro" || got[1] != "text" {
 		t.Errorf("funnel order %v, want intro, text", got)
 	}

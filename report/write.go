@@ -218,10 +218,10 @@ func (r *Report) WriteCSV(w io.Writer) error {
 // WriteText prints the overview as a table.
 func (o *Overview) WriteText(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "journey\tentered\tconverted\trate\tSMS sent\topt-out rate\tlift\n")
+	fmt.Fprintf(tw, "journey\tentered\tconverted\trate\tSMS sent\topt-out rate\temail sent\tcomplaints\tunsubscribes\tpaused steps\tlift\n")
 	for _, j := range o.Journeys {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%d\t%s\t%s\n", j.JourneyID, j.Entered, j.Converted, pct(j.ConversionRate),
-			j.SMSSent, pct(j.OptOutRate), j.Lift.text())
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%d\t%s\t%d\t%s\t%s\t%s\t%s\n", j.JourneyID, j.Entered, j.Converted, pct(j.ConversionRate),
+			j.SMSSent, pct(j.OptOutRate), j.EmailSent, pct(j.ComplaintRate), pct(j.UnsubscribeRate), strings.Join(j.PausedSteps, " "), j.Lift.text())
 	}
 	fmt.Fprintf(tw, "\nmessages per contact per week: median %d, p95 %d, max %d (%d contact-weeks)\n",
 		o.PerWeek.Median, o.PerWeek.P95, o.PerWeek.Max, o.PerWeek.ContactWeeks)
@@ -231,7 +231,8 @@ func (o *Overview) WriteText(w io.Writer) error {
 // WriteCSV prints the overview as CSV, one journey a row.
 func (o *Overview) WriteCSV(w io.Writer) error {
 	cw := csv.NewWriter(w)
-	cw.Write([]string{"journey", "entered", "converted", "held_out", "held_out_converted", "sms_sent", "sms_opted_out", "lift_diff", "lift_low", "lift_high", "note"})
+	cw.Write([]string{"journey", "entered", "converted", "held_out", "held_out_converted", "sms_sent", "sms_opted_out",
+		"email_sent", "email_complained", "email_unsubscribed", "paused_steps", "lift_diff", "lift_low", "lift_high", "note"})
 	for _, j := range o.Journeys {
 		l := j.Lift
 		f := func(v float64) string {
@@ -241,7 +242,8 @@ func (o *Overview) WriteCSV(w io.Writer) error {
 			return strconv.FormatFloat(v, 'f', 4, 64)
 		}
 		cw.Write([]string{j.JourneyID, fmt.Sprint(j.Entered), fmt.Sprint(j.Converted), fmt.Sprint(j.HeldOut),
-			fmt.Sprint(j.HeldOutConverted), fmt.Sprint(j.SMSSent), fmt.Sprint(j.SMSOptedOut), f(l.Diff), f(l.Low), f(l.High), l.Note})
+			fmt.Sprint(j.HeldOutConverted), fmt.Sprint(j.SMSSent), fmt.Sprint(j.SMSOptedOut), fmt.Sprint(j.EmailSent),
+			fmt.Sprint(j.EmailComplained), fmt.Sprint(j.EmailUnsubscribed), strings.Join(j.PausedSteps, " "), f(l.Diff), f(l.Low), f(l.High), l.Note})
 	}
 	cw.Flush()
 	return cw.Error()

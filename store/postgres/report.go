@@ -248,22 +248,29 @@ func (db *DB) ReportOverview(ctx context.Context, p *nudge.ReportParams) (*nudge
 	if err != nil {
 		return nil, fmt.Errorf("postgres: report overview: %w", err)
 	}
-	err = db.reportQuery(ctx, `SELECT e.journey_id, count(*), count(*) FILTER (WHERE EXISTS (SELECT 1 FROM consent_ledger c
-				WHERE c.contact_id = m.contact_id AND c.channel = 'sms' AND c.status = 'opted_out'
-					AND c.source IN ('keyword', 'provider')
-					AND c.occurred_at >= m.created_at AND c.occurred_at < m.created_at + interval '24 hours'))
+	err = db.reportQuery(ctx, `SELECT e.journey_id, m.channel, count(*), count(*) FILTER (WHERE EXISTS (SELECT 1 FROM consent_ledger c
+				WHERE c.contact_id = m.contact_id AND c.channel = m.channel AND c.status = 'opted_out'
+					AND (c.source IN ('keyword', 'provider') OR m.channel = 'email' AND c.source = 'form')
+					AND c.occurred_at >= m.created_at
+					AND c.occurred_at < m.created_at + CASE m.channel WHEN 'sms' THEN interval '24 hours' ELSE interval '72 hours' END)),
+				0::bigint
 		FROM enrollments e JOIN messages m ON m.enrollment_id = e.id
-		WHERE `+w+` AND m.channel = 'sms' AND m.status <> 'cancelled' GROUP BY 1`, args,
+		WHERE `+w+` AND m.channel IN ('sms', 'email') AND m.status <> 'cancelled' GROUP BY 1, 2
+		UNION ALL
+		SELECT e.journey_id, 'complaint', 0, 0, count(DISTINCT m.id)
+		FROM events ev JOIN messages m ON m.id = ev.properties->>'message_id' AND m.contact_id = ev.contact_id
+		JOIN enrollments e ON e.id = m.enrollment_id
+		WHERE ev.name = 'email.complained' AND `+w+` GROUP BY 1`, args,
 		func(rows pgx.Rows) error {
 			var (
-				id          string
-				sent, opted int64
+				id, ch                  string
+				sent, opted, complained int64
 			)
-			if err := rows.Scan(&id, &sent, &opted); err != nil {
+			if err := rows.Scan(&id, &ch, &sent, &opted, &complained); err != nil {
 				return err
 			}
 			if i, ok := index[id]; ok {
-				o.Journeys[i].SMSSent, o.Journeys[i].SMSOptedOut = sent, opted
+				o.Journeys[i].AddHealth(ch, sent, opted, complained)
 			}
 			return nil
 		})

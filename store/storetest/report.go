@@ -100,8 +100,9 @@ func testReport(t *testing.T, open func(t *testing.T) nudge.Store) {
 		t.Fatalf("ReportOverview: %v", err)
 	}
 	wantO := &nudge.ReportOverviewData{
-		Journeys: []nudge.ReportJourneyCounts{{JourneyID: "j", Entered: 2, Converted: 1, HeldOut: 1, SMSSent: 1, SMSOptedOut: 1}},
-		PerWeek:  []nudge.ReportWeekBucket{{Messages: 2, Contacts: 1}},
+		Journeys: []nudge.ReportJourneyCounts{{JourneyID: "j", Entered: 2, Converted: 1, HeldOut: 1, SMSSent: 1, SMSOptedOut: 1,
+			EmailSent: 1, EmailUnsubscribed: 1, EmailComplained: 1}},
+		PerWeek: []nudge.ReportWeekBucket{{Messages: 2, Contacts: 1}},
 	}
 	if d := diff(wantO, o); d != "" {
 		t.Errorf("ReportOverview (-want +got):\n%s", d)
