@@ -27,7 +27,7 @@ import (
 //
 //	ingest, read, admin: an API key of that role (or admin) is required;
 //	  no key or a bad one is 401, a key of another role 403.
-//	twilio, kannel, sendgrid: a provider webhook with its own credential; an
+//	twilio, kannel, sendgrid, ses: a provider webhook with its own credential; an
 //	  API key is neither needed nor enough: 404 when the provider is not
 //	  configured, 403 without its signature or key when it is.
 //	public: no credential at all; the answer does not depend on the key.
@@ -92,6 +92,7 @@ var expect = map[string]string{
 	"GET /v1/webhooks/kannel/dlr":      "kannel",
 	"GET /v1/webhooks/kannel/inbound":  "kannel",
 	"POST /v1/webhooks/sendgrid":       "sendgrid",
+	"POST /v1/webhooks/ses":            "ses",
 }
 
 // route is a pattern registered in the package's source.
@@ -245,7 +246,7 @@ func TestAuthorization(t *testing.T) {
 		if role, isWrapper := wrapperRole[r.via]; isWrapper && role != want {
 			t.Errorf("%s: %s is registered through %s (role %s) but expect says %s", r.pos, r.pattern(), r.via, role, want)
 		}
-		if !isWrapperName(r.via, wrapperRole) && strings.HasPrefix(r.path, "/v1/") && !slices.Contains([]string{"twilio", "kannel", "sendgrid"}, want) {
+		if !isWrapperName(r.via, wrapperRole) && strings.HasPrefix(r.path, "/v1/") && !slices.Contains([]string{"twilio", "kannel", "sendgrid", "ses"}, want) {
 			t.Errorf("%s: %s is registered on the mux without requireRole, yet it is under /v1 and not a provider webhook", r.pos, r.pattern())
 		}
 	}
@@ -274,6 +275,7 @@ func TestAuthorization(t *testing.T) {
 					c.TwilioAuthToken = "authz-twilio-token"
 					c.KannelKey = "authz-kannel-key-0123456789abcdef"
 					c.SendGridPublicKey = base64.StdEncoding.EncodeToString(der)
+					c.SESTopicARNs = []string{"arn:aws:sns:us-east-1:123456789012:nudge-ses"}
 				})
 			}
 			e := newEnvWith(t, nudgetest.SQLite(t), opts...)
@@ -323,7 +325,7 @@ func TestAuthorization(t *testing.T) {
 								t.Errorf("%s: %d, want the handler's answer (not 401, 403 or 5xx)", what, got)
 							}
 						}
-					case "twilio", "kannel", "sendgrid":
+					case "twilio", "kannel", "sendgrid", "ses":
 						want := http.StatusNotFound
 						if providers {
 							want = http.StatusForbidden

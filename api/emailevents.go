@@ -113,6 +113,7 @@ func parseSendGridKey(s string) (*ecdsa.PublicKey, error) {
 
 func (s *Server) emailEventRoutes(mux *http.ServeMux, ingestRole func(string, http.HandlerFunc)) {
 	mux.HandleFunc("POST /v1/webhooks/sendgrid", s.handleSendGrid) // no API key: signed by SendGrid
+	mux.HandleFunc("POST /v1/webhooks/ses", s.handleSES)           // no API key: signed by SNS, topics configured
 	ingestRole("POST /v1/webhooks/email", s.handleEmailEvents)
 }
 

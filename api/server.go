@@ -76,6 +76,12 @@ type Config struct {
 	// verification key SendGrid shows (base64 of an ECDSA P-256 public
 	// key). Empty, /v1/webhooks/sendgrid answers 404.
 	SendGridPublicKey string
+	// SESTopicARNs are the SNS topics whose signed SES notifications
+	// POST /v1/webhooks/ses accepts (ses.go); empty, it answers 404.
+	// SNSClient fetches SNS certificates and subscribe URLs (default:
+	// a 10 s client).
+	SESTopicARNs []string
+	SNSClient    *http.Client
 	// Templates are the message templates POST /v1/templates/{name}/preview
 	// renders (the delivery worker's folder); nil: none are loaded.
 	Templates *template.Set
@@ -109,6 +115,7 @@ type Server struct {
 	kannelKey string
 	// sendgridKey verifies /v1/webhooks/sendgrid; nil: not configured.
 	sendgridKey *ecdsa.PublicKey
+	ses         *sesHooks // nil: not configured
 	templates   *template.Set
 	smsLimits   template.SMSLimits
 	checkURL    func(string) error
@@ -161,6 +168,7 @@ func New(cfg Config) (*Server, error) {
 	if s.sendgridKey, err = parseSendGridKey(cfg.SendGridPublicKey); err != nil {
 		return nil, err
 	}
+	s.ses = newSESHooks(cfg.SESTopicARNs, cfg.SNSClient)
 	s.templates, s.smsLimits = cfg.Templates, cfg.SMSLimits
 	s.checkURL = cfg.CheckWebhookURL
 	s.handler = s.routes()

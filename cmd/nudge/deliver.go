@@ -56,6 +56,9 @@ type DeliveryConfig struct {
 	// SendGridPublicKey verifies SendGrid's signed Event Webhook
 	// (/v1/webhooks/sendgrid); empty, that endpoint answers 404.
 	SendGridPublicKey string // NUDGE_SENDGRID_PUBLIC_KEY: the verification key SendGrid shows (base64)
+	// SESTopicARNs are the SNS topics whose signed SES notifications
+	// /v1/webhooks/ses accepts; empty, that endpoint answers 404.
+	SESTopicARNs []string // NUDGE_SES_TOPIC_ARNS: comma-separated
 
 	// Journey webhook steps and webhook subscriptions (channel/webhook).
 	WebhookSecret       string   // NUDGE_WEBHOOK_SECRET: signs journey webhook calls; empty: one is made at start (and logged as such)
@@ -92,6 +95,7 @@ func defaultDeliveryConfig() DeliveryConfig {
 		UnsubscribeMailto: os.Getenv("NUDGE_UNSUBSCRIBE_MAILTO"),
 
 		SendGridPublicKey: os.Getenv("NUDGE_SENDGRID_PUBLIC_KEY"),
+		SESTopicARNs:      splitList(os.Getenv("NUDGE_SES_TOPIC_ARNS")),
 
 		WebhookSecret:       os.Getenv("NUDGE_WEBHOOK_SECRET"),
 		WebhookAllowPrivate: os.Getenv("NUDGE_WEBHOOK_ALLOW_PRIVATE") == "1",

@@ -389,12 +389,13 @@ func TestDeliveryConfigFromEnvironment(t *testing.T) {
 		"NUDGE_SMTP_URL":           "smtp://mail.example.com:587",
 		"NUDGE_PUBLIC_URL":         "https://nudge.example.com",
 		"NUDGE_RATE_LIMITS":        "from:default,sms=100",
+		"NUDGE_SES_TOPIC_ARNS":     "arn:aws:sns:us-east-1:1:a, arn:aws:sns:us-east-1:1:b",
 	} {
 		t.Setenv(name, val)
 	}
 	c := defaultDeliveryConfig()
-	got := []string{c.KannelURL, c.KannelUser, c.KannelPassword, c.KannelKey, c.TwilioAccountSID, c.SMTPURL, c.PublicURL, c.RateLimits}
-	want := []string{"http://127.0.0.1:13013/cgi-bin/sendsms", "nudge", "pw", "0123456789abcdefghijklmn", "AC1", "smtp://mail.example.com:587", "https://nudge.example.com", "from:default,sms=100"}
+	got := []string{c.KannelURL, c.KannelUser, c.KannelPassword, c.KannelKey, c.TwilioAccountSID, c.SMTPURL, c.PublicURL, c.RateLimits, strings.Join(c.SESTopicARNs, "|")}
+	want := []string{"http://127.0.0.1:13013/cgi-bin/sendsms", "nudge", "pw", "0123456789abcdefghijklmn", "AC1", "smtp://mail.example.com:587", "https://nudge.example.com", "from:default,sms=100", "arn:aws:sns:us-east-1:1:a|arn:aws:sns:us-east-1:1:b"}
 	if strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Errorf("delivery config = %q; want %q", got, want)
 	}

@@ -101,6 +101,7 @@ func (m *Main) Run(ctx context.Context) error {
 		PublicURL:         m.Delivery.PublicURL,
 		KannelKey:         m.Delivery.KannelKey,
 		SendGridPublicKey: m.Delivery.SendGridPublicKey,
+		SESTopicARNs:      m.Delivery.SESTopicARNs,
 		Templates:         m.previewTemplates(),
 		SMSLimits:         m.smsLimits(),
 		CheckWebhookURL:   m.checkWebhookURL,
