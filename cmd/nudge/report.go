@@ -44,14 +44,14 @@ func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		fmt.Fprintln(stderr, reportUsage)
 		return errUsage
 	}
-	return writeReport(ctx, s, rest, p, ovw, asCSV, asJSON, stdout)
+	return writeReport(ctx, s, rest, p, report.Options{Now: nudge.SystemClock{}.Now()}, ovw, asCSV, asJSON, stdout)
 }
 
 // writeReport prints the report of journeys[0] (or the overview) of s.
-func writeReport(ctx context.Context, s nudge.Store, journeys []string, p nudge.ReportParams, overview, asCSV, asJSON bool, stdout io.Writer) error {
+func writeReport(ctx context.Context, s nudge.Store, journeys []string, p nudge.ReportParams, opt report.Options, overview, asCSV, asJSON bool, stdout io.Writer) error {
 	rs := report.Store(s)
 	if overview {
-		o, err := report.ReadOverview(ctx, rs, &p, report.Options{})
+		o, err := report.ReadOverview(ctx, rs, &p, opt)
 		switch {
 		case err != nil:
 			return err
@@ -64,7 +64,7 @@ func writeReport(ctx context.Context, s nudge.Store, journeys []string, p nudge.
 	}
 	for i, id := range journeys {
 		p.JourneyID = id
-		r, err := report.Journey(ctx, rs, &p, report.Options{})
+		r, err := report.Journey(ctx, rs, &p, opt)
 		if err != nil {
 			return fmt.Errorf("report %s: %w", id, err)
 		}
@@ -137,5 +137,7 @@ func (k *simKeep) report(ctx context.Context, r *sim.Report, asJSON bool, stdout
 	if !asJSON {
 		fmt.Fprintln(stdout, "\nREPORT")
 	}
-	return writeReport(ctx, db, ids, nudge.ReportParams{}, false, false, asJSON, stdout)
+	// On a virtual clock, retention is counted as of the last time the
+	// simulation recorded (Options.Now zero).
+	return writeReport(ctx, db, ids, nudge.ReportParams{}, report.Options{}, false, false, asJSON, stdout)
 }
