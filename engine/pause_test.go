@@ -103,3 +103,45 @@ func TestOptOutPause(t *testing.T) {
 		}
 	})
 }
+
+// TestOptOutPauseFromPolicy: the threshold is the published policy's
+// opt_out_pause, and false turns the pause off.
+func TestOptOutPauseFromPolicy(t *testing.T) {
+	stores(t, func(t *testing.T, s engine.Store) {
+		e := guardEnv(t, s, textJourney("remind", 0, ""))
+		e.clock.Advance(6 * time.Hour)
+		for i := range 10 {
+			id := fmt.Sprintf("c%02d", i)
+			e.contact(&nudge.ContactPatch{ID: id, Phone: str(fmt.Sprintf("+1312555%04d", i)), Timezone: str("America/Chicago")})
+			e.optIn(id)
+			e.track(id, "go", nil)
+		}
+		e.run()
+		e.clock.Advance(time.Hour)
+		for _, id := range []string{"c00", "c01"} {
+			if _, err := s.ConsentRecord(ctx, []*nudge.ConsentRecordParams{{ContactID: id, Channel: nudge.ChannelSMS, Purpose: nudge.PurposeMarketing,
+				Status: nudge.ConsentOptedOut, Source: nudge.SourceKeyword, OccurredAt: e.clock.Now()}}, e.clock.Now()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// The shipped default needs 200 texts: 2 STOPs in 10 pause nothing.
+		if got, err := e.eng.CheckOptOutPauses(ctx); err != nil || len(got) != 0 {
+			t.Fatalf("default policy: CheckOptOutPauses = %v, %v; want none", got, err)
+		}
+		publish := func(src string) {
+			t.Helper()
+			if _, _, err := s.PolicyPublish(ctx, []byte(src), "", e.clock.Now()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		publish(guardPolicy + "opt_out_pause: false\n")
+		if got, err := e.eng.CheckOptOutPauses(ctx); err != nil || len(got) != 0 {
+			t.Fatalf("opt_out_pause false: CheckOptOutPauses = %v, %v; want none", got, err)
+		}
+		publish(guardPolicy + "opt_out_pause: {rate: 15%, min_sends: 10}\n")
+		got, err := e.eng.CheckOptOutPauses(ctx)
+		if err != nil || len(got) != 1 || got[0].Sent != 10 || got[0].OptedOut != 2 || got[0].Threshold != 0.15 || got[0].MinSends != 10 {
+			t.Fatalf("rate 15%%, 10 texts: CheckOptOutPauses = %+v, %v; want one pause, 2 of 10 over 15%%", got, err)
+		}
+	})
+}
