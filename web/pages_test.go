@@ -644,3 +644,28 @@ func TestConsoleWebhookLog(t *testing.T) {
 		t.Errorf("the log's pages show %d deliveries from %v; want all 60, newest first", len(seen), seen[:min(len(seen), 3)])
 	}
 }
+
+func TestConsoleContactFilter(t *testing.T) {
+	c := newConsole(t)
+	viewer := newConsoleClient(t, c.url)
+	viewer.signIn("viewer@example.com")
+	entry := regexp.MustCompile(`<li class="entry kind-(\w+)[^"]*?(?: channel-(\w+))?">`)
+	count := func(path string) map[string]int {
+		status, _, body := viewer.do("GET", path, nil)
+		if status != http.StatusOK {
+			t.Fatalf("GET %s: %d", path, status)
+		}
+		n := map[string]int{}
+		for _, m := range entry.FindAllStringSubmatch(body, -1) {
+			n[m[2]]++
+		}
+		return n
+	}
+	all, sms := count("/contacts/w-dev"), count("/contacts/w-dev?channel=sms")
+	if all["sms"] == 0 || all["email"] == 0 {
+		t.Fatalf("w-dev's timeline has %v entries by channel; the test wants email and SMS", all)
+	}
+	if len(sms) != 1 || sms["sms"] != all["sms"] {
+		t.Errorf("filtered by sms: %v, want only the %d SMS entries", sms, all["sms"])
+	}
+}
