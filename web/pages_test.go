@@ -604,6 +604,29 @@ func TestConsoleNewJourney(t *testing.T) {
 	}
 }
 
+// TestConsoleSimulateThenPublish simulates a pasted journey, then publishes
+// it from the result with the form the page offers.
+func TestConsoleSimulateThenPublish(t *testing.T) {
+	c, ctx := signedIn(t, "admin@example.com")
+	src := strings.Replace(string(readExample(t, "webinar").src), "id: "+journeyID, "id: webinar-two", 1)
+	must(t, ctx,
+		chromedp.Navigate(c.url+"/simulate"),
+		chromedp.SetValue(chromedp.CSS("#s-journey"), "paste"),
+		chromedp.SetValue(chromedp.CSS("#s-yaml"), src),
+		chromedp.SetValue(chromedp.CSS("#s-data"), "example:webinar"),
+		chromedp.Click(chromedp.CSS("#s-run")),
+		chromedp.WaitVisible(chromedp.CSS("#s-publish")),
+	)
+	if _, err := c.store.JourneyGet(context.Background(), "webinar-two"); nudge.ErrorCode(err) != nudge.ENOTFOUND {
+		t.Fatalf("simulating published the journey (%v)", err)
+	}
+	must(t, ctx, chromedp.Click(chromedp.CSS("#s-publish")))
+	waitTrue(t, ctx, `location.pathname === "/journeys/webinar-two" && !!document.querySelector("svg.graph")`)
+	if j, err := c.store.JourneyGet(context.Background(), "webinar-two"); err != nil || j.Version != 1 {
+		t.Errorf("after publishing from the simulation: %+v, %v", j, err)
+	}
+}
+
 func TestConsoleWebhookLog(t *testing.T) {
 	c := newConsole(t)
 	ctx := context.Background()

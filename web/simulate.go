@@ -57,6 +57,9 @@ type simulatePage struct {
 	Reports   []simJourneyReport
 	NoReport  string // why there is no journey report
 	Took      time.Duration
+	// After a run of a file that is not the published version: where to
+	// publish it from, and the file.
+	PublishAction, PublishSource string
 }
 
 // examples lists the example folders that have a journey, contacts and a
@@ -241,6 +244,12 @@ func (s *Server) handleSimulate(w http.ResponseWriter, r *http.Request) {
 	p.Contacts = res.Contacts[:min(len(res.Contacts), simContactsShown)]
 	p.More = len(res.Contacts) - len(p.Contacts)
 	p.Reports, p.NoReport = keep.reports(ctx, s, res)
+	if kind, _, _ := strings.Cut(f.Journey, ":"); kind != "published" {
+		p.PublishAction, p.PublishSource = "/journeys/new", string(src)
+		if _, err := s.store.JourneyGet(ctx, def.ID); err == nil {
+			p.PublishAction = "/journeys/" + def.ID + "/edit"
+		}
+	}
 	s.log.InfoContext(ctx, "console simulation", "journey_id", def.ID, "events", len(events), "took", p.Took, "user_id", current(r).User.ID)
 	s.render(w, r, http.StatusOK, "simulate.html", "Simulate", p)
 }
