@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"html"
 	"io"
 	"mime/multipart"
 	"net/http"
@@ -690,5 +691,48 @@ func TestConsoleContactFilter(t *testing.T) {
 	}
 	if len(sms) != 1 || sms["sms"] != all["sms"] {
 		t.Errorf("filtered by sms: %v, want only the %d SMS entries", sms, all["sms"])
+	}
+}
+
+// TestConsoleMessageWhy: a text first deferred for quiet hours, then sent,
+// shows both decisions as its why, in order, and nothing of other steps.
+func TestConsoleMessageWhy(t *testing.T) {
+	c := newConsole(t)
+	ctx := context.Background()
+	t0 := time.Date(2026, 3, 9, 3, 0, 0, 0, time.UTC)
+	t1 := time.Date(2026, 3, 9, 14, 0, 0, 0, time.UTC)
+	e := &nudge.Enrollment{ID: "e-why", JourneyID: journeyID, Version: 1, ContactID: "w-dev", State: nudge.EnrollmentWaiting, StepID: "text", WakeAt: t1, EnteredAt: t0}
+	at := func(d *nudge.Decision, when time.Time) *nudge.Decision { d.At = when; return d }
+	ds := []*nudge.Decision{
+		at(&nudge.Decision{ContactID: "w-dev", JourneyID: journeyID, Version: 1, EnrollmentID: "e-why", StepID: "joined-yet", Outcome: nudge.OutcomeBranched, Reason: "branch_else", Message: "Took the else branch."}, t0),
+		at(&nudge.Decision{ContactID: "w-dev", JourneyID: journeyID, Version: 1, EnrollmentID: "e-why", StepID: "text", Channel: "sms", Outcome: nudge.OutcomeDeferred, Reason: "quiet_hours", Message: "Deferred to 08:00 America/Chicago: quiet hours; zone from phone."}, t0),
+		at(&nudge.Decision{ContactID: "w-dev", JourneyID: journeyID, Version: 1, EnrollmentID: "e-why", StepID: "text", Channel: "sms", Outcome: nudge.OutcomeSent, Reason: "queued", Message: "Sent SMS 'webinar-sms' (step text).", Details: map[string]any{"message_id": "m-why"}}, t1),
+	}
+	m := &nudge.Message{ID: "m-why", EnrollmentID: "e-why", ContactID: "w-dev", JourneyID: journeyID, Version: 1, StepID: "text", Channel: nudge.ChannelSMS,
+		Template: "webinar-sms", Status: nudge.MessageQueued, IdempotencyKey: "e-why:text", AvailableAt: t1, CreatedAt: t1, UpdatedAt: t1}
+	if err := c.store.EngineCommit(ctx, &nudge.EngineCommit{Enrollments: []*nudge.Enrollment{e}, Decisions: ds[:2]}, t0); err != nil {
+		t.Fatal(err)
+	}
+	e2 := *e
+	if err := c.store.EngineCommit(ctx, &nudge.EngineCommit{Enrollments: []*nudge.Enrollment{&e2}, Decisions: ds[2:], Messages: []*nudge.Message{m}}, t1); err != nil {
+		t.Fatal(err)
+	}
+	viewer := newConsoleClient(t, c.url)
+	viewer.signIn("viewer@example.com")
+	status, _, body := viewer.do("GET", "/messages/m-why", nil)
+	if status != http.StatusOK {
+		t.Fatalf("GET /messages/m-why: %d\n%s", status, snippet(body))
+	}
+	why := regexp.MustCompile(`(?s)<ol class="why">(.*?)</ol>`).FindStringSubmatch(body)
+	if why == nil {
+		t.Fatalf("no why on the page:\n%s", body)
+	}
+	var got []string
+	for _, m := range regexp.MustCompile(`<span class="tag">(\w+)</span> ([^<]+) <small>`).FindAllStringSubmatch(why[1], -1) {
+		got = append(got, m[1]+": "+html.UnescapeString(m[2]))
+	}
+	want := []string{"deferred: Deferred to 08:00 America/Chicago: quiet hours; zone from phone.", "sent: Sent SMS 'webinar-sms' (step text)."}
+	if !slices.Equal(got, want) {
+		t.Errorf("why %q, want %q", got, want)
 	}
 }
