@@ -541,11 +541,14 @@ func TestConsoleSimulateUpload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	post := func(files map[string][]byte) (int, string) {
+	post := func(files map[string][]byte, fields ...string) (int, string) {
 		var buf bytes.Buffer
 		mw := multipart.NewWriter(&buf)
 		for k, v := range map[string]string{"csrf": editor.csrf, "journey": "paste", "yaml": string(ex.src), "data": "upload"} {
 			mw.WriteField(k, v)
+		}
+		for i := 0; i+1 < len(fields); i += 2 {
+			mw.WriteField(fields[i], fields[i+1])
 		}
 		for name, b := range files {
 			fw, _ := mw.CreateFormFile(name, name+".txt")
@@ -569,6 +572,22 @@ func TestConsoleSimulateUpload(t *testing.T) {
 	want := simulateExample(t, "webinar")
 	if !strings.Contains(body, fmt.Sprintf(`<strong id="t-decisions">%d</strong>`, want.Totals.Decisions)) {
 		t.Errorf("the uploaded run does not show %d decisions as sim.Run does", want.Totals.Decisions)
+	}
+
+	// A window that ends before the webinar's last events leaves them out.
+	files := map[string][]byte{"contacts": ex.contacts, "timeline": timeline}
+	status, body = post(files, "from", "2026-03-02", "to", "2026-03-04")
+	outside := 0
+	for _, e := range ex.events {
+		if !e.At().Before(time.Date(2026, 3, 5, 0, 0, 0, 0, time.UTC)) {
+			outside++
+		}
+	}
+	if status != http.StatusOK || outside == 0 || !strings.Contains(body, fmt.Sprintf("(%d outside the window, left out)", outside)) {
+		t.Errorf("simulating 2 to 4 March: %d; want %d events left out\n%s", status, outside, snippet(body))
+	}
+	if status, body = post(files, "from", "2026-03-04", "to", "2026-03-02"); status != http.StatusBadRequest || !strings.Contains(body, "before from") {
+		t.Errorf("a window ending before it starts: %d\n%s", status, snippet(body))
 	}
 
 	status, body = post(map[string][]byte{"contacts": ex.contacts})

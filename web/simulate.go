@@ -31,9 +31,10 @@ const simContactsShown = 100
 const simTimeout = time.Minute
 
 type simForm struct {
-	Journey string // "published:ID", "example:DIR" or "paste"
-	YAML    string
-	Data    string // "example:DIR" or "upload"
+	Journey  string // "published:ID", "example:DIR" or "paste"
+	YAML     string
+	Data     string // "example:DIR" or "upload"
+	From, To string // the replay's days, UTC; empty: the timeline's
 }
 
 type simOption struct{ Value, Label string }
@@ -125,7 +126,8 @@ func (s *Server) handleSimulateForm(w http.ResponseWriter, r *http.Request) {
 // totals and the journey's report. Nothing is published or stored.
 func (s *Server) handleSimulate(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	f := simForm{Journey: r.PostFormValue("journey"), YAML: strings.ReplaceAll(r.PostFormValue("yaml"), "\r\n", "\n"), Data: r.PostFormValue("data")}
+	f := simForm{Journey: r.PostFormValue("journey"), YAML: strings.ReplaceAll(r.PostFormValue("yaml"), "\r\n", "\n"), Data: r.PostFormValue("data"),
+		From: r.PostFormValue("from"), To: r.PostFormValue("to")}
 	p, err := s.simulatePage(ctx, f)
 	if err != nil {
 		s.fail(w, r, err)
@@ -134,6 +136,11 @@ func (s *Server) handleSimulate(w http.ResponseWriter, r *http.Request) {
 	bad := func(msg string) {
 		p.Error = msg
 		s.render(w, r, http.StatusBadRequest, "simulate.html", "Simulate", p)
+	}
+	from, to, err := dayRange(r.PostForm)
+	if err != nil {
+		bad(nudge.ErrorMessage(err))
+		return
 	}
 	// The journey.
 	var src []byte
@@ -217,7 +224,7 @@ func (s *Server) handleSimulate(w http.ResponseWriter, r *http.Request) {
 		s.render(w, r, http.StatusServiceUnavailable, "simulate.html", "Simulate", p)
 		return
 	}
-	cfg := sim.Config{Journeys: []*journey.Journey{def}, Events: events, Normalizer: norm, Policy: pol, Logger: s.log}
+	cfg := sim.Config{Journeys: []*journey.Journey{def}, Events: events, Normalizer: norm, Policy: pol, Logger: s.log, From: from, To: to}
 	if contacts != nil {
 		cfg.Contacts, cfg.ContactsName = bytes.NewReader(contacts), "contacts.csv"
 	}
