@@ -49,7 +49,6 @@ const (
 type Store interface {
 	nudge.DeliveryStore
 	ContactGetMany(ctx context.Context, ids []string) (map[string]*nudge.Contact, error)
-	EnrollmentGet(ctx context.Context, id string) (*nudge.Enrollment, error)
 	JourneyGet(ctx context.Context, id string) (*nudge.Journey, error)
 	ConsentRecord(ctx context.Context, ps []*nudge.ConsentRecordParams, now time.Time) ([]nudge.ConsentRecordResult, error)
 	SuppressionAdd(ctx context.Context, ps []*nudge.SuppressionAddParams, now time.Time) ([]*nudge.Suppression, error)
@@ -278,6 +277,20 @@ func (w *Worker) deliver(ctx context.Context, msgs []*nudge.Message) error {
 	if err != nil {
 		return err // as above
 	}
+	// The events that started the enrollments, for templates: one read.
+	var enIDs []string
+	for _, m := range msgs {
+		if m.EnrollmentID != "" && m.Channel != nudge.ChannelWebhook {
+			enIDs = append(enIDs, m.EnrollmentID)
+		}
+	}
+	events, err := w.cfg.Store.EnrollmentEvents(ctx, enIDs)
+	if err != nil {
+		// Rendering without the event would fail or mislead; the claim
+		// expires and another pass tries again.
+		return fmt.Errorf("delivery: enrollment events: %w", err)
+	}
+	p := &pass{contacts: contacts, events: events, sms: sr}
 
 	var b batch
 	// Three stages, so that no stage waits on another's slowest member:
@@ -291,7 +304,7 @@ func (w *Worker) deliver(ctx context.Context, msgs []*nudge.Message) error {
 	for range c {
 		prep.Go(func() {
 			for m := range work {
-				if j := w.prepare(ctx, m, contacts[m.ContactID], sr, &b); j != nil {
+				if j := w.prepare(ctx, m, p, &b); j != nil {
 					ready <- j
 				}
 			}
@@ -339,6 +352,13 @@ func (w *Worker) deliver(ctx context.Context, msgs []*nudge.Message) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// pass is what one pass read for its whole batch.
+type pass struct {
+	contacts map[string]*nudge.Contact
+	events   map[string]*nudge.Event // by enrollment id
+	sms      *smsRules
 }
 
 // job is a message ready for its provider.
@@ -403,7 +423,8 @@ func (w *Worker) markLoop(ctx context.Context, ready <-chan *job, marked chan<- 
 
 // prepare takes a claimed message as far as its provider call: it returns
 // the job to send, or nil when the message ended (or was parked) here.
-func (w *Worker) prepare(ctx context.Context, m *nudge.Message, c *nudge.Contact, sr *smsRules, b *batch) *job {
+func (w *Worker) prepare(ctx context.Context, m *nudge.Message, p *pass, b *batch) *job {
+	c, sr := p.contacts[m.ContactID], p.sms
 	now := w.cfg.Clock.Now()
 	fail := func(reason, text string, extra ...any) { w.fail(ctx, b, m, reason, text, extra...) }
 	sender := w.cfg.Senders[m.Channel]
@@ -446,7 +467,7 @@ func (w *Worker) prepare(ctx context.Context, m *nudge.Message, c *nudge.Contact
 			return nil
 		}
 	}
-	o, reason, err := w.outbound(ctx, m, c, sr)
+	o, reason, err := w.outbound(ctx, m, c, p)
 	if err != nil {
 		fail(reason, err.Error())
 		return nil
@@ -550,7 +571,7 @@ func (w *Worker) optedOut(m *nudge.Message, c *nudge.Contact, to string, se *nud
 
 // outbound renders m for its provider. An error comes with the reason to
 // fail the message with.
-func (w *Worker) outbound(ctx context.Context, m *nudge.Message, c *nudge.Contact, sr *smsRules) (*nudge.Outbound, string, error) {
+func (w *Worker) outbound(ctx context.Context, m *nudge.Message, c *nudge.Contact, p *pass) (*nudge.Outbound, string, error) {
 	o := &nudge.Outbound{
 		MessageID:      m.ID,
 		IdempotencyKey: m.IdempotencyKey,
@@ -574,15 +595,8 @@ func (w *Worker) outbound(ctx context.Context, m *nudge.Message, c *nudge.Contac
 	if o.To == "" {
 		return nil, ReasonNoAddress, fmt.Errorf("the contact has no %s address", m.Channel)
 	}
-	data := template.Data{Contact: c, Message: m,
+	data := template.Data{Contact: c, Message: m, Event: p.events[m.EnrollmentID],
 		Journey: template.Journey{ID: m.JourneyID, Name: w.journeyName(ctx, m.JourneyID), Version: m.Version}}
-	if m.EnrollmentID != "" {
-		if en, err := w.cfg.Store.EnrollmentGet(ctx, m.EnrollmentID); err == nil {
-			data.Event = en.Event
-		} else if nudge.ErrorCode(err) != nudge.ENOTFOUND {
-			w.log.WarnContext(ctx, "delivery: enrollment not read; rendering without its event", "message_id", m.ID, "error", err)
-		}
-	}
 	if m.Template == "" {
 		return nil, ReasonTemplateError, errors.New("the message names no template")
 	}
@@ -592,7 +606,7 @@ func (w *Worker) outbound(ctx context.Context, m *nudge.Message, c *nudge.Contac
 	}
 	o.Subject, o.HTML, o.Text = r.Subject, r.HTML, r.Text
 	if m.Channel == nudge.ChannelSMS {
-		o.Text = sr.withNotice(m, o.Text)
+		o.Text = p.sms.withNotice(m, o.Text)
 		limits := w.cfg.SMSLimits
 		limits.OptOutNotice = "" // added above where it is due
 		if err := template.LintSMS(o.Text, limits).Err(); err != nil {

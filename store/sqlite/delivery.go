@@ -308,3 +308,42 @@ func (db *DB) MessageSMSSegments(ctx context.Context, journeyIDs []string, since
 	}
 	return out, nil
 }
+
+// EnrollmentEvents returns the events that started the enrollments, by
+// enrollment id; see nudge.DeliveryStore.
+func (db *DB) EnrollmentEvents(ctx context.Context, enrollmentIDs []string) (map[string]*nudge.Event, error) {
+	out := map[string]*nudge.Event{}
+	if len(enrollmentIDs) == 0 {
+		return out, nil
+	}
+	ids, err := jsonArray(enrollmentIDs)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: enrollment events: %w", err)
+	}
+	st, err := db.readStmt(ctx, `SELECT id, event FROM enrollments
+		WHERE id IN (SELECT value FROM json_each(?)) AND event IS NOT NULL`)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: enrollment events: %w", err)
+	}
+	rows, err := st.QueryContext(ctx, ids)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: enrollment events: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id, raw string
+		if err := rows.Scan(&id, &raw); err != nil {
+			return nil, fmt.Errorf("sqlite: enrollment events: %w", err)
+		}
+		var ev nudge.Event
+		if err := json.Unmarshal([]byte(raw), &ev); err != nil {
+			return nil, fmt.Errorf("sqlite: enrollment events: enrollment %s: %w", id, err)
+		}
+		ev.Timestamp, ev.ReceivedAt = ev.Timestamp.UTC(), ev.ReceivedAt.UTC()
+		out[id] = &ev
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: enrollment events: %w", err)
+	}
+	return out, nil
+}
