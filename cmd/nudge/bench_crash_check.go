@@ -160,6 +160,7 @@ func (c *crashRun) drainState(ctx context.Context, s nudge.Store, limit int) (st
 // crashResult is what a run found.
 type crashResult struct {
 	contacts, kills          int
+	faults                   int // database faults made (bench soak --fault-cmd): each may leave messages sending
 	killsBy                  map[string]int
 	acked, converts, retries int64
 	took, killPhase          time.Duration
@@ -420,7 +421,7 @@ func (r *crashResult) problems() []string {
 		r.dupByID[nudge.ChannelEmail], r.dupByStep[nudge.ChannelEmail])
 	add(r.nonFinal > 0, "%d messages not in a final status", r.nonFinal)
 	add(r.multiFinal > 0, "%d messages with two final statuses", r.multiFinal)
-	add(r.unknown() > r.kills*3*r.concurrency, "%d outcome_unknown messages: more than 3×%d per kill", r.unknown(), r.concurrency)
+	add(r.unknown() > (r.kills+r.faults)*3*r.concurrency, "%d outcome_unknown messages: more than 3×%d per kill or fault", r.unknown(), r.concurrency)
 	add(r.lostDecisions > 0, "%d decisions lost", r.lostDecisions)
 	add(r.dupDecisions > 0, "%d decisions recorded twice", r.dupDecisions)
 	add(r.missing > 0, "%d contacts neither entered nor kept out with a reason", r.missing)

@@ -186,11 +186,14 @@ func runSoak(ctx context.Context, o *soakOptions, stdout io.Writer) (*soakResult
 	}
 	cr.other = append(cr.other, s.scanLog(dir+"/serve.log")...)
 	res.crashResult = cr
+	if res.fault {
+		cr.faults = 1
+	}
 	res.errors, res.limited, res.unavailable, res.retryAfter = s.errors, s.limited, s.unavailable, s.retryAfter
 	cr.print(stdout)
 	fmt.Fprintf(stdout, "  ingest: %d errors; %d answers 429 (all with Retry-After: %t); %d answers 503\n", res.errors, res.limited, res.retryAfter, res.unavailable)
 	if n := len(res.rss); n >= 3 {
-		fmt.Fprintf(stdout, "  RSS: %.0f MB after the first interval, %.0f MB at the end of the steady phase, most %.0f MB\n",
+		fmt.Fprintf(stdout, "  anonymous RSS (heap, stacks; not the mapped database file): %.0f MB after the first interval, %.0f MB at the end of the steady phase, most %.0f MB\n",
 			res.rss[0], res.rss[min(n-1, int(o.duration/o.interval)-1)], slices.Max(res.rss))
 	}
 	return res, nil
@@ -340,8 +343,9 @@ func (s *soakRun) fault(ctx context.Context, done <-chan struct{}) {
 	case <-time.After(time.Until(s.start.Add(s.o.faultAt))):
 	}
 	t := time.Now()
+	fmt.Fprintf(s.out, "  %8s fault: %s\n", t.Sub(s.start).Round(time.Second), s.o.faultCmd)
 	out, err := exec.CommandContext(ctx, "sh", "-c", s.o.faultCmd).CombinedOutput()
-	fmt.Fprintf(s.out, "  fault at %s: %q took %s (err %v) %s\n", time.Since(s.start).Round(time.Second), s.o.faultCmd,
+	fmt.Fprintf(s.out, "  %8s fault command done after %s (error: %v) %s\n", time.Since(s.start).Round(time.Second),
 		time.Since(t).Round(100*time.Millisecond), err, strings.TrimSpace(string(out)))
 }
 
@@ -355,39 +359,46 @@ func (s *soakRun) report(ctx context.Context, done <-chan struct{}) []float64 {
 	} else {
 		defer store.Close()
 	}
-	fmt.Fprintf(s.out, "  %8s %9s %9s %6s %6s %6s %10s %12s %8s %8s\n", "time", "events/s", "msgs/s", "429s", "503s", "errors", "ingest p99", "to-email p99", "backlog", "RSS MB")
+	fmt.Fprintf(s.out, "  %8s %9s %9s %6s %6s %6s %10s %12s %8s %8s %9s\n", "time", "events/s", "msgs/s", "429s", "503s", "errors",
+		"ingest p99", "to-email p99", "backlog", "RSS MB", "anon MB")
 	t := time.NewTicker(s.o.interval)
 	defer t.Stop()
+	last := s.start
 	for {
+		final := false
 		select {
 		case <-done:
-			return rss
+			final = true // the last, partial interval
 		case <-t.C:
 		}
 		s.mu.Lock()
 		w := s.win
 		s.win = soakWindow{}
 		s.mu.Unlock()
-		secs := s.o.interval.Seconds()
-		mb := s.rssMB()
-		rss = append(rss, mb)
+		secs := time.Since(last).Seconds()
+		last = time.Now()
+		pid := s.serverPID()
+		mb, anon := float64(procStatusKB(pid, "VmRSS"))/1024, float64(procStatusKB(pid, "RssAnon"))/1024
+		rss = append(rss, anon)
 		backlog := "?"
 		if store != nil {
 			if ms, err := store.MessageList(ctx, &nudge.MessageListParams{Status: nudge.MessageQueued, Limit: 10000}); err == nil {
 				backlog = strconv.Itoa(len(ms))
 			}
 		}
-		fmt.Fprintf(s.out, "  %8s %9.0f %9.0f %6d %6d %6d %10s %12s %8s %8.0f\n", time.Since(s.start).Round(time.Second),
-			float64(w.events)/secs, float64(w.messages)/secs, w.limited, w.unavailable, w.errors, p99(w.ingest), p99(w.toEmail), backlog, mb)
+		fmt.Fprintf(s.out, "  %8s %9.0f %9.0f %6d %6d %6d %10s %12s %8s %8.0f %9.0f\n", time.Since(s.start).Round(time.Second),
+			float64(w.events)/secs, float64(w.messages)/secs, w.limited, w.unavailable, w.errors, p99(w.ingest), p99(w.toEmail), backlog, mb, anon)
+		if final {
+			return rss
+		}
 	}
 }
 
-// rssMB reads the server process's resident set size.
-func (s *soakRun) rssMB() float64 {
+// serverPID is the server process's id.
+func (s *soakRun) serverPID() string {
 	s.node.mu.Lock()
-	pid := s.node.cmd.Process.Pid
-	s.node.mu.Unlock()
-	return float64(procStatusKB(strconv.Itoa(pid), "VmRSS")) / 1024
+	defer s.node.mu.Unlock()
+	return strconv.Itoa(s.node.cmd.Process.Pid)
 }
 
 func p99(d []time.Duration) string {
