@@ -15,6 +15,7 @@ import (
 
 	"github.com/nudge/nudge"
 	"github.com/nudge/nudge/api"
+	"github.com/nudge/nudge/policy"
 	"github.com/nudge/nudge/template"
 )
 
@@ -201,6 +202,13 @@ func (m *Main) smsLimits() template.SMSLimits {
 	l, err := smsLimitsFromEnv()
 	if err != nil {
 		m.Logger.Warn("SMS lint settings ignored", "err", err)
+	}
+	// A preview counts the opt-out notice a first marketing text gets (the
+	// policy in force at start).
+	if m.Store != nil {
+		if p, err := storedPolicy(m.Store)(context.Background()); err == nil && p.OptOutNotice.When != policy.NoticeNever {
+			l.OptOutNotice = p.OptOutNotice.Text
+		}
 	}
 	return l
 }
