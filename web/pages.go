@@ -2,9 +2,11 @@ package web
 
 import (
 	"cmp"
+	"fmt"
 	"html/template"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -72,7 +74,11 @@ type journeyPage struct {
 	Charts   *reportCharts
 	Problem  string
 	From, To string // the date range, as typed
-	Range    string // a problem with the date range
+	Range    string // a problem with the date range or version
+	// Version is the version whose enrollments are counted (0: all);
+	// Shown is the version drawn and whose source is shown.
+	Version, Shown int64
+	AllVersions    []*nudge.JourneyVersion // for the version choice
 }
 
 func (s *Server) handleJourney(w http.ResponseWriter, r *http.Request) {
@@ -82,7 +88,7 @@ func (s *Server) handleJourney(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
-	p := &journeyPage{Journey: j, From: q.Get("from"), To: q.Get("to")}
+	p := &journeyPage{Journey: j, From: q.Get("from"), To: q.Get("to"), Shown: j.Version}
 	status := http.StatusOK
 	var err error
 	rp := &nudge.ReportParams{JourneyID: j.ID}
@@ -90,13 +96,23 @@ func (s *Server) handleJourney(w http.ResponseWriter, r *http.Request) {
 		p.Range, status = nudge.ErrorMessage(err), http.StatusBadRequest
 		rp.From, rp.To = time.Time{}, time.Time{}
 	}
-	if p.Versions, err = s.store.JourneyVersionList(ctx, j.ID); err != nil {
+	if v := q.Get("version"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 1 || n > j.Version {
+			p.Range, status = fmt.Sprintf("version: %q is not a version of this journey (1 to %d); showing every version", v, j.Version), http.StatusBadRequest
+		} else {
+			rp.Version, p.Shown, p.Version = n, n, n
+		}
+	}
+	all, err := s.store.JourneyVersionList(ctx, j.ID)
+	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	slices.Reverse(p.Versions) // newest first
-	p.Versions, p.Pages = paginate(r, "versions", p.Versions)
-	v, err := s.store.JourneyVersionGet(ctx, j.ID, j.Version)
+	slices.Reverse(all) // newest first
+	p.AllVersions = all
+	p.Versions, p.Pages = paginate(r, "versions", all)
+	v, err := s.store.JourneyVersionGet(ctx, j.ID, p.Shown)
 	if err != nil {
 		s.fail(w, r, err)
 		return

@@ -755,3 +755,43 @@ func TestConsoleMessageWhy(t *testing.T) {
 		t.Errorf("why %q, want %q", got, want)
 	}
 }
+
+// TestConsoleJourneyVersion counts one version's enrollments and draws
+// that version.
+func TestConsoleJourneyVersion(t *testing.T) {
+	c := newConsole(t)
+	ex := readExample(t, "webinar")
+	v2 := []byte(strings.Replace(string(ex.src), "then: show-time", "then: text", 1))
+	j2, err := journey.Parse("journey.yaml", v2, journey.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.store.JourneyPublish(context.Background(), &nudge.JourneyPublishParams{ID: j2.ID, Name: j2.Name, Source: v2, Hash: j2.Hash()}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	viewer := newConsoleClient(t, c.url)
+	viewer.signIn("viewer@example.com")
+	reached := regexp.MustCompile(`data-step="confirm" data-reached="(\d+)"`)
+	get := func(path string) (int, string) {
+		status, _, body := viewer.do("GET", path, nil)
+		m := reached.FindStringSubmatch(body)
+		if m == nil {
+			t.Fatalf("GET %s: %d, no graph\n%s", path, status, snippet(body))
+		}
+		return status, m[1]
+	}
+	_, all := get("/journeys/" + journeyID)
+	if _, n := get("/journeys/" + journeyID + "?version=1"); n != all || n == "0" {
+		t.Errorf("version 1 shows %s reached, every version %s; all entered version 1", n, all)
+	}
+	if _, n := get("/journeys/" + journeyID + "?version=2"); n != "0" {
+		t.Errorf("version 2 shows %s reached; nobody entered it", n)
+	}
+	if status, _ := get("/journeys/" + journeyID + "?version=9"); status != http.StatusBadRequest {
+		t.Errorf("version 9: %d, want 400", status)
+	}
+	_, _, body := viewer.do("GET", "/journeys/"+journeyID+"?version=1", nil)
+	if !strings.Contains(body, "Source (version 1)") || !strings.Contains(body, "then: show-time") {
+		t.Errorf("version 1's page does not show version 1's source")
+	}
+}
