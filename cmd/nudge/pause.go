@@ -39,17 +39,26 @@ func resumeStep(ctx context.Context, s nudge.Store, id, step string, stdout io.W
 
 func pctText(x float64) string { return fmt.Sprintf("%.1f%%", 100*x) }
 
-// pauseCheckEvery is how often the server checks SMS steps' opt-out rates.
+// pauseCheckEvery is how often the server checks SMS steps' opt-out rates,
+// at most: a check that takes long (it reads every text of the window) waits
+// ten times its own duration before the next, so it never takes more than a
+// tenth of a core.
 const pauseCheckEvery = time.Minute
 
 // pauseLoop pauses SMS steps whose opt-out rate crosses the policy's
-// threshold (engine.CheckOptOutPauses), every pauseCheckEvery, and tells
-// webhook subscriptions of each pause (step.paused).
+// threshold (engine.CheckOptOutPauses), every pauseCheckEvery or so, and
+// tells webhook subscriptions of each pause (step.paused).
 func (m *Main) pauseLoop(ctx context.Context) {
 	defer m.bg.Done()
-	t := time.NewTicker(pauseCheckEvery)
+	t := time.NewTimer(0)
 	defer t.Stop()
 	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		start := time.Now()
 		paused, err := m.Engine.CheckOptOutPauses(ctx)
 		if err != nil && ctx.Err() == nil {
 			m.Logger.WarnContext(ctx, "opt-out pause check", "err", err)
@@ -59,10 +68,6 @@ func (m *Main) pauseLoop(ctx context.Context) {
 				m.emit(ctx, nudge.WebhookStepPaused, "step.paused:"+p.JourneyID+":"+p.StepID+":"+p.PausedAt.Format(time.RFC3339Nano), p.PausedAt, p)
 			}
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+		t.Reset(max(pauseCheckEvery, 10*time.Since(start)))
 	}
 }
