@@ -78,7 +78,8 @@ type crashOptions struct {
 	drain    time.Duration
 	dir      string
 	quiet    bool
-	nodes    int // servers sharing the database (bench nodes); 1 for bench crash
+	nodes    int  // servers sharing the database (bench nodes); 1 for bench crash
+	keepDB   bool // keep a PostgreSQL run's schema for a look afterwards
 }
 
 func benchCrashFlags(args []string, stderr io.Writer) (*crashOptions, error) {
@@ -97,6 +98,7 @@ func benchCrashFlags(args []string, stderr io.Writer) (*crashOptions, error) {
 	fs.DurationVar(&o.drain, "drain-timeout", 20*time.Minute, "how long the last server may take to finish the work")
 	fs.StringVar(&o.dir, "dir", "", "keep the run's files (server log, templates) here (default: a temp dir, removed)")
 	fs.BoolVar(&o.quiet, "quiet", false, "print only the result")
+	fs.BoolVar(&o.keepDB, "keep-db", false, "PostgreSQL: keep the run's schema (its name is printed) instead of dropping it")
 	if err := fs.Parse(args); err != nil {
 		return nil, errUsage
 	}
@@ -175,7 +177,7 @@ func runCrash(ctx context.Context, o *crashOptions, out io.Writer) (*crashResult
 	if err != nil {
 		return nil, err
 	}
-	if o.dir == "" {
+	if !o.keepDB {
 		defer drop()
 	}
 	if o.quiet {
@@ -333,8 +335,13 @@ func (c *crashRun) freshDB(ctx context.Context) (drop func(), err error) {
 	q.Set("search_path", schema)
 	u.RawQuery = q.Encode()
 	c.o.db = u.String()
+	fmt.Fprintf(c.out, "  PostgreSQL schema %s\n", schema)
 	return func() {
-		admin.DropSchema(context.Background(), schema)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := admin.DropSchema(ctx, schema); err != nil {
+			fmt.Fprintf(os.Stderr, "nudge bench: could not drop schema %s: %v\n", schema, err)
+		}
 		admin.Close()
 	}, nil
 }
