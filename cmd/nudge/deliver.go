@@ -321,8 +321,9 @@ func storedPolicy(s nudge.Store) func(context.Context) (*policy.Policy, error) {
 
 // emittingStore tells webhook subscriptions what the store records,
 // whoever records it: message statuses (the delivery worker, provider
-// callbacks), consent changes (STOP, unsubscribe, provider opt-outs) and
-// events (email bounces, complaints, opens, clicks, SMS replies). Writes
+// callbacks), consent changes (STOP, unsubscribe, provider opt-outs),
+// events (email bounces, complaints, opens, clicks, SMS replies) and
+// converted enrollments (the engine's commits). Writes
 // the store skips (a status that does not advance, a duplicate event)
 // emit nothing. Until a dispatcher is set (newDelivery) it emits nothing.
 type emittingStore struct {
@@ -348,6 +349,19 @@ func (s *emittingStore) ConsentRecord(ctx context.Context, ps []*nudge.ConsentRe
 		d.ConsentRecorded(ctx, res)
 	}
 	return res, err
+}
+
+// EngineCommit tells of enrollments the commit converted (their goal met).
+func (s *emittingStore) EngineCommit(ctx context.Context, c *nudge.EngineCommit, now time.Time) error {
+	err := s.Store.EngineCommit(ctx, c, now)
+	if d := s.d.Load(); err == nil && d != nil && d.Wants(ctx, nudge.WebhookEnrollmentConverted) {
+		for _, e := range c.Enrollments {
+			if e.State == nudge.EnrollmentConverted {
+				d.Emit(ctx, webhook.Event{ID: "enrollment:" + e.ID + ":converted", Type: nudge.WebhookEnrollmentConverted, At: now, Data: e})
+			}
+		}
+	}
+	return err
 }
 
 func (s *emittingStore) EventIngest(ctx context.Context, items []nudge.IngestItem, now time.Time) (*nudge.IngestResult, error) {

@@ -77,7 +77,7 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 
-	eng, err := engine.New(engine.Config{Store: s, Clock: m.Clock, Logger: m.Logger, Lease: m.Config.Lease})
+	eng, err := engine.New(engine.Config{Store: m.emitting(s), Clock: m.Clock, Logger: m.Logger, Lease: m.Config.Lease})
 	if err != nil {
 		return err
 	}

@@ -107,3 +107,59 @@ func TestServeWebhooksFromCallbacks(t *testing.T) {
 		t.Errorf("sms.replied %d times; want once (the STOP is a keyword, not a reply)", seen[nudge.WebhookSMSReplied])
 	}
 }
+
+// TestServeWebhookEnrollmentConverted: a contact who meets a journey's goal
+// is told to the CRM as enrollment.converted.
+func TestServeWebhookEnrollmentConverted(t *testing.T) {
+	got := make(chan []byte, 4)
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got <- b
+	}))
+	defer hook.Close()
+	m, key := startMain(t, filepath.Join(t.TempDir(), "nudge.db"), func(m *Main) { m.Delivery.WebhookAllowPrivate = true })
+	c := &client{t: t, base: "http://" + m.Addr(), key: key}
+	const yaml = `id: trial
+name: Trial
+trigger: {event: trial.started}
+goal: {event: plan.purchased}
+steps:
+  - id: wait
+    wait: {for: 72h}
+`
+	if code := c.do("POST", "/v1/journeys", yaml, nil); code != 200 && code != 201 {
+		t.Fatalf("publish: %d", code)
+	}
+	if code := c.do("POST", "/v1/webhooks", `{"url": "`+hook.URL+`", "events": ["enrollment.converted"]}`, nil); code != 201 && code != 200 {
+		t.Fatalf("subscribe: %d", code)
+	}
+	c.do("POST", "/v1/identify", `{"userId":"u1","traits":{"email":"u1@example.com"}}`, nil)
+	c.do("POST", "/v1/track", `{"userId":"u1","event":"trial.started","messageId":"t1"}`, nil)
+	// The goal, once the enrollment exists.
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		ens, err := m.Store.EnrollmentList(context.Background(), &nudge.EnrollmentListParams{JourneyID: "trial"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ens) == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no enrollment within 20s")
+		}
+	}
+	c.do("POST", "/v1/track", `{"userId":"u1","event":"plan.purchased","messageId":"p1"}`, nil)
+	select {
+	case b := <-got:
+		var ev struct {
+			Type string           `json:"type"`
+			Data nudge.Enrollment `json:"data"`
+		}
+		if err := json.Unmarshal(b, &ev); err != nil || ev.Type != nudge.WebhookEnrollmentConverted || ev.Data.JourneyID != "trial" ||
+			ev.Data.ContactID != "u1" || ev.Data.State != nudge.EnrollmentConverted {
+			t.Errorf("webhook body %s (%v); want enrollment.converted of u1 in trial", b, err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("no enrollment.converted call within 20s")
+	}
+}
