@@ -79,7 +79,9 @@
 // anywhere: provider callbacks (message.delivered, message.undelivered,
 // message.failed), email events (email.bounced, email.complained,
 // email.opened), clicks (message.clicked), replies (sms.replied) and
-// consent changes (consent.opted_out, consent.opted_in). See emit.go.
+// consent changes (consent.opted_out, consent.opted_in); and, from the
+// engine's commits, converted enrollments (enrollment.converted). See
+// emit.go.
 //
 // # Outcomes
 //
