@@ -79,10 +79,31 @@ type soakWindow struct {
 type soakResult struct {
 	*crashResult
 	errors, limited, unavailable int
-	retryAfter                   bool // every 429 carried Retry-After
-	fault                        bool // a fault was made: 503s are expected
-	rss                          []float64
+	retryAfter                   bool      // every 429 carried Retry-After
+	fault                        bool      // a fault was made: 503s are expected
+	rss                          []float64 // anonymous RSS per interval, MB
+	steady                       int       // intervals in the steady phase
 	limitExpected                bool
+}
+
+// memoryGrowth reports a growth trend of the server's anonymous memory
+// over the steady phase: the second half's mean above the first half's by
+// more than a quarter and 20 MB. The first interval (start-up) is left
+// out. Fewer than 5 intervals say nothing.
+func (r *soakResult) memoryGrowth() (grew bool, first, second float64) {
+	n := min(r.steady, len(r.rss))
+	if n < 5 {
+		return false, 0, 0
+	}
+	mean := func(xs []float64) float64 {
+		t := 0.0
+		for _, x := range xs {
+			t += x
+		}
+		return t / float64(len(xs))
+	}
+	first, second = mean(r.rss[1:1+(n-1)/2]), mean(r.rss[1+(n-1)/2:n])
+	return second > first*1.25 && second-first > 20, first, second
 }
 
 func (r *soakResult) problems() []string {
@@ -98,6 +119,9 @@ func (r *soakResult) problems() []string {
 	}
 	if r.limited > 0 && !r.retryAfter {
 		p = append(p, "a 429 without Retry-After")
+	}
+	if grew, first, second := r.memoryGrowth(); grew {
+		p = append(p, fmt.Sprintf("anonymous memory grew over the steady phase: %.0f MB on average in its first half, %.0f MB in its second", first, second))
 	}
 	return p
 }
@@ -192,9 +216,10 @@ func runSoak(ctx context.Context, o *soakOptions, stdout io.Writer) (*soakResult
 	res.errors, res.limited, res.unavailable, res.retryAfter = s.errors, s.limited, s.unavailable, s.retryAfter
 	cr.print(stdout)
 	fmt.Fprintf(stdout, "  ingest: %d errors; %d answers 429 (all with Retry-After: %t); %d answers 503\n", res.errors, res.limited, res.retryAfter, res.unavailable)
+	res.steady = int(o.duration / o.interval)
 	if n := len(res.rss); n >= 3 {
 		fmt.Fprintf(stdout, "  anonymous RSS (heap, stacks; not the mapped database file): %.0f MB after the first interval, %.0f MB at the end of the steady phase, most %.0f MB\n",
-			res.rss[0], res.rss[min(n-1, int(o.duration/o.interval)-1)], slices.Max(res.rss))
+			res.rss[0], res.rss[min(n, res.steady)-1], slices.Max(res.rss))
 	}
 	return res, nil
 }

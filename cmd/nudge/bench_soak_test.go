@@ -35,3 +35,22 @@ func TestSoakShort(t *testing.T) {
 		t.Error(p)
 	}
 }
+
+func TestSoakMemoryGrowth(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		rss  []float64
+		want bool
+	}{
+		{"flat", []float64{60, 40, 42, 41, 43, 42, 41, 44, 42, 43}, false},
+		{"noise", []float64{60, 40, 55, 41, 43, 52, 41, 44, 50, 43}, false},
+		{"leak", []float64{30, 40, 45, 50, 55, 60, 66, 72, 79, 85}, true},
+		{"small growth", []float64{30, 40, 41, 42, 43, 44, 45, 46, 47, 48}, false},
+		{"too short", []float64{30, 40, 80, 120}, false},
+	} {
+		r := &soakResult{rss: c.rss, steady: len(c.rss)}
+		if got, first, second := r.memoryGrowth(); got != c.want {
+			t.Errorf("%s: growth %t (means %.0f and %.0f MB), want %t", c.name, got, first, second, c.want)
+		}
+	}
+}
