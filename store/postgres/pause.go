@@ -95,32 +95,56 @@ func (db *DB) StepResume(ctx context.Context, journeyID, stepID, by string, now 
 	return sp, nil
 }
 
+// resumesCTE names each step's last resume (r).
+const resumesCTE = `WITH r AS (SELECT journey_id, step_id, max(resumed_at) AS resumed FROM step_pauses
+	WHERE resumed_at IS NOT NULL GROUP BY 1, 2) `
+
 // StepOptOutCounts counts each SMS step's texts queued in [since, now)
-// after its last resume, and those followed by an opt-out within 24 hours.
+// after its last resume (from the covering index messages_sms_created_idx),
+// then those followed by an opt-out within 24 hours, from the opt-outs
+// (rare: the partial index consent_ledger_sms_optouts_idx) back to the
+// texts of their contact in the 24 hours before.
 func (db *DB) StepOptOutCounts(ctx context.Context, since, now time.Time) ([]nudge.StepOptOutCount, error) {
-	rows, err := db.pool.Query(ctx, `SELECT m.journey_id, m.step_id, greatest($1, r.resumed), count(*),
-			count(*) FILTER (WHERE EXISTS (SELECT 1 FROM consent_ledger c
-				WHERE c.contact_id = m.contact_id AND c.channel = 'sms' AND c.status = 'opted_out'
-					AND c.source IN ('keyword', 'provider')
-					AND c.occurred_at >= m.created_at AND c.occurred_at < m.created_at + interval '24 hours'))
-		FROM messages m LEFT JOIN (SELECT journey_id, step_id, max(resumed_at) AS resumed FROM step_pauses
-				WHERE resumed_at IS NOT NULL GROUP BY 1, 2) r
-			ON r.journey_id = m.journey_id AND r.step_id = m.step_id
+	var out []nudge.StepOptOutCount
+	index := map[[2]string]int{}
+	err := db.reportQuery(ctx, resumesCTE+`SELECT m.journey_id, m.step_id, greatest($1, r.resumed), count(*)
+		FROM messages m LEFT JOIN r ON r.journey_id = m.journey_id AND r.step_id = m.step_id
 		WHERE m.channel = 'sms' AND m.created_at >= $1 AND m.created_at < $2 AND m.status <> 'cancelled'
 			AND (r.resumed IS NULL OR m.created_at >= r.resumed)
-		GROUP BY 1, 2, 3 ORDER BY 1, 2`, utc(since), utc(now))
-	if err != nil {
-		return nil, wrap("step opt-out counts", err)
+		GROUP BY 1, 2, 3 ORDER BY 1, 2`, []any{utc(since), utc(now)},
+		func(rows pgx.Rows) error {
+			var c nudge.StepOptOutCount
+			if err := rows.Scan(&c.JourneyID, &c.StepID, &c.Since, &c.Sent); err != nil {
+				return err
+			}
+			c.Since = c.Since.UTC()
+			index[[2]string{c.JourneyID, c.StepID}] = len(out)
+			out = append(out, c)
+			return nil
+		})
+	if err != nil || len(out) == 0 {
+		return out, wrap("step opt-out counts", err)
 	}
-	defer rows.Close()
-	var out []nudge.StepOptOutCount
-	for rows.Next() {
-		var c nudge.StepOptOutCount
-		if err := rows.Scan(&c.JourneyID, &c.StepID, &c.Since, &c.Sent, &c.OptedOut); err != nil {
-			return nil, wrap("step opt-out counts", err)
-		}
-		c.Since = c.Since.UTC()
-		out = append(out, c)
-	}
-	return out, wrap("step opt-out counts", rows.Err())
+	err = db.reportQuery(ctx, resumesCTE+`SELECT m.journey_id, m.step_id, count(DISTINCT m.id)
+		FROM consent_ledger c JOIN messages m ON m.contact_id = c.contact_id
+			AND m.created_at <= c.occurred_at AND m.created_at > c.occurred_at - interval '24 hours'
+		LEFT JOIN r ON r.journey_id = m.journey_id AND r.step_id = m.step_id
+		WHERE c.channel = 'sms' AND c.status = 'opted_out' AND c.source IN ('keyword', 'provider') AND c.occurred_at >= $1
+			AND m.channel = 'sms' AND m.created_at >= $1 AND m.created_at < $2 AND m.status <> 'cancelled'
+			AND (r.resumed IS NULL OR m.created_at >= r.resumed)
+		GROUP BY 1, 2`, []any{utc(since), utc(now)},
+		func(rows pgx.Rows) error {
+			var (
+				journey, step string
+				n             int64
+			)
+			if err := rows.Scan(&journey, &step, &n); err != nil {
+				return err
+			}
+			if i, ok := index[[2]string{journey, step}]; ok {
+				out[i].OptedOut = n
+			}
+			return nil
+		})
+	return out, wrap("step opt-out counts", err)
 }

@@ -112,39 +112,67 @@ func (db *DB) StepResume(ctx context.Context, journeyID, stepID, by string, now 
 	return sp, nil
 }
 
+// resumesCTE names each step's last resume (r).
+const resumesCTE = `WITH r AS (SELECT journey_id, step_id, max(resumed_at) AS resumed FROM step_pauses
+	WHERE resumed_at IS NOT NULL GROUP BY 1, 2) `
+
 // StepOptOutCounts counts each SMS step's texts queued in [since, now)
-// after its last resume, and those followed by an opt-out within 24 hours,
-// reading the covering index messages_sms_created.
+// after its last resume (from the covering index messages_sms_created),
+// then those followed by an opt-out within 24 hours, from the opt-outs
+// (rare: the partial index consent_ledger_sms_optouts) back to the texts
+// of their contact in the 24 hours before.
 func (db *DB) StepOptOutCounts(ctx context.Context, since, now time.Time) ([]nudge.StepOptOutCount, error) {
-	rows, err := db.read.QueryContext(ctx, `SELECT m.journey_id, m.step_id, coalesce(max(?1, r.resumed), ?1), count(*),
-			sum(EXISTS (SELECT 1 FROM consent_ledger c
-				WHERE c.contact_id = m.contact_id AND c.channel = 'sms' AND c.status = 'opted_out'
-					AND c.source IN ('keyword', 'provider')
-					AND c.occurred_at >= m.created_at AND c.occurred_at < m.created_at + 86400000000))
-		FROM messages m LEFT JOIN (SELECT journey_id, step_id, max(resumed_at) AS resumed FROM step_pauses
-				WHERE resumed_at IS NOT NULL GROUP BY 1, 2) r
-			ON r.journey_id = m.journey_id AND r.step_id = m.step_id
+	var out []nudge.StepOptOutCount
+	index := map[[2]string]int{}
+	err := db.reportQuery(ctx, resumesCTE+`SELECT m.journey_id, m.step_id, coalesce(max(?1, r.resumed), ?1), count(*)
+		FROM messages m LEFT JOIN r ON r.journey_id = m.journey_id AND r.step_id = m.step_id
 		WHERE m.channel = 'sms' AND m.created_at >= ?1 AND m.created_at < ?2 AND m.status <> 'cancelled'
 			AND (r.resumed IS NULL OR m.created_at >= r.resumed)
-		GROUP BY 1, 2 ORDER BY 1, 2`, micros(since), micros(now))
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: step opt-out counts: %w", err)
+		GROUP BY 1, 2 ORDER BY 1, 2`, []any{micros(since), micros(now)},
+		func(rows *sql.Rows) error {
+			var (
+				c  nudge.StepOptOutCount
+				at int64
+			)
+			if err := rows.Scan(&c.JourneyID, &c.StepID, &at, &c.Sent); err != nil {
+				return err
+			}
+			c.Since = fromMicros(at)
+			index[[2]string{c.JourneyID, c.StepID}] = len(out)
+			out = append(out, c)
+			return nil
+		})
+	if err != nil || len(out) == 0 {
+		return out, wrapErr("sqlite: step opt-out counts", err)
 	}
-	defer rows.Close()
-	var out []nudge.StepOptOutCount
-	for rows.Next() {
-		var (
-			c  nudge.StepOptOutCount
-			at int64
-		)
-		if err := rows.Scan(&c.JourneyID, &c.StepID, &at, &c.Sent, &c.OptedOut); err != nil {
-			return nil, fmt.Errorf("sqlite: step opt-out counts: %w", err)
-		}
-		c.Since = fromMicros(at)
-		out = append(out, c)
+	err = db.reportQuery(ctx, resumesCTE+`SELECT m.journey_id, m.step_id, count(DISTINCT m.id)
+		FROM consent_ledger c JOIN messages m ON m.contact_id = c.contact_id
+			AND m.created_at <= c.occurred_at AND m.created_at > c.occurred_at - 86400000000
+		LEFT JOIN r ON r.journey_id = m.journey_id AND r.step_id = m.step_id
+		WHERE c.channel = 'sms' AND c.status = 'opted_out' AND c.source IN ('keyword', 'provider') AND c.occurred_at >= ?1
+			AND m.channel = 'sms' AND m.created_at >= ?1 AND m.created_at < ?2 AND m.status <> 'cancelled'
+			AND (r.resumed IS NULL OR m.created_at >= r.resumed)
+		GROUP BY 1, 2`, []any{micros(since), micros(now)},
+		func(rows *sql.Rows) error {
+			var (
+				journey, step string
+				n             int64
+			)
+			if err := rows.Scan(&journey, &step, &n); err != nil {
+				return err
+			}
+			if i, ok := index[[2]string{journey, step}]; ok {
+				out[i].OptedOut = n
+			}
+			return nil
+		})
+	return out, wrapErr("sqlite: step opt-out counts", err)
+}
+
+// wrapErr prefixes a non-nil error with op.
+func wrapErr(op string, err error) error {
+	if err == nil {
+		return nil
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("sqlite: step opt-out counts: %w", err)
-	}
-	return out, nil
+	return fmt.Errorf("%s: %w", op, err)
 }

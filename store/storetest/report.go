@@ -126,6 +126,10 @@ func testStepPause(t *testing.T, open func(t *testing.T) nudge.Store) {
 	}
 	mustRecord(t, s, now.Add(2*h), stop("c3", now.Add(2*h)))
 	mustRecord(t, s, now.Add(30*h), stop("c4", now.Add(30*h)))
+	// A second opt-out of c3 (the provider's) counts its text once.
+	second := stop("c3", now.Add(3*h))
+	second.Source = nudge.SourceProvider
+	mustRecord(t, s, now.Add(3*h), second)
 
 	got, err := s.StepOptOutCounts(ctx, now.Add(-h), now.Add(48*h))
 	if err != nil {
