@@ -1,7 +1,9 @@
 package nudge
 
 import (
+	"cmp"
 	"context"
+	"slices"
 	"time"
 )
 
@@ -313,4 +315,29 @@ func (c *ReportJourneyCounts) AddHealth(channel string, sent, optedOut, complain
 	default:
 		c.EmailComplained = complained
 	}
+}
+
+// ReportOptOutsOf makes a report's opt-out rows, by step and channel (SMS
+// and email), from its message counts (the messages not cancelled) and the
+// number of them followed by an opt-out, by step and channel.
+func ReportOptOutsOf(messages []ReportMessages, optedOut map[[2]string]int64) []ReportOptOut {
+	out := []ReportOptOut{}
+	at := map[[2]string]int{}
+	for _, m := range messages {
+		if m.Status == MessageCancelled || m.Channel != ChannelSMS && m.Channel != ChannelEmail {
+			continue
+		}
+		k := [2]string{m.StepID, m.Channel}
+		i, ok := at[k]
+		if !ok {
+			i = len(out)
+			at[k] = i
+			out = append(out, ReportOptOut{StepID: m.StepID, Channel: m.Channel, OptedOut: optedOut[k]})
+		}
+		out[i].Sent += m.Count
+	}
+	slices.SortFunc(out, func(a, b ReportOptOut) int {
+		return cmp.Or(cmp.Compare(a.StepID, b.StepID), cmp.Compare(a.Channel, b.Channel))
+	})
+	return out
 }

@@ -62,6 +62,7 @@ func (db *DB) ReportJourney(ctx context.Context, p *nudge.ReportParams) (*nudge.
 		Paths: []nudge.ReportPath{}, Messages: []nudge.ReportMessages{}, Actions: []nudge.ReportAction{},
 		OptOuts: []nudge.ReportOptOut{}, Conversions: []nudge.ReportConversion{},
 		Stages: []nudge.ReportStageMove{}, Customers: []nudge.ReportCustomer{}, ActionDelays: []nudge.ReportActionDelay{}}
+	optedOut := map[[2]string]int64{} // step, channel: messages followed by an opt-out
 	queries := []struct {
 		name string
 		q    string
@@ -120,18 +121,21 @@ func (db *DB) ReportJourney(ctx context.Context, p *nudge.ReportParams) (*nudge.
 				d.Actions = append(d.Actions, a)
 				return err
 			}},
-		{"opt-outs", `SELECT m.step_id, m.channel, count(*), count(*) FILTER (WHERE EXISTS (SELECT 1 FROM consent_ledger c
-					WHERE c.contact_id = m.contact_id AND c.channel = m.channel AND c.status = 'opted_out'
-						AND (c.source IN ('keyword', 'provider') OR m.channel = 'email' AND c.source = 'form')
-						AND c.occurred_at >= m.created_at
-						AND c.occurred_at < m.created_at + CASE m.channel WHEN 'sms' THEN interval '24 hours' ELSE interval '72 hours' END))
-			FROM enrollments e JOIN messages m ON m.enrollment_id = e.id
-			WHERE ` + w + ` AND m.channel IN ('sms', 'email') AND m.status <> 'cancelled'
-			GROUP BY 1, 2 ORDER BY 1, 2`,
+		{"opt-outs", `SELECT m.step_id, m.channel, count(DISTINCT m.id)
+			FROM consent_ledger c JOIN messages m ON m.contact_id = c.contact_id AND m.channel = c.channel
+				AND m.created_at <= c.occurred_at AND m.created_at > c.occurred_at - CASE c.channel WHEN 'sms' THEN interval '24 hours' ELSE interval '72 hours' END
+			JOIN enrollments e ON e.id = m.enrollment_id
+			WHERE c.status = 'opted_out' AND c.channel IN ('sms', 'email')
+				AND (c.source IN ('keyword', 'provider') OR c.channel = 'email' AND c.source = 'form')
+				AND m.status <> 'cancelled' AND ` + w + `
+			GROUP BY 1, 2`,
 			func(rows pgx.Rows) error {
-				var o nudge.ReportOptOut
-				err := rows.Scan(&o.StepID, &o.Channel, &o.Sent, &o.OptedOut)
-				d.OptOuts = append(d.OptOuts, o)
+				var (
+					step, ch string
+					n        int64
+				)
+				err := rows.Scan(&step, &ch, &n)
+				optedOut[[2]string{step, ch}] = n
 				return err
 			}},
 		{"action delays", `SELECT step_id, channel, action, minutes, count(*) FROM (
@@ -161,6 +165,7 @@ func (db *DB) ReportJourney(ctx context.Context, p *nudge.ReportParams) (*nudge.
 	if err := db.reportStages(ctx, w, args, d); err != nil {
 		return nil, fmt.Errorf("postgres: report stages: %w", err)
 	}
+	d.OptOuts = nudge.ReportOptOutsOf(d.Messages, optedOut)
 	return d, nil
 }
 

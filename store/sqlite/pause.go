@@ -119,7 +119,7 @@ const resumesCTE = `WITH r AS (SELECT journey_id, step_id, max(resumed_at) AS re
 // StepOptOutCounts counts each SMS step's texts queued in [since, now)
 // after its last resume (from the covering index messages_sms_created),
 // then those followed by an opt-out within 24 hours, from the opt-outs
-// (rare: the partial index consent_ledger_sms_optouts) back to the texts
+// (rare: the partial index consent_ledger_optouts) back to the texts
 // of their contact in the 24 hours before.
 func (db *DB) StepOptOutCounts(ctx context.Context, since, now time.Time) ([]nudge.StepOptOutCount, error) {
 	var out []nudge.StepOptOutCount

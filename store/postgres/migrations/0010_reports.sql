@@ -20,9 +20,9 @@ CREATE TABLE step_pauses (
 CREATE UNIQUE INDEX step_pauses_active_idx ON step_pauses (journey_id, step_id) WHERE resumed_at IS NULL;
 CREATE INDEX step_pauses_step_idx ON step_pauses (journey_id, step_id, id);
 
--- SMS opt-outs by time: the opt-out check goes from them (they are few)
--- back to the texts before them.
-CREATE INDEX consent_ledger_sms_optouts_idx ON consent_ledger (occurred_at) WHERE channel = 'sms' AND status = 'opted_out';
+-- Opt-outs by time: the opt-out check and the reports go from them (they
+-- are few) back to the messages before them.
+CREATE INDEX consent_ledger_optouts_idx ON consent_ledger (occurred_at) WHERE status = 'opted_out';
 
 -- The opt-out check reads the texts queued since a time, by step, without
 -- touching the table: a covering index of SMS messages only.
