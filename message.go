@@ -124,12 +124,39 @@ type DeliveryStore interface {
 	EnrollmentEvents(ctx context.Context, enrollmentIDs []string) (map[string]*Event, error)
 }
 
-// MessageListParams pages the outbox, ordered by ID (engine IDs sort in
-// creation order).
+// MessageListParams pages the outbox. By default in ID order (engine IDs
+// sort in creation order), from after AfterID; with Newest, newest first
+// by (CreatedAt, ID), from before BeforeID, the cursor the console's
+// messages log pages with. Filters combine with AND; "" and zero times
+// leave a filter out. Each filter on its own is served by an index on both
+// stores; a step is served within its journey (give JourneyID with
+// StepID).
 type MessageListParams struct {
 	ContactID    string
 	EnrollmentID string
 	Status       string
-	AfterID      string
-	Limit        int // default 100, at most 10000
+	Channel      string
+	JourneyID    string
+	StepID       string
+	From         time.Time // created at or after From
+	To           time.Time // created before To
+	Newest       bool      // newest first, by (CreatedAt, ID)
+	AfterID      string    // ID order: the page after this message
+	BeforeID     string    // Newest: the page after (older than) this message
+	Limit        int       // default 100, at most 10000
+}
+
+// Check returns an EINVALID error naming the field of a cursor that does
+// not go with the order asked for, or of a time range that ends before it
+// starts.
+func (p *MessageListParams) Check() error {
+	switch {
+	case p.Newest && p.AfterID != "":
+		return FieldErrorf("after_id", "pages in ID order; newest first pages with before_id")
+	case !p.Newest && p.BeforeID != "":
+		return FieldErrorf("before_id", "pages newest first; set newest, or page in ID order with after_id")
+	case !p.From.IsZero() && !p.To.IsZero() && !p.To.After(p.From):
+		return FieldErrorf("to", "%s is not after from (%s)", p.To.UTC().Format(time.RFC3339), p.From.UTC().Format(time.RFC3339))
+	}
+	return nil
 }

@@ -14,6 +14,7 @@ type Store interface {
 	PolicyStore
 	PolicyFactStore
 	DeliveryStore
+	ProviderStore
 	LinkStore
 	ReportStore
 	UserStore

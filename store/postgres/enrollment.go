@@ -247,32 +247,6 @@ func scanMessage(row pgx.Row) (*nudge.Message, error) {
 	return &m, nil
 }
 
-// MessageList pages the outbox in ID order.
-func (db *DB) MessageList(ctx context.Context, p *nudge.MessageListParams) ([]*nudge.Message, error) {
-	if p == nil {
-		p = &nudge.MessageListParams{}
-	}
-	var q listQuery
-	q.eq("contact_id", p.ContactID)
-	q.eq("enrollment_id", p.EnrollmentID)
-	q.eq("status", p.Status)
-	if p.AfterID != "" {
-		q.where = append(q.where, "id > "+q.arg(p.AfterID))
-	}
-	rows, err := db.pool.Query(ctx, q.sql(`SELECT `+messageColumns+` FROM messages`, "id", engineLimit(p.Limit)), q.args...)
-	if err != nil {
-		return nil, wrap("message list", err)
-	}
-	ms, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*nudge.Message, error) { return scanMessage(r) })
-	if err != nil {
-		return nil, wrap("message list", err)
-	}
-	if ms == nil {
-		ms = []*nudge.Message{}
-	}
-	return ms, nil
-}
-
 // dateKey returns the SQL of a date field's value, its day key and the
 // key's type, and the name of the index that serves the key ("" for
 // created_at and updated_at, which migrations index). An attribute's key is

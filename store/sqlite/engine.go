@@ -944,34 +944,6 @@ func scanMessages(rows *sql.Rows) ([]*nudge.Message, error) {
 	return ms, rows.Err()
 }
 
-// MessageList pages the outbox by id, up to p.Limit (default 100, at most
-// 10000) after p.AfterID.
-func (db *DB) MessageList(ctx context.Context, p *nudge.MessageListParams) ([]*nudge.Message, error) {
-	if p == nil {
-		p = &nudge.MessageListParams{}
-	}
-	w := where{}
-	w.eq("contact_id", p.ContactID)
-	w.eq("enrollment_id", p.EnrollmentID)
-	w.eq("status", p.Status)
-	if p.AfterID != "" {
-		w.add("id > ?", p.AfterID)
-	}
-	st, err := db.readStmt(ctx, `SELECT `+messageColumns+` FROM messages`+w.sql()+` ORDER BY id LIMIT ?`)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: message list: %w", err)
-	}
-	rows, err := st.QueryContext(ctx, append(w.args, limitOf(p.Limit))...)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: message list: %w", err)
-	}
-	ms, err := scanMessages(rows)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: message list: %w", err)
-	}
-	return ms, nil
-}
-
 // dateKey returns the SQL of a date field's value and day key, and the
 // name of the index that serves the key ("" for created_at and updated_at,
 // which migrations index). An attribute's key is the first ten characters

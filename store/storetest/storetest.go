@@ -67,6 +67,8 @@ func Run(t *testing.T, open func(t *testing.T) nudge.Store) {
 	t.Run("ContactListDates", func(t *testing.T) { testContactListDates(t, open) })
 	t.Run("DecisionList", func(t *testing.T) { testDecisionList(t, open) })
 	t.Run("MessageList", func(t *testing.T) { testMessageList(t, open) })
+	t.Run("MessageLog", func(t *testing.T) { testMessageLog(t, open) })
+	t.Run("ProviderStatus", func(t *testing.T) { testProviderStatus(t, open) })
 	t.Run("EngineErase", func(t *testing.T) { testEngineErase(t, open) })
 	t.Run("ClaimConcurrent", func(t *testing.T) { testClaimConcurrent(t, open) })
 	t.Run("PolicyPublish", func(t *testing.T) { testPolicyPublish(t, open) })
