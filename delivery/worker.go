@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"path"
+	"reflect"
 	"sync"
 	"time"
 
@@ -48,6 +50,9 @@ const (
 // Store is what the worker needs of the store.
 type Store interface {
 	nudge.DeliveryStore
+	// ProviderStore: what each pass saw of its providers, one report per
+	// provider per pass (the settings page shows it).
+	nudge.ProviderStore
 	ContactGetMany(ctx context.Context, ids []string) (map[string]*nudge.Contact, error)
 	JourneyGet(ctx context.Context, id string) (*nudge.Journey, error)
 	ConsentRecord(ctx context.Context, ps []*nudge.ConsentRecordParams, now time.Time) ([]nudge.ConsentRecordResult, error)
@@ -113,6 +118,8 @@ type Worker struct {
 
 	limits *limiter // nil: no limits
 	budget budgetBook
+	// providers names each channel's provider in its status reports.
+	providers map[string]string
 
 	mu       sync.Mutex
 	journeys map[string]string // journey id → name
@@ -145,7 +152,26 @@ func New(cfg Config) (*Worker, error) {
 	cfg.Batch = cmp.Or(cfg.Batch, DefaultBatch)
 	cfg.Concurrency = cmp.Or(cfg.Concurrency, DefaultConcurrency)
 	cfg.MaxAge = cmp.Or(cfg.MaxAge, DefaultMaxAge)
-	return &Worker{cfg: cfg, log: cfg.Logger, journeys: map[string]string{}, limits: newLimiter(cfg.Limits)}, nil
+	providers := map[string]string{}
+	for ch, s := range cfg.Senders {
+		providers[ch] = ProviderName(s)
+	}
+	return &Worker{cfg: cfg, log: cfg.Logger, journeys: map[string]string{}, limits: newLimiter(cfg.Limits),
+		providers: providers}, nil
+}
+
+// ProviderName is how a sender is named in provider status reports: its
+// Provider method's answer if it has one, else the name of the package
+// that defines it ("twilio", "kannel", "smtp", "logsink").
+func ProviderName(s nudge.Sender) string {
+	if p, ok := s.(interface{ Provider() string }); ok {
+		return p.Provider()
+	}
+	t := reflect.TypeOf(s)
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	return cmp.Or(path.Base(t.PkgPath()), t.Name(), "unknown")
 }
 
 // DefaultBackoff is 30s·2^(attempt-1), capped at an hour, times a jitter
@@ -234,6 +260,34 @@ type batch struct {
 	updates []*nudge.MessageUpdate
 	consent []*nudge.ConsentRecordParams
 	suppr   []*nudge.SuppressionAddParams
+	// providers: what the pass saw of each provider, by channel.
+	providers map[string]*nudge.ProviderReport
+}
+
+// providerCall counts a provider call's answer: a success, or the error
+// text (masked here: it may hold the recipient's address).
+func (b *batch) providerCall(channel, provider string, at time.Time, errText string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.providers == nil {
+		b.providers = map[string]*nudge.ProviderReport{}
+	}
+	r := b.providers[channel]
+	if r == nil {
+		r = &nudge.ProviderReport{Channel: channel, Provider: provider}
+		b.providers[channel] = r
+	}
+	if errText == "" {
+		r.Successes++
+		if at.After(r.LastSuccessAt) {
+			r.LastSuccessAt = at
+		}
+		return
+	}
+	r.Errors++
+	if !at.Before(r.LastErrorAt) {
+		r.LastErrorAt, r.LastError = at, nudge.MaskAddresses(errText)
+	}
 }
 
 func (b *batch) add(u *nudge.MessageUpdate) {
@@ -349,6 +403,15 @@ func (w *Worker) deliver(ctx context.Context, msgs []*nudge.Message) error {
 	if len(b.suppr) > 0 {
 		if _, err := w.cfg.Store.SuppressionAdd(ctx, b.suppr, now); err != nil {
 			errs = append(errs, fmt.Errorf("delivery: suppress opted-out addresses: %w", err))
+		}
+	}
+	if len(b.providers) > 0 {
+		rs := make([]*nudge.ProviderReport, 0, len(b.providers))
+		for _, r := range b.providers {
+			rs = append(rs, r)
+		}
+		if err := w.cfg.Store.ProviderRecord(ctx, rs, now); err != nil {
+			errs = append(errs, fmt.Errorf("delivery: record provider status: %w", err))
 		}
 	}
 	return errors.Join(errs...)
@@ -505,6 +568,14 @@ func (w *Worker) send(ctx context.Context, j *job, b *batch) {
 	res, err := j.sender.Send(ctx, j.o)
 	now := w.cfg.Clock.Now()
 	var se *nudge.SendError
+	switch {
+	case err == nil:
+		b.providerCall(m.Channel, w.providers[m.Channel], now, "")
+	case errors.As(err, &se):
+		b.providerCall(m.Channel, w.providers[m.Channel], now, se.Code+": "+se.Message)
+	default:
+		b.providerCall(m.Channel, w.providers[m.Channel], now, "no answer: "+err.Error())
+	}
 	switch {
 	case err == nil:
 		status := nudge.MessageSent
