@@ -10,11 +10,6 @@ import (
 	"github.com/nudge/nudge"
 )
 
-// messageScan is how many messages one page of the log reads at most while
-// looking for matches: a rare filter over a long outbox shows what it found
-// so far and a link to search on, instead of reading the whole outbox.
-const messageScan = 20000
-
 // messageStatuses are the statuses the log's filter offers, in lifecycle order.
 var messageStatuses = []string{
 	nudge.MessageQueued, nudge.MessageSending, nudge.MessageSent, nudge.MessageDelivered,
@@ -27,14 +22,6 @@ var messageChannels = []string{nudge.ChannelEmail, nudge.ChannelSMS, nudge.Chann
 type messageFilter struct {
 	Channel, Status, Journey, Step, Contact, From, To string
 	from, to                                          time.Time
-}
-
-func (f *messageFilter) match(m *nudge.Message) bool {
-	return (f.Channel == "" || m.Channel == f.Channel) &&
-		(f.Journey == "" || m.JourneyID == f.Journey) &&
-		(f.Step == "" || m.StepID == f.Step) &&
-		(f.from.IsZero() || !m.CreatedAt.Before(f.from)) &&
-		(f.to.IsZero() || m.CreatedAt.Before(f.to))
 }
 
 // messageRow is a message with its status history and the decisions that
@@ -54,16 +41,14 @@ func (m *messageRow) Sentence() string {
 }
 
 type messagesPage struct {
-	Filter    messageFilter
-	Statuses  []string
-	Channels  []string
-	Journeys  []*nudge.Journey
-	Rows      []*messageRow
-	Problem   string
-	Next      string // the next page's link, "" on the last
-	First     string // the first page's link, "" on it
-	Scanned   int
-	Exhausted bool // the scan stopped at messageScan before the page filled
+	Filter   messageFilter
+	Statuses []string
+	Channels []string
+	Journeys []*nudge.Journey
+	Rows     []*messageRow
+	Problem  string
+	Next     string // the next (older) page's link, "" on the last
+	First    string // the first (newest) page's link, "" on it
 }
 
 func (s *Server) handleMessages(w http.ResponseWriter, r *http.Request) {
@@ -79,7 +64,6 @@ func (s *Server) handleMessages(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	status := http.StatusOK
 	switch {
 	case f.Channel != "" && !slices.Contains(messageChannels, f.Channel):
 		p.Problem = "Channel “" + f.Channel + "” is not one of email, sms, webhook."
@@ -95,38 +79,28 @@ func (s *Server) handleMessages(w http.ResponseWriter, r *http.Request) {
 		s.render(w, r, http.StatusBadRequest, "messages.html", "Messages", p)
 		return
 	}
-	after := q.Get("after")
-	if after != "" {
-		p.First = withQuery(r, "after", "")
+	// The store filters and pages, newest first, through its indexes: one
+	// read of a page and one more row to know whether another follows.
+	lp := &nudge.MessageListParams{Newest: true, ContactID: f.Contact, Status: f.Status, Channel: f.Channel,
+		JourneyID: f.Journey, StepID: f.Step, From: f.from, To: f.to, BeforeID: q.Get("before"), Limit: pageSize + 1}
+	if lp.BeforeID != "" {
+		p.First = withQuery(r, "before", "")
 	}
-	lp := &nudge.MessageListParams{ContactID: f.Contact, Status: f.Status, AfterID: after, Limit: 1000}
-	var last string
-scan:
-	for p.Scanned < messageScan {
-		ms, err := s.store.MessageList(ctx, lp)
-		if err != nil {
-			s.fail(w, r, err)
-			return
-		}
-		for _, m := range ms {
-			p.Scanned++
-			last = m.ID
-			if f.match(m) {
-				p.Rows = append(p.Rows, &messageRow{Message: m})
-				if len(p.Rows) == pageSize {
-					p.Next = withQuery(r, "after", last)
-					break scan
-				}
-			}
-		}
-		if len(ms) < lp.Limit {
-			break
-		}
-		lp.AfterID = ms[len(ms)-1].ID
+	ms, err := s.store.MessageList(ctx, lp)
+	if nudge.ErrorCode(err) == nudge.EINVALID {
+		p.Problem = nudge.ErrorMessage(err)
+		s.render(w, r, http.StatusBadRequest, "messages.html", "Messages", p)
+		return
+	} else if err != nil {
+		s.fail(w, r, err)
+		return
 	}
-	if p.Next == "" && p.Scanned >= messageScan {
-		p.Exhausted = true
-		p.Next = withQuery(r, "after", last)
+	if len(ms) > pageSize {
+		ms = ms[:pageSize]
+		p.Next = withQuery(r, "before", ms[pageSize-1].ID)
+	}
+	for _, m := range ms {
+		p.Rows = append(p.Rows, &messageRow{Message: m})
 	}
 	for _, row := range p.Rows {
 		if err := s.explainMessage(ctx, row); err != nil {
@@ -134,7 +108,7 @@ scan:
 			return
 		}
 	}
-	s.render(w, r, status, "messages.html", "Messages", p)
+	s.render(w, r, http.StatusOK, "messages.html", "Messages", p)
 }
 
 // explainMessage reads a message's status history and the decisions of

@@ -2,6 +2,7 @@ package web_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"html"
@@ -64,6 +65,10 @@ func TestConsoleMessages(t *testing.T) {
 	b := browser(t)
 	c := newConsole(t)
 	ms := allMessages(t, c.store)
+	// The log shows the newest first.
+	slices.SortStableFunc(ms, func(a, b *nudge.Message) int {
+		return cmp.Or(b.CreatedAt.Compare(a.CreatedAt), strings.Compare(b.ID, a.ID))
+	})
 	var sms []string
 	for _, m := range ms {
 		if m.Channel == nudge.ChannelSMS {

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"golang.org/x/crypto/bcrypt"
@@ -14,9 +15,10 @@ import (
 	"github.com/nudge/nudge"
 )
 
-// Provider is what the settings page says of one channel's provider. The
-// console knows only the configuration: whether the last call succeeded is
-// not recorded anywhere yet, and the page says so.
+// Provider is what the settings page says of one channel's configured
+// provider. What the providers answered (last success, last error, this
+// hour's calls) comes from the store, as the delivery workers of every
+// node recorded it (nudge.ProviderStatus).
 type Provider struct {
 	Channel    string
 	Name       string
@@ -53,6 +55,13 @@ func paginate[T any](r *http.Request, key string, items []T) ([]T, pager) {
 	return items[off:end], p
 }
 
+// providerActivity is a provider's recorded status with the counts of the
+// current hour (zero when it last reported in an earlier one).
+type providerActivity struct {
+	*nudge.ProviderStatus
+	Successes, Errors int64
+}
+
 type settingsPage struct {
 	Keys      []*nudge.APIKey
 	KeyPages  pager
@@ -61,6 +70,8 @@ type settingsPage struct {
 	HookPages pager
 	Events    []string
 	Providers []Provider
+	Activity  []providerActivity
+	Hour      time.Time // the clock hour the activity's counts are of
 	Users     []*nudge.User
 	UserPages pager
 	UserRoles []string
@@ -92,6 +103,17 @@ func (s *Server) settingsPage(r *http.Request) (*settingsPage, error) {
 		return nil, err
 	}
 	p.Users, p.UserPages = paginate(r, "users", users)
+	statuses, err := s.store.ProviderList(ctx)
+	if err != nil {
+		return nil, err
+	}
+	now := s.clock.Now()
+	p.Hour = now.UTC().Truncate(time.Hour)
+	for _, st := range statuses {
+		a := providerActivity{ProviderStatus: st}
+		a.Successes, a.Errors = st.HourCounts(now)
+		p.Activity = append(p.Activity, a)
+	}
 	return p, nil
 }
 
