@@ -25,13 +25,22 @@ func messageListQuery(p *nudge.MessageListParams, beforeAt int64) (string, []any
 	if !p.From.IsZero() {
 		w.add("created_at >= ?", micros(p.From))
 	}
+	// SQLite bounds an index search by one upper bound only: of the time
+	// range's end and the cursor, only the tighter is written (the other
+	// holds for every row it lets through).
+	cursor := p.Newest && p.BeforeID != ""
+	to := int64(0)
 	if !p.To.IsZero() {
-		w.add("created_at < ?", micros(p.To))
+		to = micros(p.To)
+	}
+	if to != 0 && (!cursor || to <= beforeAt) {
+		w.add("created_at < ?", to)
+		cursor = false
 	}
 	order := "id"
 	if p.Newest {
 		order = "created_at DESC, id DESC"
-		if p.BeforeID != "" {
+		if cursor {
 			w.add("created_at <= ? AND (created_at < ? OR id < ?)", beforeAt, beforeAt, p.BeforeID)
 		}
 	} else if p.AfterID != "" {

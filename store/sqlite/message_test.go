@@ -2,6 +2,7 @@ package sqlite_test
 
 import (
 	"context"
+	"database/sql"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -10,21 +11,14 @@ import (
 	"github.com/nudge/nudge"
 	"github.com/nudge/nudge/nudgetest"
 	"github.com/nudge/nudge/store/sqlite"
+	"github.com/nudge/nudge/store/storetest"
 )
 
 // TestMessageLogPlans: each filter of the console's messages log, newest
 // first, searches the index named and reads it in order, without a sort
 // and without scanning the outbox.
 func TestMessageLogPlans(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "nudge.db")
-	db, err := sqlite.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if err := db.Migrate(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	_, path := migrated(t)
 	raw := rawDB(t, path)
 	from, to := nudgetest.Epoch, nudgetest.Epoch.Add(24*time.Hour)
 	for _, tt := range []struct {
@@ -52,4 +46,44 @@ func TestMessageLogPlans(t *testing.T) {
 			}
 		}
 	}
+}
+
+// BenchmarkMessageLog reads pages of the messages log over an outbox of
+// 1,000,000 messages (storetest.BenchMessageLog), written with one INSERT
+// … SELECT. Run: go test ./store/sqlite -run '^$' -bench MessageLog -benchtime 200x
+func BenchmarkMessageLog(b *testing.B) {
+	const n = 1_000_000
+	db, path := migrated(b)
+	raw, err := sql.Open("sqlite", path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer raw.Close()
+	start := time.Now()
+	if _, err := raw.Exec(`WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < ?)
+		INSERT INTO messages (id, enrollment_id, contact_id, journey_id, version, step_id, channel, status,
+			idempotency_key, available_at, created_at, updated_at)
+		SELECT printf('m%09d', i), 'e' || i, 'c' || (i % 50000), 'j' || (i % 20), 1, 's' || (i % 7),
+			CASE WHEN i % 5 = 0 THEN 'sms' ELSE 'email' END, CASE WHEN i % 50 = 0 THEN 'failed' ELSE 'sent' END,
+			'k' || i, ? + i * 1000000, ? + i * 1000000, ? + i * 1000000 FROM n`,
+		n-1, storetest.MessageLogEpoch.UnixMicro(), storetest.MessageLogEpoch.UnixMicro(), storetest.MessageLogEpoch.UnixMicro()); err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("wrote %d messages in %s", n, time.Since(start).Round(time.Millisecond))
+	storetest.BenchMessageLog(b, db, n)
+}
+
+// migrated opens a migrated store in a temporary file, closed at cleanup.
+func migrated(tb testing.TB) (*sqlite.DB, string) {
+	tb.Helper()
+	path := filepath.Join(tb.TempDir(), "nudge.db")
+	db, err := sqlite.Open(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { db.Close() })
+	if err := db.Migrate(context.Background()); err != nil {
+		tb.Fatal(err)
+	}
+	return db, path
 }

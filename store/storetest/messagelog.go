@@ -85,6 +85,10 @@ func testMessageLog(t *testing.T, open func(t *testing.T) nudge.Store) {
 		{"the page before a message", &nudge.MessageListParams{Newest: true, BeforeID: "m0013", Limit: 2}, []string{"m0012", "m0011"}},
 		{"a filtered page", &nudge.MessageListParams{Newest: true, Channel: nudge.ChannelSMS, BeforeID: "m0009", Limit: 2},
 			[]string{"m0007", "m0005"}},
+		{"a page of a range, the cursor inside it", &nudge.MessageListParams{Newest: true, From: at(1), To: at(6), BeforeID: "m0004"},
+			[]string{"m0003", "m0002", "m0001"}},
+		{"a page of a range, the cursor after it", &nudge.MessageListParams{Newest: true, To: at(4), BeforeID: "m0009", Limit: 2},
+			[]string{"m0003", "m0002"}},
 		{"nothing matches", &nudge.MessageListParams{Newest: true, JourneyID: "nope"}, []string{}},
 	}
 	for _, tt := range tests {
