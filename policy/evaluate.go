@@ -175,7 +175,7 @@ func (e *eval) consent() bool {
 	if e.f.ConsentErr != nil {
 		until := e.now.Add(5 * time.Minute)
 		e.d.Outcome, e.d.Reason, e.d.Until = nudge.OutcomeDeferred, ReasonConsentUnavailable, until
-		e.d.Sentence = fmt.Sprintf("%s deferred to %s: the consent lookup failed (%v); nothing is sent without it.", e.what(), e.at(until), e.f.ConsentErr)
+		e.d.Sentence = fmt.Sprintf("%s deferred to %s: a lookup the guardrails need failed (%v); nothing is sent without consent, suppressions, caps and pauses known.", e.what(), e.at(until), e.f.ConsentErr)
 		return true
 	}
 	req := e.p.Consent[ch+"/"+purpose]

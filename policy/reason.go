@@ -17,7 +17,7 @@ const (
 	ReasonNoConsentSMS       = "no_consent_sms"      // skipped: marketing SMS without opted_in SMS consent
 	ReasonNoConsentEmail     = "no_consent_email"    // skipped: the policy requires opted_in email consent and there is none
 	ReasonOptedOut           = "opted_out"           // skipped: the address opted out of the channel and purpose
-	ReasonConsentUnavailable = "consent_unavailable" // deferred: the consent lookup failed; never fail open
+	ReasonConsentUnavailable = "consent_unavailable" // deferred: the consent (or another guardrail) lookup failed; never fail open
 
 	// SMS-allowed points.
 	ReasonSMSNotAllowedPurpose = "sms_not_allowed_purpose" // skipped: the step's SMS purpose is missing or not allowed
