@@ -40,11 +40,13 @@
 // The marker commits the sending marks of whatever is ready in one
 // transaction, together with the outcomes recorded since its last one, so
 // a burst of sends costs one write and no send waits for the slowest of
-// its batch. The queue after the marker is short: a crash leaves at most
-// about three times Config.Concurrency messages marked sending that had not
-// reached their provider, and they become outcome_unknown like the ones
-// that had. That is the price of not writing twice per message; it is
-// recorded and shown, never silent. Outcomes not yet written when a pass
+// its batch. The marker marks a message only for a sender that is free to
+// call its provider at once, so a crash leaves at most Config.Concurrency
+// messages marked sending, the calls in flight; an SMS among them that had
+// not reached its provider is not sent again (at-most-once), so every
+// message marked ahead of a free sender would be a text lost at a crash.
+// Those messages become outcome_unknown; it is recorded and shown, never
+// silent. Outcomes not yet written when a pass
 // ends are written then; a crash before that write leaves their messages
 // sending, and they are recovered as outcome_unknown, which is what they
 // are to the store.

@@ -353,9 +353,16 @@ func (w *Worker) deliver(ctx context.Context, msgs []*nudge.Message) error {
 	c := min(w.cfg.Concurrency, len(msgs))
 	work := make(chan *nudge.Message)
 	ready := make(chan *job, c)
-	marked := make(chan *job, c)
+	// idle holds a token per sender that is free: a message is marked
+	// sending only for a free sender, so at most c messages are ever
+	// marked and not yet answered by their provider, and a crash leaves
+	// at most c with an unknown outcome (at-most-once SMS are not sent
+	// again: every extra mark would be a text lost).
+	marked := make(chan *job)
+	idle := make(chan struct{}, c)
 	var prep, send sync.WaitGroup
 	for range c {
+		idle <- struct{}{}
 		prep.Go(func() {
 			for m := range work {
 				if j := w.prepare(ctx, m, p, &b); j != nil {
@@ -366,11 +373,12 @@ func (w *Worker) deliver(ctx context.Context, msgs []*nudge.Message) error {
 		send.Go(func() {
 			for j := range marked {
 				w.send(ctx, j, &b)
+				idle <- struct{}{}
 			}
 		})
 	}
 	go func() {
-		w.markLoop(ctx, ready, marked, c, &b)
+		w.markLoop(ctx, ready, marked, idle, &b)
 		close(marked)
 	}()
 	for _, m := range msgs {
@@ -437,24 +445,32 @@ type job struct {
 }
 
 // markLoop moves ready messages to sending, committing the marks of
-// whatever is ready (up to max) in one transaction, and hands the marked
-// ones to the senders. The marked channel's buffer bounds how many
-// messages are marked and not yet at a provider: a crash leaves at most
-// about three times max messages with an unknown outcome.
-func (w *Worker) markLoop(ctx context.Context, ready <-chan *job, marked chan<- *job, max int, b *batch) {
+// whatever is ready, up to the number of free senders (a token of idle
+// each), in one transaction, and hands the marked ones to the senders. A
+// message is marked only for a sender that is free to call its provider at
+// once: a crash leaves at most as many messages with an unknown outcome as
+// there are senders.
+func (w *Worker) markLoop(ctx context.Context, ready <-chan *job, marked chan<- *job, idle chan struct{}, b *batch) {
 	for j := range ready {
+		<-idle
 		group := []*job{j}
 	drain:
-		for len(group) < max {
+		for {
 			select {
-			case j, ok := <-ready:
-				if !ok {
-					break drain
-				}
-				group = append(group, j)
+			case <-idle:
 			default:
 				break drain
 			}
+			select {
+			case j, ok := <-ready:
+				if ok {
+					group = append(group, j)
+					continue
+				}
+			default:
+			}
+			idle <- struct{}{} // no job for this token
+			break drain
 		}
 		outcomes := b.take()
 		us := append(make([]*nudge.MessageUpdate, 0, len(outcomes)+len(group)), outcomes...)
@@ -471,12 +487,16 @@ func (w *Worker) markLoop(ctx context.Context, ready <-chan *job, marked chan<- 
 			// claim expires.
 			w.log.ErrorContext(ctx, "delivery: mark sending", "messages", len(group), "error", err)
 			b.putBack(outcomes)
+			for range group {
+				idle <- struct{}{}
+			}
 			continue
 		}
 		for i, g := range group {
 			if !oks[len(outcomes)+i] {
 				// Someone moved it on meanwhile (the engine cancelled it): not sent.
 				w.log.DebugContext(ctx, "delivery: message no longer queued", "message_id", g.m.ID)
+				idle <- struct{}{}
 				continue
 			}
 			marked <- g
