@@ -41,7 +41,11 @@ const (
 const (
 	DefaultLease       = 5 * time.Minute
 	DefaultBatch       = 200
-	DefaultConcurrency = 16
+	// DefaultConcurrency is 32 provider calls at once: a message is marked
+	// sending only for a free sender (markLoop), so this is also the most
+	// messages a crash can leave with an unknown outcome, and more senders
+	// let the marks of a burst share one commit.
+	DefaultConcurrency = 32
 	DefaultMaxAge      = 24 * time.Hour
 	// WebhookPark is how far a webhook message without a sender is moved on.
 	WebhookPark = time.Hour

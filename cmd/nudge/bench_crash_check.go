@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/nudge/nudge"
+	"github.com/nudge/nudge/delivery"
 	"github.com/nudge/nudge/store/postgres"
 	"github.com/nudge/nudge/store/sqlite"
 )
@@ -203,7 +204,7 @@ func (c *crashRun) verify(ctx context.Context) (*crashResult, error) {
 	}
 	defer s.Close()
 	r := &crashResult{contacts: c.o.contacts, kills: c.totalKills(), acked: c.acked.Load(), converts: c.converts.Load(),
-		retries: c.retries.Load(), concurrency: 16, enrollments: map[string]int{}, messages: map[string]map[string]int{},
+		retries: c.retries.Load(), concurrency: delivery.DefaultConcurrency, enrollments: map[string]int{}, messages: map[string]map[string]int{},
 		sinkTotal: map[string]int{}, dupByID: map[string]int{}, dupByStep: map[string]int{}, unknownReceived: map[string]int{}}
 	c.mu.Lock()
 	r.killsBy = maps.Clone(c.kills)
