@@ -39,8 +39,8 @@ const (
 
 // Defaults of Config.
 const (
-	DefaultLease       = 5 * time.Minute
-	DefaultBatch       = 200
+	DefaultLease = 5 * time.Minute
+	DefaultBatch = 200
 	// DefaultConcurrency is 32 provider calls at once: a message is marked
 	// sending only for a free sender (markLoop), so this is also the most
 	// messages a crash can leave with an unknown outcome, and more senders
