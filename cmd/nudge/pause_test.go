@@ -2,13 +2,11 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -28,17 +26,8 @@ func TestServePausesStep(t *testing.T) {
 	}))
 	defer hook.Close()
 
-	db := filepath.Join(t.TempDir(), "nudge.db")
-	ctx := context.Background()
-	s, err := openStore(ctx, db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	at := nudgetest.Epoch
-	src := "id: remind\ntrigger: {event: go}\nsteps:\n  - id: text\n    sms: {template: remind-sms, purpose: reminder}\n"
-	if _, _, err := s.JourneyPublish(ctx, &nudge.JourneyPublishParams{ID: "remind", Name: "Remind", Source: []byte(src), Hash: fmt.Sprintf("%x", sha256.Sum256([]byte(src)))}, at); err != nil {
-		t.Fatal(err)
-	}
+	s, db := remindStore(t)
+	ctx, at := context.Background(), nudgetest.Epoch
 	c := &nudge.EngineCommit{}
 	for i := range 200 {
 		id := fmt.Sprintf("c%03d", i)

@@ -33,17 +33,8 @@ func TestServeWebhooksFromCallbacks(t *testing.T) {
 	}))
 	defer hook.Close()
 
-	db := filepath.Join(t.TempDir(), "nudge.db")
-	ctx := context.Background()
-	s, err := openStore(ctx, db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	at := nudgetest.Epoch
-	src := "id: remind\ntrigger: {event: go}\nsteps:\n  - id: text\n    sms: {template: remind-sms, purpose: reminder}\n"
-	if _, _, err := s.JourneyPublish(ctx, &nudge.JourneyPublishParams{ID: "remind", Name: "Remind", Source: []byte(src)}, at); err != nil {
-		t.Fatal(err)
-	}
+	s, db := remindStore(t)
+	ctx, at := context.Background(), nudgetest.Epoch
 	if _, _, err := s.ContactPut(ctx, &nudge.Contact{ID: "ada", Phone: "+13125550100"}, at); err != nil {
 		t.Fatal(err)
 	}
