@@ -8,6 +8,7 @@ import (
 
 	"github.com/goccy/go-yaml/ast"
 
+	"github.com/nudge/nudge/internal/yamlnode"
 	"github.com/nudge/nudge/policy"
 )
 
@@ -35,7 +36,7 @@ var sendOnly = []string{"expires", "deadline", "on_cap", "policy"}
 
 func (p *parser) priority(n ast.Node) int {
 	const hint = "priority is a whole number from -1000 to 1000, higher wins, such as priority: 10"
-	if m, ok := unwrap(n).(*ast.IntegerNode); ok {
+	if m, ok := yamlnode.Unwrap(n).(*ast.IntegerNode); ok {
 		if v, ok := intValue(m); ok && v >= -maxPriority && v <= maxPriority {
 			return int(v)
 		}
@@ -69,7 +70,7 @@ func (p *parser) guardrails(f *fields, s *Step, name string) {
 			case OnCapSkip, OnCapDefer:
 				s.OnCap = v
 			default:
-				p.errorf(f.get("on_cap"), "%s: on_cap %q; %s", name, v, suggest(v, []string{OnCapSkip, OnCapDefer}, "write one of"))
+				p.errorf(f.get("on_cap"), "%s: on_cap %q; %s", name, v, yamlnode.Suggest(v, []string{OnCapSkip, OnCapDefer}, "write one of"))
 			}
 		}
 	}
@@ -85,7 +86,7 @@ func (p *parser) expiry(n ast.Node, what string) *Expiry {
 	if !ok {
 		return nil
 	}
-	switch unwrap(n).(type) {
+	switch yamlnode.Unwrap(n).(type) {
 	case *ast.IntegerNode, *ast.FloatNode:
 		d, _ := p.duration(n, what) // reports the missing unit
 		return &Expiry{After: d}
@@ -121,7 +122,7 @@ func durationLike(s string) bool {
 // policy.ParseOverride, on the block's own text placed at its lines and
 // columns, so that its problems point into the journey file.
 func (p *parser) override(n, key ast.Node, who string) *policy.Override {
-	if isNull(n) {
+	if yamlnode.IsNull(n) {
 		p.errorf(key, "%s: policy is empty; write what it tightens, such as policy: {on_cap: defer} or remove it", who)
 		return nil
 	}
@@ -143,8 +144,8 @@ func (p *parser) override(n, key ast.Node, who string) *policy.Override {
 // subSource is the text of node n alone, with everything before it blanked
 // so that its lines and columns are those of the journey file.
 func (p *parser) subSource(n ast.Node) []byte {
-	n = unwrap(n)
-	startLine, startCol := pos(n)
+	n = yamlnode.Unwrap(n)
+	startLine, startCol := yamlnode.Pos(n)
 	endLine, endCol := startLine, 0 // endCol 0: to the end of the line
 	ast.Walk(visitor(func(m ast.Node) {
 		if t := m.GetToken(); t != nil && t.Position != nil && t.Position.Line > endLine {

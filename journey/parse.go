@@ -16,6 +16,8 @@ import (
 	"github.com/goccy/go-yaml/ast"
 	yamlparser "github.com/goccy/go-yaml/parser"
 	"github.com/goccy/go-yaml/token"
+
+	"github.com/nudge/nudge/internal/yamlnode"
 )
 
 // Options configures Parse.
@@ -102,28 +104,8 @@ func (p *parser) errAt(line, col int, format string, args ...any) {
 }
 
 func (p *parser) errorf(n ast.Node, format string, args ...any) {
-	line, col := pos(n)
+	line, col := yamlnode.Pos(n)
 	p.errAt(line, col, format, args...)
-}
-
-// pos is where a node starts in the file (1-based).
-func pos(n ast.Node) (line, col int) {
-	if n == nil {
-		return 1, 1
-	}
-	switch n := n.(type) {
-	case *ast.MappingNode:
-		if len(n.Values) > 0 && !n.IsFlowStyle {
-			return pos(n.Values[0].Key)
-		}
-	case *ast.MappingValueNode:
-		return pos(n.Key)
-	}
-	t := n.GetToken()
-	if t == nil || t.Position == nil {
-		return 1, 1
-	}
-	return t.Position.Line, t.Position.Column
 }
 
 func (p *parser) parse() *Journey {
@@ -168,7 +150,7 @@ func (f *fields) has(key string) bool { return f.kv[key] != nil }
 // get returns the value of key, or nil.
 func (f *fields) get(key string) ast.Node {
 	if mv := f.kv[key]; mv != nil {
-		return unwrap(mv.Value)
+		return yamlnode.Unwrap(mv.Value)
 	}
 	return nil
 }
@@ -181,29 +163,11 @@ func (f *fields) key(key string) ast.Node {
 	return nil
 }
 
-func unwrap(n ast.Node) ast.Node {
-	for {
-		switch m := n.(type) {
-		case *ast.AnchorNode:
-			n = m.Value
-		case *ast.TagNode:
-			n = m.Value
-		default:
-			return n
-		}
-	}
-}
-
-func isNull(n ast.Node) bool {
-	_, ok := unwrap(n).(*ast.NullNode)
-	return n == nil || ok
-}
-
 // mapping checks that n is a mapping with only allowed keys. what names it
 // in messages ("trigger"); at is where a missing field is reported. A null
 // value is an empty mapping. It returns nil when n is not a mapping.
 func (p *parser) mapping(n ast.Node, at ast.Node, what string, allowed []string) *fields {
-	n = unwrap(n)
+	n = yamlnode.Unwrap(n)
 	f := &fields{at: at, kv: map[string]*ast.MappingValueNode{}}
 	var pairs []*ast.MappingValueNode
 	switch m := n.(type) {
@@ -217,7 +181,7 @@ func (p *parser) mapping(n ast.Node, at ast.Node, what string, allowed []string)
 		p.errorf(n, "%s: YAML aliases (*name) are not supported in journey files; write the value out", what)
 		return nil
 	default:
-		p.errorf(n, "%s must be a mapping of fields (%s), not %s", what, strings.Join(allowed, ", "), describe(n))
+		p.errorf(n, "%s must be a mapping of fields (%s), not %s", what, strings.Join(allowed, ", "), yamlnode.Describe(n))
 		return nil
 	}
 	for _, mv := range pairs {
@@ -225,9 +189,9 @@ func (p *parser) mapping(n ast.Node, at ast.Node, what string, allowed []string)
 			p.errorf(mv.Key, "%s: YAML merge keys (<<) are not supported in journey files; write the fields out", what)
 			continue
 		}
-		k := keyString(mv.Key)
+		k := yamlnode.KeyString(mv.Key)
 		if first := f.kv[k]; first != nil {
-			line, _ := pos(first.Key)
+			line, _ := yamlnode.Pos(first.Key)
 			p.errorf(mv.Key, "%s: field %q is given twice (first at line %d); keep one", what, k, line)
 			continue
 		}
@@ -236,7 +200,7 @@ func (p *parser) mapping(n ast.Node, at ast.Node, what string, allowed []string)
 			continue
 		}
 		if !slices.Contains(allowed, k) {
-			p.errorf(mv.Key, "unknown field %q in %s; %s", k, what, suggest(k, allowed, "the fields are"))
+			p.errorf(mv.Key, "unknown field %q in %s; %s", k, what, yamlnode.Suggest(k, allowed, "the fields are"))
 			continue
 		}
 		f.kv[k] = mv
@@ -244,78 +208,10 @@ func (p *parser) mapping(n ast.Node, at ast.Node, what string, allowed []string)
 	return f
 }
 
-func keyString(k ast.MapKeyNode) string {
-	if s, ok := unwrap(k).(*ast.StringNode); ok {
-		return s.Value
-	}
-	if t := k.GetToken(); t != nil {
-		return t.Value
-	}
-	return k.String()
-}
-
-// describe names a node's kind for messages.
-func describe(n ast.Node) string {
-	switch unwrap(n).(type) {
-	case nil, *ast.NullNode:
-		return "empty"
-	case *ast.MappingNode, *ast.MappingValueNode:
-		return "a mapping"
-	case *ast.SequenceNode:
-		return "a list"
-	case *ast.IntegerNode, *ast.FloatNode:
-		return "a number"
-	case *ast.BoolNode:
-		return "true/false"
-	}
-	return "a text value"
-}
-
-// suggest returns "did you mean "x"?" for a close candidate, else lists them
-// after intro.
-func suggest(got string, candidates []string, intro string) string {
-	best, bestD := "", 1<<30
-	for _, c := range candidates {
-		if d := distance(strings.ToLower(got), c); d < bestD {
-			best, bestD = c, d
-		}
-	}
-	limit := 1
-	if len(got) > 3 {
-		limit = max(2, len(got)/3)
-	}
-	if best != "" && bestD <= limit && bestD < len(got) {
-		return fmt.Sprintf("did you mean %q?", best)
-	}
-	return intro + ": " + strings.Join(candidates, ", ")
-}
-
-// distance is the Levenshtein distance between a and b.
-func distance(a, b string) int {
-	ra, rb := []rune(a), []rune(b)
-	prev := make([]int, len(rb)+1)
-	cur := make([]int, len(rb)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(ra); i++ {
-		cur[0] = i
-		for j := 1; j <= len(rb); j++ {
-			cost := 1
-			if ra[i-1] == rb[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(rb)]
-}
-
 // scalar returns a scalar's text. Numbers and booleans are returned as
 // written. ok is false (and a problem reported) for anything else.
 func (p *parser) scalar(n ast.Node, what string) (string, bool) {
-	switch m := unwrap(n).(type) {
+	switch m := yamlnode.Unwrap(n).(type) {
 	case *ast.StringNode:
 		return m.Value, true
 	case *ast.LiteralNode:
@@ -325,7 +221,7 @@ func (p *parser) scalar(n ast.Node, what string) (string, bool) {
 	case *ast.NullNode:
 		p.errorf(n, "%s is empty; write a value", what)
 	default:
-		p.errorf(n, "%s must be a single value, not %s", what, describe(n))
+		p.errorf(n, "%s must be a single value, not %s", what, yamlnode.Describe(n))
 	}
 	return "", false
 }
@@ -360,7 +256,7 @@ func (p *parser) duration(n ast.Node, what string) (time.Duration, bool) {
 	if err == nil {
 		return d, true
 	}
-	switch unwrap(n).(type) {
+	switch yamlnode.Unwrap(n).(type) {
 	case *ast.IntegerNode, *ast.FloatNode:
 		p.errorf(n, "%s: %s has no unit; write %sm, %sh or %sd", what, s, s, s, s)
 		return 0, false
@@ -438,8 +334,8 @@ func (p *parser) expr(n ast.Node, what string, want *cel.Type) *Expr {
 // exprStart is where the expression's first character is: after an opening
 // quote, or on the line after a block scalar's | or >.
 func (p *parser) exprStart(n ast.Node) (line, col int, block bool) {
-	n = unwrap(n)
-	line, col = pos(n)
+	n = yamlnode.Unwrap(n)
+	line, col = yamlnode.Pos(n)
 	switch m := n.(type) {
 	case *ast.StringNode:
 		if t := m.GetToken(); t != nil && (t.Type == token.SingleQuoteType || t.Type == token.DoubleQuoteType) {
@@ -706,7 +602,7 @@ func (p *parser) dateTrigger(n, at ast.Node) *DateTrigger {
 func (p *parser) reentry(n ast.Node) Reentry {
 	r := Reentry{Kind: ReentryNever}
 	const hint = "write reentry: never, reentry: always or reentry: {after: 30d}"
-	switch unwrap(n).(type) {
+	switch yamlnode.Unwrap(n).(type) {
 	case *ast.MappingNode, *ast.MappingValueNode:
 		f := p.mapping(n, n, "reentry", reentryFields)
 		if f == nil {
@@ -740,7 +636,7 @@ func (p *parser) reentry(n ast.Node) Reentry {
 
 func (p *parser) holdout(n ast.Node) int {
 	const hint = "holdout is a percent of entrants from 0 to 100, written as a whole number, such as holdout: 10"
-	switch m := unwrap(n).(type) {
+	switch m := yamlnode.Unwrap(n).(type) {
 	case *ast.IntegerNode:
 		v, ok := intValue(m)
 		if !ok || v < 0 || v > 100 {
@@ -761,14 +657,14 @@ func (p *parser) holdout(n ast.Node) int {
 }
 
 func describeValue(n ast.Node) string {
-	if t := unwrap(n).GetToken(); t != nil && t.Value != "" {
-		switch unwrap(n).(type) {
+	if t := yamlnode.Unwrap(n).GetToken(); t != nil && t.Value != "" {
+		switch yamlnode.Unwrap(n).(type) {
 		case *ast.MappingNode, *ast.MappingValueNode, *ast.SequenceNode:
 		default:
 			return strconv.Quote(t.Value)
 		}
 	}
-	return "(" + describe(n) + ")"
+	return "(" + yamlnode.Describe(n) + ")"
 }
 
 func (p *parser) goal(jf *fields) *Goal {
@@ -800,7 +696,7 @@ func (p *parser) goal(jf *fields) *Goal {
 }
 
 func (p *parser) exitRules(n ast.Node) []*Expr {
-	switch m := unwrap(n).(type) {
+	switch m := yamlnode.Unwrap(n).(type) {
 	case *ast.SequenceNode:
 		var out []*Expr
 		for i, v := range m.Values {
@@ -815,13 +711,13 @@ func (p *parser) exitRules(n ast.Node) []*Expr {
 		}
 		return nil
 	}
-	p.errorf(n, "exit must be a list of conditions on the contact, such as exit: ['contact.is_customer'], not %s", describe(n))
+	p.errorf(n, "exit must be a list of conditions on the contact, such as exit: ['contact.is_customer'], not %s", yamlnode.Describe(n))
 	return nil
 }
 
 func (p *parser) stepList(n, at ast.Node) {
 	p.byID = map[string]*Step{}
-	seq, ok := unwrap(n).(*ast.SequenceNode)
+	seq, ok := yamlnode.Unwrap(n).(*ast.SequenceNode)
 	if !ok || len(seq.Values) == 0 {
 		if ok {
 			n = at
@@ -848,7 +744,7 @@ func (p *parser) step(n ast.Node, i int) *Step {
 		return nil
 	}
 	s := &Step{}
-	s.Line, s.Col = pos(n)
+	s.Line, s.Col = yamlnode.Pos(n)
 	name := fmt.Sprintf("step %d", i+1)
 	id, idn := p.str(f, "id", name+": id", true, "give the step an id, such as id: welcome-email")
 	if idn != nil {
@@ -960,7 +856,7 @@ func (p *parser) message(n, at ast.Node, channel string) *Message {
 		pu, pn := p.str(f, "purpose", "sms purpose", true, "SMS is sent only where a journey says why: add purpose: "+strings.Join(names, " | "))
 		if pn != nil {
 			if !slices.Contains(Purposes, Purpose(pu)) {
-				p.errorf(pn, "unknown sms purpose %q; %s", pu, suggest(pu, names, "write one of"))
+				p.errorf(pn, "unknown sms purpose %q; %s", pu, yamlnode.Suggest(pu, names, "write one of"))
 			} else {
 				m.Purpose = Purpose(pu)
 			}
@@ -1009,7 +905,7 @@ func (p *parser) wait(n, at ast.Node) *Wait {
 }
 
 func (p *parser) weekdays(n ast.Node) []time.Weekday {
-	seq, ok := unwrap(n).(*ast.SequenceNode)
+	seq, ok := yamlnode.Unwrap(n).(*ast.SequenceNode)
 	if !ok {
 		p.errorf(n, "weekdays must be a list, such as weekdays: [mon, tue, wed, thu, fri]")
 		return nil
@@ -1034,7 +930,7 @@ func (p *parser) weekdays(n ast.Node) []time.Weekday {
 			}
 		}
 		if i < 0 {
-			p.errorf(v, "bad weekday %q; %s", s, suggest(l, weekdayNames, "write one of"))
+			p.errorf(v, "bad weekday %q; %s", s, yamlnode.Suggest(l, weekdayNames, "write one of"))
 			continue
 		}
 		if !slices.Contains(out, time.Weekday(i)) {
@@ -1075,7 +971,7 @@ func (p *parser) optionalRef(f *fields, key string, dst *string, s *Step) {
 
 func (p *parser) branch(n, at ast.Node, s *Step) *Branch {
 	b := &Branch{}
-	seq, ok := unwrap(n).(*ast.SequenceNode)
+	seq, ok := yamlnode.Unwrap(n).(*ast.SequenceNode)
 	if !ok || len(seq.Values) == 0 {
 		p.errorf(n, "branch must be a list of cases, such as:\n  branch:\n    - if: 'contact.is_customer'\n      then: onboarding\n    - else: nurture")
 		return b
@@ -1127,7 +1023,7 @@ func (p *parser) branch(n, at ast.Node, s *Step) *Branch {
 }
 
 func (p *parser) split(n, at ast.Node, s *Step) []SplitPath {
-	seq, ok := unwrap(n).(*ast.SequenceNode)
+	seq, ok := yamlnode.Unwrap(n).(*ast.SequenceNode)
 	if !ok || len(seq.Values) == 0 {
 		p.errorf(n, "split must be a list of weighted paths, such as split: [{weight: 50, next: a}, {weight: 50, next: b}]")
 		return nil
@@ -1168,11 +1064,11 @@ func (p *parser) updateContact(n, at ast.Node) *UpdateContact {
 		p.errorf(f.at, "update_contact needs set; write update_contact: {set: {journey_stage: nurture}}")
 		return u
 	}
-	set, ok := unwrap(f.get("set")).(*ast.MappingNode)
+	set, ok := yamlnode.Unwrap(f.get("set")).(*ast.MappingNode)
 	var pairs []*ast.MappingValueNode
 	if ok {
 		pairs = set.Values
-	} else if mv, ok := unwrap(f.get("set")).(*ast.MappingValueNode); ok {
+	} else if mv, ok := yamlnode.Unwrap(f.get("set")).(*ast.MappingValueNode); ok {
 		pairs = []*ast.MappingValueNode{mv}
 	}
 	if len(pairs) == 0 {
@@ -1180,8 +1076,8 @@ func (p *parser) updateContact(n, at ast.Node) *UpdateContact {
 		return u
 	}
 	for _, mv := range pairs {
-		k := keyString(mv.Key)
-		v := unwrap(mv.Value)
+		k := yamlnode.KeyString(mv.Key)
+		v := yamlnode.Unwrap(mv.Value)
 		switch {
 		case k == "lifecycle_stage" || k == "journey_stage":
 			s, ok := v.(*ast.StringNode)
@@ -1200,14 +1096,14 @@ func (p *parser) updateContact(n, at ast.Node) *UpdateContact {
 		case strings.HasPrefix(k, "attributes.") && len(k) > len("attributes."):
 			val, ok := literal(v)
 			if !ok {
-				p.errorf(mv.Value, "%s must be a single value (text, number, true/false, or null to remove it), not %s", k, describe(v))
+				p.errorf(mv.Value, "%s must be a single value (text, number, true/false, or null to remove it), not %s", k, yamlnode.Describe(v))
 				continue
 			}
 			u.Set[k] = val
 		case slices.Contains([]string{"id", "email", "phone", "timezone", "created_at", "updated_at"}, k):
 			p.errorf(mv.Key, "a journey cannot set %s; it can set %s or attributes.NAME", k, strings.Join(contactSetKeys, ", "))
 		default:
-			if d := suggest(k, contactSetKeys, ""); strings.HasPrefix(d, "did you mean") {
+			if d := yamlnode.Suggest(k, contactSetKeys, ""); strings.HasPrefix(d, "did you mean") {
 				p.errorf(mv.Key, "unknown contact field %q; %s", k, d)
 			} else {
 				p.errorf(mv.Key, "unknown contact field %q; for an attribute write \"attributes.%s\"; the fields are: %s", k, k, strings.Join(contactSetKeys, ", "))
@@ -1231,7 +1127,7 @@ func intValue(n *ast.IntegerNode) (int64, bool) {
 }
 
 func splitWeight(n ast.Node) (int, bool) {
-	m, ok := unwrap(n).(*ast.IntegerNode)
+	m, ok := yamlnode.Unwrap(n).(*ast.IntegerNode)
 	if !ok {
 		return 0, false
 	}
@@ -1300,7 +1196,7 @@ func (p *parser) resolve() {
 			continue
 		}
 		list := "the steps are: " + strings.Join(ids, ", ")
-		if d := suggest(*r.dst, ids, ""); strings.HasPrefix(d, "did you mean") {
+		if d := yamlnode.Suggest(*r.dst, ids, ""); strings.HasPrefix(d, "did you mean") {
 			list = d + " " + list
 		}
 		p.errorf(r.node, "unknown step %q in %s; %s", *r.dst, r.where, list)

@@ -4,6 +4,8 @@ import (
 	"slices"
 	"strings"
 	"unicode"
+
+	"github.com/nudge/nudge/internal/yamlnode"
 )
 
 // What an inbound SMS is, for consent.
@@ -177,7 +179,7 @@ func nearMiss(w string, keywords []string) (string, bool) {
 		if len(kw) < 4 || len(w) < 4 || kw == w {
 			continue
 		}
-		if editDistance(w, kw) <= 1 || len(w) == len(kw) && sortedLetters(w) == sortedLetters(kw) && editDistance(w, kw) <= 2 {
+		if yamlnode.Distance(w, kw) <= 1 || len(w) == len(kw) && sortedLetters(w) == sortedLetters(kw) && yamlnode.Distance(w, kw) <= 2 {
 			return k, true
 		}
 	}
@@ -251,24 +253,3 @@ var (
 	accented = []rune("ÀÁÂÃÄÅÇÈÉÊËÌÍÎÏÑÒÓÔÕÖØÙÚÛÜÝŸ")
 	plain    = "AAAAAACEEEEIIIINOOOOOOUUUUYY"
 )
-
-// editDistance is the Levenshtein distance of two ASCII words.
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
-}

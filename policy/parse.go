@@ -15,6 +15,7 @@ import (
 	yamlparser "github.com/goccy/go-yaml/parser"
 
 	"github.com/nudge/nudge"
+	"github.com/nudge/nudge/internal/yamlnode"
 )
 
 // Parse reads a policy file. What the file leaves out keeps the shipped
@@ -103,28 +104,8 @@ func (ps *parser) errAt(line, col int, format string, args ...any) {
 }
 
 func (ps *parser) errorf(n ast.Node, format string, args ...any) {
-	line, col := pos(n)
+	line, col := yamlnode.Pos(n)
 	ps.errAt(line, col, format, args...)
-}
-
-// pos is where a node starts in the file (1-based).
-func pos(n ast.Node) (line, col int) {
-	if n == nil {
-		return 1, 1
-	}
-	switch m := n.(type) {
-	case *ast.MappingNode:
-		if len(m.Values) > 0 && !m.IsFlowStyle {
-			return pos(m.Values[0].Key)
-		}
-	case *ast.MappingValueNode:
-		return pos(m.Key)
-	}
-	t := n.GetToken()
-	if t == nil || t.Position == nil {
-		return 1, 1
-	}
-	return t.Position.Line, t.Position.Column
 }
 
 func (ps *parser) root(src []byte, what string) ast.Node {
@@ -163,33 +144,15 @@ func (f *fields) has(k string) bool { return f.kv[k] != nil }
 
 func (f *fields) get(k string) ast.Node {
 	if mv := f.kv[k]; mv != nil {
-		return unwrap(mv.Value)
+		return yamlnode.Unwrap(mv.Value)
 	}
 	return nil
-}
-
-func unwrap(n ast.Node) ast.Node {
-	for {
-		switch m := n.(type) {
-		case *ast.AnchorNode:
-			n = m.Value
-		case *ast.TagNode:
-			n = m.Value
-		default:
-			return n
-		}
-	}
-}
-
-func isNull(n ast.Node) bool {
-	_, ok := unwrap(n).(*ast.NullNode)
-	return n == nil || ok
 }
 
 // pairs returns a mapping's key/value pairs; ok is false (and a problem
 // reported) when n is not a mapping. Null is an empty mapping.
 func (ps *parser) pairs(n ast.Node, what string) ([]*ast.MappingValueNode, bool) {
-	switch m := unwrap(n).(type) {
+	switch m := yamlnode.Unwrap(n).(type) {
 	case nil, *ast.NullNode:
 		return nil, true
 	case *ast.MappingNode:
@@ -199,7 +162,7 @@ func (ps *parser) pairs(n ast.Node, what string) ([]*ast.MappingValueNode, bool)
 	case *ast.AliasNode:
 		ps.errorf(n, "%s: YAML aliases (*name) are not supported in policy files; write the value out", what)
 	default:
-		ps.errorf(n, "%s must be a mapping, not %s", what, describe(n))
+		ps.errorf(n, "%s must be a mapping, not %s", what, yamlnode.Describe(n))
 	}
 	return nil, false
 }
@@ -216,14 +179,14 @@ func (ps *parser) mapping(n ast.Node, what string, allowed []string) *fields {
 			ps.errorf(mv.Key, "%s: YAML merge keys (<<) are not supported in policy files; write the fields out", what)
 			continue
 		}
-		k := keyString(mv.Key)
+		k := yamlnode.KeyString(mv.Key)
 		if first := f.kv[k]; first != nil {
-			line, _ := pos(first.Key)
+			line, _ := yamlnode.Pos(first.Key)
 			ps.errorf(mv.Key, "%s: field %q is given twice (first at line %d); keep one", what, k, line)
 			continue
 		}
 		if !slices.Contains(allowed, k) {
-			ps.errorf(mv.Key, "unknown field %q in %s; %s", k, what, suggest(k, allowed, "the fields are"))
+			ps.errorf(mv.Key, "unknown field %q in %s; %s", k, what, yamlnode.Suggest(k, allowed, "the fields are"))
 			continue
 		}
 		f.kv[k] = mv
@@ -231,53 +194,8 @@ func (ps *parser) mapping(n ast.Node, what string, allowed []string) *fields {
 	return f
 }
 
-func keyString(k ast.MapKeyNode) string {
-	if s, ok := unwrap(k).(*ast.StringNode); ok {
-		return s.Value
-	}
-	if t := k.GetToken(); t != nil {
-		return t.Value
-	}
-	return k.String()
-}
-
-func describe(n ast.Node) string {
-	switch unwrap(n).(type) {
-	case nil, *ast.NullNode:
-		return "empty"
-	case *ast.MappingNode, *ast.MappingValueNode:
-		return "a mapping"
-	case *ast.SequenceNode:
-		return "a list"
-	case *ast.IntegerNode, *ast.FloatNode:
-		return "a number"
-	case *ast.BoolNode:
-		return "true/false"
-	}
-	return "a text value"
-}
-
-// suggest returns "did you mean "x"?" for a close candidate, else lists
-// the candidates after intro.
-func suggest(got string, candidates []string, intro string) string {
-	best, bestD := "", 1<<30
-	for _, c := range candidates {
-		if d := editDistance(strings.ToLower(got), c); d < bestD {
-			best, bestD = c, d
-		}
-	}
-	limit := 1
-	if len(got) > 3 {
-		limit = max(2, len(got)/3)
-	}
-	if best != "" && bestD <= limit && bestD < len(got) {
-		return fmt.Sprintf("did you mean %q?", best)
-	}
-	return intro + ": " + strings.Join(candidates, ", ")
-}
-
 func (ps *parser) scalar(n ast.Node, what string) (string, bool) {
-	switch m := unwrap(n).(type) {
+	switch m := yamlnode.Unwrap(n).(type) {
 	case *ast.StringNode:
 		return m.Value, true
 	case *ast.LiteralNode:
@@ -287,7 +205,7 @@ func (ps *parser) scalar(n ast.Node, what string) (string, bool) {
 	case *ast.NullNode, nil:
 		ps.errorf(n, "%s is empty; write a value", what)
 	default:
-		ps.errorf(n, "%s must be a single value, not %s", what, describe(n))
+		ps.errorf(n, "%s must be a single value, not %s", what, yamlnode.Describe(n))
 	}
 	return "", false
 }
@@ -298,24 +216,24 @@ func (ps *parser) oneOf(n ast.Node, what string, valid []string) (string, bool) 
 		return "", false
 	}
 	if !slices.Contains(valid, s) {
-		ps.errorf(n, "%s: %q is not allowed; %s", what, s, suggest(s, valid, "write one of"))
+		ps.errorf(n, "%s: %q is not allowed; %s", what, s, yamlnode.Suggest(s, valid, "write one of"))
 		return "", false
 	}
 	return s, true
 }
 
 func (ps *parser) boolean(n ast.Node, what string) (bool, bool) {
-	if b, ok := unwrap(n).(*ast.BoolNode); ok {
+	if b, ok := yamlnode.Unwrap(n).(*ast.BoolNode); ok {
 		return b.Value, true
 	}
-	ps.errorf(n, "%s must be true or false, not %s", what, describe(n))
+	ps.errorf(n, "%s must be true or false, not %s", what, yamlnode.Describe(n))
 	return false, false
 }
 
 func (ps *parser) integer(n ast.Node, what string, lo, hi int) (int, bool) {
-	m, ok := unwrap(n).(*ast.IntegerNode)
+	m, ok := yamlnode.Unwrap(n).(*ast.IntegerNode)
 	if !ok {
-		ps.errorf(n, "%s must be a whole number, not %s", what, describe(n))
+		ps.errorf(n, "%s must be a whole number, not %s", what, yamlnode.Describe(n))
 		return 0, false
 	}
 	v, err := strconv.Atoi(m.GetToken().Value)
@@ -327,13 +245,13 @@ func (ps *parser) integer(n ast.Node, what string, lo, hi int) (int, bool) {
 }
 
 func (ps *parser) strings(n ast.Node, what string) ([]string, bool) {
-	n = unwrap(n)
-	if isNull(n) {
+	n = yamlnode.Unwrap(n)
+	if yamlnode.IsNull(n) {
 		return []string{}, true
 	}
 	seq, ok := n.(*ast.SequenceNode)
 	if !ok {
-		ps.errorf(n, "%s must be a list such as [a, b], not %s", what, describe(n))
+		ps.errorf(n, "%s must be a list such as [a, b], not %s", what, yamlnode.Describe(n))
 		return nil, false
 	}
 	out := []string{}
@@ -380,7 +298,7 @@ func (ps *parser) duration(n ast.Node, what string, lo, hi time.Duration) (time.
 	if !ok {
 		return 0, false
 	}
-	if _, isNum := unwrap(n).(*ast.IntegerNode); isNum {
+	if _, isNum := yamlnode.Unwrap(n).(*ast.IntegerNode); isNum {
 		ps.errorf(n, "%s: %s has no unit; write %sh or %sd", what, s, s, s)
 		return 0, false
 	}
@@ -451,7 +369,7 @@ func (ps *parser) policy(f *fields, p *Policy) {
 	if f.has("priorities") {
 		pairs, _ := ps.pairs(f.get("priorities"), "priorities")
 		for _, mv := range pairs {
-			k := keyString(mv.Key)
+			k := yamlnode.KeyString(mv.Key)
 			if v, ok := ps.integer(mv.Value, "priorities: "+k, -1000, 1000); ok {
 				p.Priorities[k] = v
 			}
@@ -469,7 +387,7 @@ func (ps *parser) policy(f *fields, p *Policy) {
 	if f.has("sms_budgets") {
 		pairs, _ := ps.pairs(f.get("sms_budgets"), "sms_budgets")
 		for _, mv := range pairs {
-			k := keyString(mv.Key)
+			k := yamlnode.KeyString(mv.Key)
 			if v, ok := ps.integer(mv.Value, "sms_budgets: "+k+" (segments per day)", 1, 100_000_000); ok {
 				p.SMSBudgets[k] = v
 			}
@@ -503,7 +421,7 @@ func (ps *parser) optOutNotice(n ast.Node, o *OptOutNotice) {
 // optOutPause reads opt_out_pause: {rate: 2%, min_sends: 200, over: 30d},
 // or false to turn the automatic pause off.
 func (ps *parser) optOutPause(n ast.Node, o *OptOutPause) {
-	if b, ok := unwrap(n).(*ast.BoolNode); ok {
+	if b, ok := yamlnode.Unwrap(n).(*ast.BoolNode); ok {
 		o.Off = !b.Value
 		return
 	}
@@ -548,9 +466,9 @@ func (ps *parser) override(f *fields, o *Override) {
 		pairs, _ := ps.pairs(f.get("quiet_hours"), "quiet_hours")
 		o.Quiet = map[string]Window{}
 		for _, mv := range pairs {
-			ch := keyString(mv.Key)
+			ch := yamlnode.KeyString(mv.Key)
 			if !slices.Contains(nudge.Channels, ch) {
-				ps.errorf(mv.Key, "quiet_hours: unknown channel %q; %s", ch, suggest(ch, nudge.Channels, "the channels are"))
+				ps.errorf(mv.Key, "quiet_hours: unknown channel %q; %s", ch, yamlnode.Suggest(ch, nudge.Channels, "the channels are"))
 				continue
 			}
 			what := "quiet_hours: " + ch
@@ -575,9 +493,9 @@ func (ps *parser) override(f *fields, o *Override) {
 func (ps *parser) consent(n ast.Node, dst map[string]string, mark func(string, ast.Node)) {
 	pairs, _ := ps.pairs(n, "consent")
 	for _, mv := range pairs {
-		ch := keyString(mv.Key)
+		ch := yamlnode.KeyString(mv.Key)
 		if !slices.Contains(nudge.Channels, ch) {
-			ps.errorf(mv.Key, "consent: unknown channel %q; %s", ch, suggest(ch, nudge.Channels, "the channels are"))
+			ps.errorf(mv.Key, "consent: unknown channel %q; %s", ch, yamlnode.Suggest(ch, nudge.Channels, "the channels are"))
 			continue
 		}
 		f := ps.mapping(mv.Value, "consent: "+ch, consentPurposes)
@@ -614,7 +532,7 @@ func (ps *parser) sms(n ast.Node, o *Override) {
 		if l, ok := ps.strings(f.get("purposes"), "sms: purposes"); ok {
 			for _, s := range l {
 				if !slices.Contains(DefaultSMSPurposes, s) {
-					ps.errorf(f.get("purposes"), "sms: purposes: unknown purpose %q; %s", s, suggest(s, DefaultSMSPurposes, "the purposes are"))
+					ps.errorf(f.get("purposes"), "sms: purposes: unknown purpose %q; %s", s, yamlnode.Suggest(s, DefaultSMSPurposes, "the purposes are"))
 				}
 			}
 			o.Purposes = l
@@ -629,7 +547,7 @@ func (ps *parser) sms(n ast.Node, o *Override) {
 	if f.has("engagement") {
 		o.engagementSet = true
 		n := f.get("engagement")
-		if b, ok := unwrap(n).(*ast.BoolNode); ok && !b.Value || isNull(n) {
+		if b, ok := yamlnode.Unwrap(n).(*ast.BoolNode); ok && !b.Value || yamlnode.IsNull(n) {
 			return
 		}
 		ef := ps.mapping(n, "sms: engagement", engagementFields)
@@ -656,14 +574,14 @@ func (ps *parser) sms(n ast.Node, o *Override) {
 func (ps *parser) quietHours(n ast.Node, p *Policy) {
 	pairs, _ := ps.pairs(n, "quiet_hours")
 	for _, mv := range pairs {
-		ch := keyString(mv.Key)
+		ch := yamlnode.KeyString(mv.Key)
 		if !slices.Contains(nudge.Channels, ch) {
-			ps.errorf(mv.Key, "quiet_hours: unknown channel %q; %s", ch, suggest(ch, nudge.Channels, "the channels are"))
+			ps.errorf(mv.Key, "quiet_hours: unknown channel %q; %s", ch, yamlnode.Suggest(ch, nudge.Channels, "the channels are"))
 			continue
 		}
 		what := "quiet_hours: " + ch
-		v := unwrap(mv.Value)
-		if s, ok := v.(*ast.StringNode); ok && s.Value == "none" || isNull(v) {
+		v := yamlnode.Unwrap(mv.Value)
+		if s, ok := v.(*ast.StringNode); ok && s.Value == "none" || yamlnode.IsNull(v) {
 			delete(p.Quiet, ch)
 			continue
 		}
@@ -694,7 +612,7 @@ func (ps *parser) quietHours(n ast.Node, p *Policy) {
 				q.Regions = map[string]Window{}
 			}
 			for _, rv := range rp {
-				r := keyString(rv.Key)
+				r := yamlnode.KeyString(rv.Key)
 				if !regionPattern.MatchString(r) {
 					ps.errorf(rv.Key, "%s: regions: bad region %q; write a country (FR) or a country and a state (US-FL) in capitals", what, r)
 					continue
@@ -754,7 +672,7 @@ func (ps *parser) window(f *fields, what string, required bool) (Window, bool) {
 			for _, d := range l {
 				i := slices.Index(weekdayNames, strings.ToLower(d))
 				if i < 0 {
-					ps.errorf(n, "%s: days: unknown day %q; %s", what, d, suggest(d, weekdayNames, "the days are"))
+					ps.errorf(n, "%s: days: unknown day %q; %s", what, d, yamlnode.Suggest(d, weekdayNames, "the days are"))
 					good = false
 					continue
 				}
@@ -782,14 +700,14 @@ func (ps *parser) window(f *fields, what string, required bool) (Window, bool) {
 }
 
 func (ps *parser) caps(n ast.Node, workspace bool) []Cap {
-	n = unwrap(n)
+	n = yamlnode.Unwrap(n)
 	out := []Cap{}
-	if isNull(n) {
+	if yamlnode.IsNull(n) {
 		return out
 	}
 	seq, ok := n.(*ast.SequenceNode)
 	if !ok {
-		ps.errorf(n, "caps must be a list of caps such as - {channel: sms, limit: 1, per: 24h}, not %s", describe(n))
+		ps.errorf(n, "caps must be a list of caps such as - {channel: sms, limit: 1, per: 24h}, not %s", yamlnode.Describe(n))
 		return out
 	}
 	for i, v := range seq.Values {
@@ -798,7 +716,7 @@ func (ps *parser) caps(n ast.Node, workspace bool) []Cap {
 		if f == nil {
 			continue
 		}
-		line, col := pos(v)
+		line, col := yamlnode.Pos(v)
 		c := Cap{line: line, col: col}
 		good := true
 		if !f.has("channel") {
@@ -873,7 +791,7 @@ func (ps *parser) keywords(n ast.Node, k *KeywordConfig) {
 		}
 	}
 	if f.has("languages") {
-		seq, ok := unwrap(f.get("languages")).(*ast.SequenceNode)
+		seq, ok := yamlnode.Unwrap(f.get("languages")).(*ast.SequenceNode)
 		if !ok {
 			ps.errorf(f.get("languages"), "keywords: languages must be a list of languages, each with code, opt_out, opt_in, help and replies")
 			return

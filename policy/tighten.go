@@ -5,6 +5,8 @@ import (
 	"slices"
 
 	"github.com/goccy/go-yaml/ast"
+
+	"github.com/nudge/nudge/internal/yamlnode"
 )
 
 // Override is what a journey or a step says about the policy: it can only
@@ -37,7 +39,7 @@ func (o *Override) pos(what string, n ast.Node) {
 	if o.where == nil {
 		o.where = map[string][2]int{}
 	}
-	l, c := pos(n)
+	l, c := yamlnode.Pos(n)
 	o.where[what] = [2]int{l, c}
 }
 
