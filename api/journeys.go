@@ -30,6 +30,19 @@ type validationResponse struct {
 	Problems []problemJSON `json:"problems"`
 }
 
+// refusePublish answers 400 to a publish of a file (what: "journey",
+// "policy") with problems, listing every one.
+func refusePublish(w http.ResponseWriter, what string, problems []problemJSON) {
+	msg := fmt.Sprintf("the %s has %d problems; nothing was published", what, len(problems))
+	if len(problems) == 1 {
+		msg = "the " + what + " has a problem; nothing was published"
+	}
+	writeJSON(w, http.StatusBadRequest, validationResponse{
+		Error:    &errorBody{Code: nudge.EINVALID, Message: msg},
+		Problems: problems,
+	})
+}
+
 // parseJourney reads a YAML body and parses it. A file with problems gives
 // problems and no error; err is for a body that could not be read.
 // Templates are not checked here: the server keeps no template folder yet.
@@ -89,14 +102,7 @@ func (s *Server) handleJourneyPublish(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if j == nil {
-		msg := fmt.Sprintf("the journey has %d problems; nothing was published", len(problems))
-		if len(problems) == 1 {
-			msg = "the journey has a problem; nothing was published"
-		}
-		writeJSON(w, http.StatusBadRequest, validationResponse{
-			Error:    &errorBody{Code: nudge.EINVALID, Message: msg},
-			Problems: problems,
-		})
+		refusePublish(w, "journey", problems)
 		return
 	}
 	v, created, err := s.store.JourneyPublish(r.Context(), &nudge.JourneyPublishParams{

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"net/http"
 	"strconv"
 	"time"
@@ -126,14 +125,7 @@ func (s *Server) handlePolicyPut(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if src == nil {
-		msg := fmt.Sprintf("the policy has %d problems; nothing was published", len(problems))
-		if len(problems) == 1 {
-			msg = "the policy has a problem; nothing was published"
-		}
-		writeJSON(w, http.StatusBadRequest, validationResponse{
-			Error:    &errorBody{Code: nudge.EINVALID, Message: msg},
-			Problems: problems,
-		})
+		refusePublish(w, "policy", problems)
 		return
 	}
 	v, created, err := s.store.PolicyPublish(r.Context(), src, "", s.clock.Now())
