@@ -41,15 +41,21 @@ func (e *Engine) ProcessInbox(ctx context.Context) (int, error) {
 // processInbox is ProcessInbox; more reports that the inbox may hold more
 // work: the claim was full, or a commit changed contacts.
 func (e *Engine) processInbox(ctx context.Context) (n int, more bool, err error) {
-	if err := e.ensureLoaded(ctx); err != nil {
-		return 0, false, err
-	}
 	items, err := e.store.InboxClaim(ctx, e.clock.Now(), e.batch, e.lease)
 	if err != nil {
 		return 0, false, fmt.Errorf("engine: claim inbox: %w", err)
 	}
 	if len(items) == 0 {
 		return 0, false, nil
+	}
+	// The journeys are read after the claim, not before: a journey
+	// published just before an event must see it, and what committed
+	// before the claimed items did is visible now. (Read before, a publish,
+	// then an event, both landing between the read and the claim, left the
+	// event matched against the journeys as they were without it.) On an
+	// error the items are retried when their claim expires.
+	if err := e.Reload(ctx); err != nil {
+		return 0, false, err
 	}
 	more = len(items) >= e.batch
 	var (
