@@ -305,8 +305,13 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	if err := s.store.Ping(ctx); err != nil {
 		s.logger.WarnContext(r.Context(), "readiness check failed", slog.Any("error", err))
+		msg := "the database does not answer"
+		var ne *nudge.Error
+		if errors.As(err, &ne) && ne.Code == nudge.EUNAVAILABLE && ne.Message != "database unavailable" {
+			msg = ne.Message // e.g. the database answers but is read-only
+		}
 		writeJSON(w, http.StatusServiceUnavailable, errorResponse{Error: errorBody{
-			Code: nudge.EUNAVAILABLE, Message: "the database does not answer"}})
+			Code: nudge.EUNAVAILABLE, Message: msg}})
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})

@@ -87,9 +87,18 @@ func (db *DB) Close() error {
 }
 
 // Ping reports whether the database answers.
+//
+// A server that answers but takes no writes (a hot standby after a
+// failover, or default_transaction_read_only turned on) is not ready either: Ping reads transaction_read_only and reports such a
+// server as unavailable, so /readyz says so and a load balancer stops
+// sending work this node cannot store.
 func (db *DB) Ping(ctx context.Context) error {
-	if err := db.pool.Ping(ctx); err != nil {
+	var ro string
+	if err := db.pool.QueryRow(ctx, "SELECT current_setting('transaction_read_only')").Scan(&ro); err != nil {
 		return wrap("ping", err)
+	}
+	if ro == "on" {
+		return nudge.Errorf(nudge.EUNAVAILABLE, "the database is read-only (a standby, or default_transaction_read_only is on)")
 	}
 	return nil
 }
@@ -136,7 +145,7 @@ func unavailable(err error) bool {
 		return false
 	}
 	var ce *pgconn.ConnectError
-	if errors.As(err, &ce) {
+	if errors.As(err, &ce) || errors.Is(err, pgconn.ErrConnClosed) {
 		return true
 	}
 	var pe *pgconn.PgError
@@ -147,6 +156,10 @@ func unavailable(err error) bool {
 		case pe.Code == "57P01", pe.Code == "57P02", pe.Code == "57P03": // shutdown, cannot connect now
 			return true
 		case pe.Code == "53300": // too many connections
+			return true
+		case pe.Code == "25006": // read_only_sql_transaction: a standby, or writes turned off
+			return true
+		case pe.Code == "53100": // disk_full
 			return true
 		}
 		return false
