@@ -37,10 +37,12 @@
 //
 // A pass runs in three stages joined by short queues: preparers (checks,
 // enrollment, render), one marker, and senders (Config.Concurrency each).
-// The marker commits the sending marks of whatever is ready in one
-// transaction, together with the outcomes recorded since its last one, so
-// a burst of sends costs one write and no send waits for the slowest of
-// its batch. The marker marks a message only for a sender that is free to
+// The marker commits the sending marks of a group in one transaction,
+// together with the outcomes recorded since its last one, so a burst of
+// sends costs one write and no send waits for the slowest of its batch. A
+// group waits for a quarter of the senders to be free (or for the last
+// messages of the pass): marks one at a time, as senders come free, cost
+// several commits where one would do. The marker marks a message only for a sender that is free to
 // call its provider at once, so a crash leaves at most Config.Concurrency
 // messages marked sending, the calls in flight; an SMS among them that had
 // not reached its provider is not sent again (at-most-once), so every
