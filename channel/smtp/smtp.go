@@ -1,7 +1,10 @@
-// Package smtp sends email over SMTP with github.com/wneessen/go-mail:
-// STARTTLS or implicit TLS, SMTP AUTH, multipart HTML and text, a
-// Message-ID that names the outbox message, and the extra headers of the
-// Outbound (List-Unsubscribe and List-Unsubscribe-Post for RFC 8058).
+// Package smtp sends email over SMTP: STARTTLS or implicit TLS, SMTP
+// AUTH, multipart HTML and text, a Message-ID that names the outbox
+// message, and the extra headers of the Outbound (List-Unsubscribe and
+// List-Unsubscribe-Post for RFC 8058). github.com/wneessen/go-mail dials,
+// starts TLS and authenticates; the Sender writes the message and the
+// mail transaction itself, with PIPELINING (RFC 2920) where the server
+// offers it: MAIL, RCPT and DATA in one write, the message in another.
 //
 // # Connections
 //
@@ -12,7 +15,7 @@
 // closed and the next Send dials afresh. Idle connections are not probed
 // (no NOOP, no RSET after a message: one round trip less each); when the
 // server has dropped one meanwhile, the failure shows before the message
-// data is complete and Send retries once on a new connection.
+// data is sent and Send retries once on a new connection.
 //
 // # Errors
 //
@@ -33,9 +36,7 @@ package smtp
 import (
 	"cmp"
 	"context"
-	"crypto/rand"
 	"crypto/tls"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/textproto"
@@ -86,8 +87,9 @@ type Sender struct {
 	cfg    Config
 	client *mail.Client // holds the settings; connections live in the pool
 
-	idle  chan *gsmtp.Client // dialed connections not in use
-	slots chan struct{}      // one token per open connection, idle or not
+	idle    chan *gsmtp.Client // dialed connections not in use
+	slots   chan struct{}      // one token per open connection, idle or not
+	senders addresses
 }
 
 var _ nudge.Sender = (*Sender)(nil)
@@ -169,7 +171,7 @@ func (s *Sender) Close() error {
 // Send delivers m to the SMTP server. The result's ProviderID is the
 // Message-ID without angle brackets.
 func (s *Sender) Send(ctx context.Context, m *nudge.Outbound) (*nudge.SendResult, error) {
-	msg, id, err := s.build(m)
+	e, err := s.build(m)
 	if err != nil {
 		return nil, err
 	}
@@ -178,53 +180,115 @@ func (s *Sender) Send(ctx context.Context, m *nudge.Outbound) (*nudge.SendResult
 		if err != nil {
 			return nil, err
 		}
-		err = s.client.SendWithSMTPClient(conn, msg)
-		if err == nil || msg.IsDelivered() {
-			// A failure after delivery (the RSET) costs only the connection.
-			s.put(conn, err == nil)
-			return &nudge.SendResult{ProviderID: id, Status: nudge.MessageSent}, nil
+		err = s.transact(conn, e)
+		s.put(conn, err == nil)
+		if err == nil {
+			return &nudge.SendResult{ProviderID: e.id, Status: nudge.MessageSent}, nil
 		}
-		s.put(conn, false)
-		se, retry := classify(err)
-		if se != nil {
-			if retry && reused && attempt == 0 {
-				continue // a stale idle connection: try a fresh one
+		var te *txError
+		if !errors.As(err, &te) || te.unknown {
+			return nil, fmt.Errorf("smtp: send %s (outcome unknown): %w", e.id, err)
+		}
+		se, retry := te.sendError()
+		if retry && reused && attempt == 0 {
+			continue // a stale idle connection: try a fresh one
+		}
+		return nil, se
+	}
+}
+
+// txError is a failed mail transaction: at which command, and whether the
+// server may have accepted the message all the same (the connection ended
+// after the message's final dot and before the server's answer).
+type txError struct {
+	cmd     string
+	unknown bool
+	err     error
+}
+
+func (e *txError) Error() string { return e.cmd + ": " + e.err.Error() }
+func (e *txError) Unwrap() error { return e.err }
+
+// sendError turns a refusal or a connection lost before the message was
+// complete into a SendError. retry reports a failure a fresh connection
+// may not have: a lost connection, or 421 (the server is closing this
+// one: an idle timeout, a restart).
+func (e *txError) sendError() (se *nudge.SendError, retry bool) {
+	var pe *textproto.Error
+	if errors.As(e.err, &pe) && pe.Code >= 400 && pe.Code < 600 {
+		return &nudge.SendError{Code: strconv.Itoa(pe.Code), Message: strconv.Itoa(pe.Code) + " " + pe.Msg, Permanent: pe.Code >= 500}, pe.Code == 421
+	}
+	return &nudge.SendError{Code: "connection", Message: "smtp: " + e.Error()}, true
+}
+
+// transact runs one mail transaction on conn. With PIPELINING (RFC 2920)
+// MAIL, RCPT and DATA go in one write and their replies are read
+// together, then the message and its final dot in another: two round trips
+// where a command at a time takes four. The connection is left ready for
+// the next message only when transact returns nil; after an error it must
+// be closed (a refusal leaves a transaction open, which a new connection
+// does not need to RSET).
+func (s *Sender) transact(conn *gsmtp.Client, e *envelope) error {
+	if err := conn.UpdateDeadline(s.cfg.Timeout); err != nil {
+		return &txError{cmd: "MAIL", err: err}
+	}
+	mailCmd := "MAIL FROM:<" + e.from + ">"
+	if e.utf8 {
+		if ok, _ := conn.Extension("SMTPUTF8"); ok {
+			mailCmd += " SMTPUTF8"
+		}
+	}
+	cmds := [...]struct {
+		line string
+		code int
+	}{{mailCmd, 250}, {"RCPT TO:<" + e.to + ">", 25}, {"DATA", 354}}
+	w, r := conn.Text.Writer.W, &conn.Text.Reader
+	if ok, _ := conn.Extension("PIPELINING"); ok {
+		for _, c := range cmds {
+			w.WriteString(c.line)
+			w.WriteString("\r\n")
+		}
+		if err := w.Flush(); err != nil {
+			return &txError{cmd: "MAIL", err: err}
+		}
+		// Every reply is read, so that a refusal is the one reported.
+		var first error
+		for _, c := range cmds {
+			if _, _, err := r.ReadResponse(c.code); err != nil && first == nil {
+				first = &txError{cmd: strings.Fields(c.line)[0], err: err}
 			}
-			return nil, se
 		}
-		return nil, fmt.Errorf("smtp: send %s (outcome unknown): %w", id, err)
+		if first != nil {
+			return first
+		}
+	} else {
+		for _, c := range cmds {
+			w.WriteString(c.line)
+			w.WriteString("\r\n")
+			if err := w.Flush(); err != nil {
+				return &txError{cmd: strings.Fields(c.line)[0], err: err}
+			}
+			if _, _, err := r.ReadResponse(c.code); err != nil {
+				return &txError{cmd: strings.Fields(c.line)[0], err: err}
+			}
+		}
 	}
-}
-
-// classify turns go-mail's error into a SendError, or nil when the
-// server may have accepted the message. retry reports a connection failure
-// before the message was complete, which a fresh connection may fix.
-func classify(err error) (se *nudge.SendError, retry bool) {
-	var me *mail.SendError
-	if !errors.As(err, &me) {
-		return nil, false
+	if err := conn.UpdateDeadline(s.cfg.Timeout); err != nil {
+		return &txError{cmd: "DATA", err: err}
 	}
-	if code := me.ErrorCode(); code >= 400 && code < 600 {
-		// 421: the server is closing this connection (an idle timeout,
-		// a restart); another connection may do.
-		return &nudge.SendError{Code: strconv.Itoa(code), Message: replyText(err), Permanent: code >= 500}, code == 421
+	// A write that fails did not deliver the final dot: the server has no
+	// message. Once the dot is out, only the reply tells.
+	if _, err := w.Write(e.data); err != nil {
+		return &txError{cmd: "DATA", err: err}
 	}
-	switch me.Reason {
-	case mail.ErrSMTPDataClose, mail.ErrAmbiguous:
-		return nil, false
-	case mail.ErrGetSender, mail.ErrGetRcpts, mail.ErrNoUnencoded:
-		return &nudge.SendError{Code: "invalid_message", Message: err.Error(), Permanent: true}, false
+	if err := w.Flush(); err != nil {
+		return &txError{cmd: "DATA", err: err}
 	}
-	return &nudge.SendError{Code: "connection", Message: err.Error()}, true
-}
-
-// replyText returns the server's reply when err carries one.
-func replyText(err error) string {
-	var te *textproto.Error
-	if errors.As(err, &te) {
-		return strconv.Itoa(te.Code) + " " + te.Msg
+	if _, _, err := r.ReadResponse(250); err != nil {
+		var pe *textproto.Error
+		return &txError{cmd: "DATA", err: err, unknown: !errors.As(err, &pe)}
 	}
-	return err.Error()
+	return nil
 }
 
 // get returns an idle connection, or a new one while the pool has room,
@@ -266,64 +330,4 @@ func (s *Sender) put(c *gsmtp.Client, healthy bool) {
 	}
 	_ = c.Close()
 	<-s.slots
-}
-
-// reserved are the headers the Sender sets itself; an Outbound's Headers
-// cannot replace them.
-var reserved = map[string]bool{
-	"From": true, "To": true, "Cc": true, "Bcc": true, "Subject": true, "Date": true,
-	"Message-Id": true, "Mime-Version": true, "Content-Type": true, "Content-Transfer-Encoding": true,
-}
-
-// build renders m as a go-mail message and returns it with its Message-ID.
-func (s *Sender) build(m *nudge.Outbound) (*mail.Msg, string, error) {
-	msg := mail.NewMsg()
-	from := cmp.Or(m.From, s.cfg.From)
-	if err := msg.From(from); err != nil {
-		return nil, "", &nudge.SendError{Code: "invalid_from", Message: fmt.Sprintf("sender %q: %v", from, err), Permanent: true}
-	}
-	if err := msg.To(m.To); err != nil {
-		return nil, "", &nudge.SendError{Code: "invalid_to", Message: fmt.Sprintf("recipient %q: %v", m.To, err), Permanent: true}
-	}
-	for name, value := range m.Headers {
-		if reserved[textproto.CanonicalMIMEHeaderKey(name)] {
-			continue
-		}
-		msg.SetGenHeader(mail.Header(name), value)
-	}
-	msg.Subject(m.Subject)
-	msg.SetDateWithValue(s.cfg.Clock.Now())
-	id := messageID(m.MessageID, s.cfg.MessageIDDomain)
-	msg.SetMessageIDWithValue(id)
-	msg.SetUserAgent("Nudge")
-	switch {
-	case m.HTML != "" && m.Text != "":
-		msg.SetBodyString(mail.TypeTextPlain, m.Text)
-		msg.AddAlternativeString(mail.TypeTextHTML, m.HTML)
-	case m.HTML != "":
-		msg.SetBodyString(mail.TypeTextHTML, m.HTML)
-	default:
-		msg.SetBodyString(mail.TypeTextPlain, m.Text)
-	}
-	return msg, id, nil
-}
-
-// messageID returns "local@domain" for a Message-ID header: the outbox
-// message's ID, so bounces and replies lead back to it, with characters a
-// Message-ID cannot hold replaced. A message without an ID gets a random one.
-func messageID(local, domain string) string {
-	if local == "" {
-		var b [16]byte
-		rand.Read(b[:])
-		local = hex.EncodeToString(b[:])
-	}
-	clean := func(s string) string {
-		return strings.Map(func(r rune) rune {
-			if r < 0x80 && (r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("!#$%&'*+-/=?^_`{|}~.", r)) {
-				return r
-			}
-			return '-'
-		}, s)
-	}
-	return clean(local) + "@" + clean(domain)
 }
