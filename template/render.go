@@ -59,17 +59,21 @@ func (s *Set) RenderChannel(channel, name string, data Data) (*Rendered, error) 
 	if data.Contact != nil {
 		zone = data.Contact.Timezone
 	}
-	z := s.engine(zone)
 	b := bindings(data)
 	r := &Rendered{Channel: channel}
 	for _, p := range f.parts {
-		t, err := z.template(f, p)
-		if err != nil {
-			return nil, err
+		out, ok := "", false
+		if p.fast != nil {
+			out, ok = p.fast.render(b)
 		}
-		out, err := render(t, b, f)
-		if err != nil {
-			return nil, err
+		if !ok {
+			t, err := s.engine(zone).template(f, p)
+			if err != nil {
+				return nil, err
+			}
+			if out, err = render(t, b, f); err != nil {
+				return nil, err
+			}
 		}
 		switch p.name {
 		case partSubject:

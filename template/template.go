@@ -37,6 +37,18 @@ type part struct {
 	name string
 	src  string
 	line int // 1-based line of src's first line in the file
+	// fast renders the part without Liquid when it can (see plan); nil
+	// when it cannot.
+	fast *plan
+}
+
+// liquidSource is the source Liquid parses for a part: an HTML part's
+// objects are escaped.
+func (p part) liquidSource() string {
+	if p.name == partHTML {
+		return escapeObjects(p.src)
+	}
+	return p.src
 }
 
 type file struct {
@@ -148,10 +160,11 @@ func (s *Set) add(f *file) error {
 	s.mu.Unlock()
 	// Parse once now so that syntax errors are reported when loading.
 	z := s.engine("")
-	for _, p := range f.parts {
+	for i, p := range f.parts {
 		if _, err := z.template(f, p); err != nil {
 			return err
 		}
+		f.parts[i].fast = compile(p.liquidSource())
 	}
 	s.mu.Lock()
 	s.files[k] = f
@@ -295,11 +308,7 @@ func (z *zoned) template(f *file, p part) (*liquid.Template, error) {
 	if ok {
 		return t, nil
 	}
-	src := p.src
-	if p.name == partHTML {
-		src = escapeObjects(src)
-	}
-	t, err := parse(z.engine, src, f, p.line)
+	t, err := parse(z.engine, p.liquidSource(), f, p.line)
 	if err != nil {
 		return nil, err
 	}
