@@ -10,75 +10,197 @@ import (
 	"github.com/nudge/nudge"
 )
 
+// dueBatches is how many claimed batches one ProcessDue call advances at
+// most. While one batch commits (on SQLite's single writer), the next is
+// claimed before it and computed during it, so the reads and the
+// computing overlap the writes; a few batches a call keep the inbox, which
+// RunOnce serves between calls, waiting no longer than that.
+const dueBatches = 4
+
 // ProcessDue claims the waiting enrollments whose wake time has come (in
 // WakeAt order) and advances each: a wait ends (next step), a wait_for times
 // out (on_timeout), a deferred send is tried again. Before that, the goal's
 // condition and the exit rules are checked on the contact as it is now.
 //
-// The batch's transitions commit together in one EngineCommit (one
+// A batch's transitions commit together in one EngineCommit (one
 // transaction instead of hundreds); if that fails with ECONFLICT (an event
 // moved one of them meanwhile), each transition commits on its own, and the
 // ones that still conflict are left to the next claim. Either way each
-// enrollment's new state, decisions and messages commit atomically. It
-// returns how many transitions it committed.
+// enrollment's new state, decisions and messages commit atomically. While
+// a batch commits, the next one (up to dueBatches a call) is claimed and
+// computed, except for its enrollments of contacts the committing batch
+// changes: those are computed after that commit, on what it wrote, so a
+// batch decides as it would after the previous one. It returns how many
+// transitions it committed.
 func (e *Engine) ProcessDue(ctx context.Context) (int, error) {
 	n, _, err := e.processDue(ctx)
 	return n, err
 }
 
+// dueBatch is one claim of due enrollments on its way to its commit.
+type dueBatch struct {
+	now    time.Time
+	ens    []*nudge.Enrollment   // in the order they are decided (priority)
+	outs   []*nudge.EngineCommit // each enrollment's transition; nil: failed, or not computed yet
+	full   bool                  // the claim was full: there may be more
+	sorted bool                  // ens is in priority order
+}
+
 // processDue is ProcessDue; more reports that there may be more work: the
-// claim was full, or a commit changed contacts (leaving inbox items).
+// last claim was full, or a commit changed contacts (leaving inbox items).
 func (e *Engine) processDue(ctx context.Context) (n int, more bool, err error) {
 	if err := e.ensureLoaded(ctx); err != nil {
 		return 0, false, err
 	}
+	cur, err := e.claimDue(ctx)
+	if err != nil || cur == nil {
+		return 0, false, err
+	}
+	if err := e.computeDue(ctx, cur, nil); err != nil {
+		return 0, cur.full, err
+	}
+	for i := 1; ; i++ {
+		var next *dueBatch
+		if cur.full && i < dueBatches {
+			// Claimed before the commit: the writer is free now, and
+			// the claim does not see cur's new states (cur's
+			// enrollments are claimed, hence not claimed again).
+			if next, err = e.claimDue(ctx); err != nil {
+				return n, true, err
+			}
+		}
+		type result struct {
+			n       int
+			patched bool
+			err     error
+		}
+		done := make(chan result, 1)
+		go func() {
+			k, patched, err := e.commitDue(ctx, cur)
+			done <- result{k, patched, err}
+		}()
+		var after map[string]bool // contacts of next left until cur commits
+		if next != nil {
+			after = make(map[string]bool, len(cur.ens))
+			for _, en := range cur.ens {
+				after[en.ContactID] = true
+			}
+			err = e.computeDue(ctx, next, func(contactID string) bool { return !after[contactID] })
+		}
+		r := <-done
+		n += r.n
+		more = more || r.patched
+		if r.err == nil {
+			r.err = err
+		}
+		if r.err != nil {
+			if next != nil {
+				e.releaseDue(ctx, next)
+			}
+			return n, true, r.err
+		}
+		if next == nil {
+			return n, more || cur.full, nil
+		}
+		if err := e.computeDue(ctx, next, func(contactID string) bool { return after[contactID] }); err != nil {
+			e.releaseDue(ctx, next)
+			return n, true, err
+		}
+		cur = next
+	}
+}
+
+// claimDue claims a batch of due enrollments; nil when none is due.
+func (e *Engine) claimDue(ctx context.Context) (*dueBatch, error) {
 	now := e.clock.Now()
 	ens, err := e.store.EnrollmentClaimDue(ctx, now, e.batch, e.lease)
 	if err != nil {
-		return 0, false, fmt.Errorf("engine: claim due enrollments: %w", err)
+		return nil, fmt.Errorf("engine: claim due enrollments: %w", err)
 	}
 	if len(ens) == 0 {
-		return 0, false, nil
+		return nil, nil
 	}
-	more = len(ens) >= e.batch
-	ids := make([]string, 0, len(ens))
-	seen := make(map[string]bool, len(ens))
-	for _, en := range ens {
-		if !seen[en.ContactID] {
+	return &dueBatch{now: now, ens: ens, outs: make([]*nudge.EngineCommit, len(ens)), full: len(ens) >= e.batch}, nil
+}
+
+// releaseDue gives a claimed batch back, so that the next claim takes it
+// rather than wait for its lease to expire.
+func (e *Engine) releaseDue(ctx context.Context, b *dueBatch) {
+	ids := make([]string, len(b.ens))
+	for i, en := range b.ens {
+		ids[i] = en.ID
+	}
+	if err := e.store.EngineCommit(ctx, &nudge.EngineCommit{Released: ids}, b.now); err != nil {
+		e.log.ErrorContext(ctx, "engine: due enrollments not released; they are retried when their claim expires", "err", err)
+	}
+}
+
+// computeDue computes the transitions of b's enrollments whose contact
+// passes (nil: all of them), with the guardrails' facts of those contacts
+// read in bulk now. The first call puts the batch in priority order: a
+// higher-priority journey's send is decided first, and a lower one
+// competing for the same cap sees it. A contact's enrollments are all
+// computed by one call.
+func (e *Engine) computeDue(ctx context.Context, b *dueBatch, pass func(contactID string) bool) error {
+	var ids []string
+	seen := make(map[string]bool, len(b.ens))
+	for _, en := range b.ens {
+		if !seen[en.ContactID] && (pass == nil || pass(en.ContactID)) {
 			seen[en.ContactID] = true
 			ids = append(ids, en.ContactID)
 		}
 	}
+	if len(ids) == 0 {
+		return nil
+	}
 	contacts, err := e.contacts(ctx, ids)
 	if err != nil {
-		return 0, more, fmt.Errorf("engine: read the contacts of due enrollments: %w", err)
+		return fmt.Errorf("engine: read the contacts of due enrollments: %w", err)
 	}
-	// The guardrails read the batch's facts in bulk, and the batch is
-	// advanced in priority order: a higher-priority journey's send is
-	// decided first, and a lower one competing for the same cap sees it.
-	g := e.newGuard(ctx, now, contacts, nil)
-	prio := make(map[string]int, len(ens))
-	for _, en := range ens {
+	g := e.newGuard(ctx, b.now, contacts, nil)
+	for _, en := range b.ens {
 		g.batch[en.ID] = true
-		if j, _, err := e.version(ctx, en.JourneyID, en.Version); err == nil {
-			prio[en.ID] = g.priority(j)
-		}
 	}
-	slices.SortStableFunc(ens, func(a, b *nudge.Enrollment) int { return cmp.Compare(prio[b.ID], prio[a.ID]) })
-	var (
-		commits = make([]*nudge.EngineCommit, 0, len(ens))
-		all     = &nudge.EngineCommit{Enrollments: make([]*nudge.Enrollment, 0, len(ens))}
-	)
-	for _, en := range ens {
-		if err := ctx.Err(); err != nil {
-			return 0, more, err
+	if !b.sorted {
+		prio := make(map[string]int, len(b.ens))
+		for _, en := range b.ens {
+			if j, _, err := e.version(ctx, en.JourneyID, en.Version); err == nil {
+				prio[en.ID] = g.priority(j)
+			}
 		}
-		c, err := e.dueCommit(ctx, en, contacts[en.ContactID], now, g)
+		slices.SortStableFunc(b.ens, func(a, b *nudge.Enrollment) int { return cmp.Compare(prio[b.ID], prio[a.ID]) })
+		b.sorted = true
+	}
+	for i, en := range b.ens {
+		if !seen[en.ContactID] {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		c, err := e.dueCommit(ctx, en, contacts[en.ContactID], b.now, g)
 		if err != nil {
 			e.log.ErrorContext(ctx, "engine: due enrollment failed; it is retried when its claim expires", "enrollment_id", en.ID, "err", err)
 			continue
 		}
 		g.stamp(c)
+		b.outs[i] = c
+	}
+	return nil
+}
+
+// commitDue commits b's transitions, in the batch's order, in one
+// EngineCommit, or on ECONFLICT one by one. It returns how many
+// transitions committed and whether they changed contacts.
+func (e *Engine) commitDue(ctx context.Context, b *dueBatch) (n int, patched bool, err error) {
+	var (
+		commits = make([]*nudge.EngineCommit, 0, len(b.outs))
+		all     = &nudge.EngineCommit{Enrollments: make([]*nudge.Enrollment, 0, len(b.outs))}
+	)
+	for _, c := range b.outs {
+		if c == nil {
+			continue
+		}
 		commits = append(commits, c)
 		all.Enrollments = append(all.Enrollments, c.Enrollments...)
 		all.Decisions = append(all.Decisions, c.Decisions...)
@@ -88,9 +210,9 @@ func (e *Engine) processDue(ctx context.Context) (n int, more bool, err error) {
 		all.Released = append(all.Released, c.Released...)
 	}
 	if len(commits) == 0 {
-		return 0, more, nil
+		return 0, false, nil
 	}
-	more = more || len(all.ContactPatches) > 0
+	patched = len(all.ContactPatches) > 0
 	count := func(cs ...*nudge.EngineCommit) int {
 		n := 0
 		for _, c := range cs {
@@ -99,18 +221,18 @@ func (e *Engine) processDue(ctx context.Context) (n int, more bool, err error) {
 		return n
 	}
 	if len(commits) > 1 {
-		err := e.store.EngineCommit(ctx, all, now)
+		err := e.store.EngineCommit(ctx, all, b.now)
 		if err == nil {
-			return count(commits...), more, nil
+			return count(commits...), patched, nil
 		}
 		if nudge.ErrorCode(err) != nudge.ECONFLICT {
-			return 0, more, fmt.Errorf("engine: commit due transitions: %w", err)
+			return 0, patched, fmt.Errorf("engine: commit due transitions: %w", err)
 		}
 		// The store resets what a failed commit set (Revs, ids); fall
 		// back to one commit per enrollment.
 	}
 	for _, c := range commits {
-		err := e.store.EngineCommit(ctx, c, now)
+		err := e.store.EngineCommit(ctx, c, b.now)
 		if nudge.ErrorCode(err) == nudge.ECONFLICT {
 			// Another process (an event for this contact) moved it first;
 			// if it is still due, the next claim takes it again.
@@ -122,11 +244,11 @@ func (e *Engine) processDue(ctx context.Context) (n int, more bool, err error) {
 			continue
 		}
 		if err != nil {
-			return n, more, fmt.Errorf("engine: commit due transition: %w", err)
+			return n, patched, fmt.Errorf("engine: commit due transition: %w", err)
 		}
 		n += count(c)
 	}
-	return n, more, nil
+	return n, patched, nil
 }
 
 // dueCommit computes one claimed enrollment's transition, on its contact c
