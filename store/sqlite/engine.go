@@ -403,9 +403,10 @@ const (
 	messagesCancelQuery = `UPDATE messages SET status = 'cancelled', updated_at = ?1, claimed_until = NULL
 		WHERE enrollment_id IN (SELECT value FROM json_each(?2)) AND +status = 'queued'`
 	// messagesHistoryQuery writes the first history entry of the messages
-	// of a JSON array of ids just inserted.
+	// just inserted, from the first rowid to the last, in id order (ids
+	// sort in creation order).
 	messagesHistoryQuery = `INSERT INTO message_statuses (message_id, status, at)
-		SELECT m.id, m.status, m.created_at FROM json_each(?) j JOIN messages m ON m.id = j.value ORDER BY j.key`
+		SELECT id, status, created_at FROM messages WHERE rowid BETWEEN ?1 AND ?2 ORDER BY id`
 	inboxDeleteQuery = `DELETE FROM inbox WHERE seq IN (SELECT value FROM json_each(?))`
 )
 
@@ -442,22 +443,21 @@ func enrollmentsUpdateQuery(n int) string {
 		RETURNING id`
 }
 
-// decisionsInsertQuery inserts n decisions and returns their ids.
+// decisionsInsertQuery inserts n decisions, in order.
 func decisionsInsertQuery(n int) string {
 	return `INSERT INTO decisions (at, contact_id, journey_id, version, enrollment_id, step_id,
 		channel, outcome, reason, message, details, policy_version)
-		VALUES ` + valuesRows(n, decisionInsertColumns) + ` RETURNING id`
+		VALUES ` + valuesRows(n, decisionInsertColumns)
 }
 
-// messagesInsertQuery inserts n messages, skipping any whose idempotency
-// key exists (in the table or earlier in the statement), and returns the ids
-// of those inserted.
+// messagesInsertQuery inserts n messages, in order, skipping any whose
+// idempotency key exists (in the table or earlier in the statement).
 func messagesInsertQuery(n int) string {
 	return `INSERT INTO messages (id, enrollment_id, contact_id, journey_id, version, step_id,
 		channel, template, purpose, status, idempotency_key, available_at, details, created_at, updated_at,
 		provider_id, attempts, error)
 		VALUES ` + valuesRows(n, messageInsertColumns) + `
-		ON CONFLICT (idempotency_key) DO NOTHING RETURNING id`
+		ON CONFLICT (idempotency_key) DO NOTHING`
 }
 
 func nullMicros(t time.Time) any {
@@ -770,43 +770,49 @@ func (db *DB) EngineCommit(ctx context.Context, c *nudge.EngineCommit, now time.
 				return err
 			}
 		}
-		// AUTOINCREMENT ids grow in the order a statement inserts its
-		// rows, which RETURNING need not keep: sorted, they are in
-		// commit order.
-		if err := execRows(ctx, tx, ws.decisionsInsert, decisionInsertColumns, dargs, func(rows *sql.Rows) error {
-			var id int64
-			if err := rows.Scan(&id); err != nil {
-				return err
-			}
-			decisionIDs = append(decisionIDs, id)
-			return nil
-		}); err != nil {
-			return err
-		}
-		slices.Sort(decisionIDs)
-		if len(decisionIDs) != len(c.Decisions) {
-			return fmt.Errorf("%d decisions inserted, %d returned", len(c.Decisions), len(decisionIDs))
-		}
-		var inserted []string
-		if err := execRows(ctx, tx, ws.messagesInsert, messageInsertColumns, margs, func(rows *sql.Rows) error {
-			var id string
-			if err := rows.Scan(&id); err != nil {
-				return err
-			}
-			inserted = append(inserted, id)
-			return nil
-		}); err != nil {
-			return err
-		}
-		if len(inserted) > 0 {
-			// RETURNING need not keep the statement's order: ids sort in
-			// creation order.
-			slices.Sort(inserted)
-			arr, err := jsonArray(inserted)
+		// A statement inserts its rows in order, and AUTOINCREMENT gives
+		// them consecutive ids (the writer inserts nothing else meanwhile):
+		// the last one's id says every one's, without a RETURNING clause
+		// (which collects the rows in a temporary table first).
+		if err := execEach(ctx, tx, ws.decisionsInsert, decisionInsertColumns, dargs, func(rows int, r sql.Result) error {
+			last, err := r.LastInsertId()
 			if err != nil {
 				return err
 			}
-			if _, err := tx.StmtContext(ctx, ws.messagesHistory).ExecContext(ctx, arr); err != nil {
+			if n, err := r.RowsAffected(); err != nil || n != int64(rows) {
+				return fmt.Errorf("%d of %d decisions inserted (%v)", n, rows, err)
+			}
+			for id := last - int64(rows) + 1; id <= last; id++ {
+				decisionIDs = append(decisionIDs, id)
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		// A message skipped for its idempotency key takes no rowid, and
+		// each one inserted takes the next (one more than the table's
+		// largest): those of this commit are the rowids from the first
+		// statement's first to the last one's last.
+		var first, last int64
+		if err := execEach(ctx, tx, ws.messagesInsert, messageInsertColumns, margs, func(rows int, r sql.Result) error {
+			n, err := r.RowsAffected()
+			if err != nil || n == 0 {
+				return err
+			}
+			id, err := r.LastInsertId()
+			if err != nil {
+				return err
+			}
+			if first == 0 {
+				first = id - n + 1
+			}
+			last = id
+			return nil
+		}); err != nil {
+			return err
+		}
+		if first > 0 {
+			if _, err := tx.StmtContext(ctx, ws.messagesHistory).ExecContext(ctx, first, last); err != nil {
 				return err
 			}
 		}

@@ -154,6 +154,28 @@ func execRows(ctx context.Context, tx *sql.Tx, stmts []*sql.Stmt, cols int, args
 	return nil
 }
 
+// execEach runs a multi-row statement over args, cols of them a row, in
+// row order, and calls fn with each statement's row count and result.
+func execEach(ctx context.Context, tx *sql.Tx, stmts []*sql.Stmt, cols int, args []any, fn func(rows int, r sql.Result) error) error {
+	n := len(args) / cols
+	for off := 0; off < n; {
+		k := batchSizes - 1
+		for 1<<k > n-off {
+			k--
+		}
+		rows := 1 << k
+		r, err := tx.StmtContext(ctx, stmts[k]).ExecContext(ctx, args[off*cols:(off+rows)*cols]...)
+		if err != nil {
+			return err
+		}
+		if err := fn(rows, r); err != nil {
+			return err
+		}
+		off += rows
+	}
+	return nil
+}
+
 // readStmt returns a statement prepared on the read pool, cached by its
 // text. Only statements of a bounded set of texts may use it.
 func (db *DB) readStmt(ctx context.Context, query string) (*sql.Stmt, error) {

@@ -328,6 +328,17 @@ func testEngineCommit(t *testing.T, open func(t *testing.T) nudge.Store) {
 		if got[0].Template != "confirm" || !got[0].CreatedAt.Equal(now) {
 			t.Errorf("kept message template %q created %v; want the first, confirm at %v", got[0].Template, got[0].CreatedAt, now)
 		}
+		// Each message stored has the one first entry of its history: a
+		// skipped one adds none to the message it would have repeated.
+		for _, w := range []struct {
+			id string
+			at time.Time
+		}{{"msg1", now}, {"msg3", later}} {
+			h := mustHistory(t, s, w.id)
+			if len(h) != 1 || h[0].Status != nudge.MessageQueued || !h[0].At.Equal(w.at) {
+				t.Errorf("history of %s: %+v; want one entry, queued at %v", w.id, h, w.at)
+			}
+		}
 	})
 
 	t.Run("cancelling touches only queued messages of the enrollments named", func(t *testing.T) {
