@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"flag"
@@ -81,13 +82,15 @@ type soakResult struct {
 	errors, limited, unavailable int
 	retryAfter                   bool      // every 429 carried Retry-After
 	fault                        bool      // a fault was made: 503s are expected
-	rss                          []float64 // anonymous RSS per interval, MB
+	heapUnread                   int       // intervals whose live heap could not be read
+	rss                          []float64 // live heap after a collection per interval (anonymous RSS where it cannot be read), MB
 	steady                       int       // intervals in the steady phase
 	limitExpected                bool
 }
 
-// memoryGrowth reports a growth trend of the server's anonymous memory
-// over the steady phase: the second half's mean above the first half's by
+// memoryGrowth reports a growth trend of the server's memory (the live
+// heap after a collection, read from its --debug-addr profiles) over the
+// steady phase: the second half's mean above the first half's by
 // more than a quarter and 20 MB. The first interval (start-up) is left
 // out. Fewer than 5 intervals say nothing.
 func (r *soakResult) memoryGrowth() (grew bool, first, second float64) {
@@ -120,18 +123,22 @@ func (r *soakResult) problems() []string {
 	if r.limited > 0 && !r.retryAfter {
 		p = append(p, "a 429 without Retry-After")
 	}
+	if r.heapUnread > 0 {
+		p = append(p, fmt.Sprintf("the server's live heap could not be read in %d intervals (its --debug-addr profiles)", r.heapUnread))
+	}
 	if grew, first, second := r.memoryGrowth(); grew {
-		p = append(p, fmt.Sprintf("anonymous memory grew over the steady phase: %.0f MB on average in its first half, %.0f MB in its second", first, second))
+		p = append(p, fmt.Sprintf("the server's live heap grew over the steady phase: %.0f MB on average in its first half, %.0f MB in its second", first, second))
 	}
 	return p
 }
 
 type soakRun struct {
 	*crashRun
-	o     *soakOptions
-	batch int
-	start time.Time
-	acked []atomic.Int64 // when each contact's trigger was confirmed (unix ns)
+	o         *soakOptions
+	debugAddr string // the server's --debug-addr
+	batch     int
+	start     time.Time
+	acked     []atomic.Int64 // when each contact's trigger was confirmed (unix ns)
 
 	mu          sync.Mutex
 	win         soakWindow
@@ -173,6 +180,10 @@ func runSoak(ctx context.Context, o *soakOptions, stdout io.Writer) (*soakResult
 	if o.ingestRate > 0 {
 		s.node.args = append(s.node.args, "--ingest-rate", strconv.FormatFloat(o.ingestRate, 'f', -1, 64))
 	}
+	if s.debugAddr, err = freeAddr(); err != nil {
+		return nil, err
+	}
+	s.node.args = append(s.node.args, "--debug-addr", s.debugAddr)
 	s.mail.onReceive = s.received
 	s.sms.onReceive = func(string, string, time.Time) { s.count(func(w *soakWindow) { w.messages++ }) }
 	if err := s.node.start(ctx, time.Minute); err != nil {
@@ -184,7 +195,7 @@ func runSoak(ctx context.Context, o *soakOptions, stdout io.Writer) (*soakResult
 	s.start = time.Now()
 	done := make(chan struct{})
 	var reporter sync.WaitGroup
-	reporter.Go(func() { res.rss = s.report(ctx, done) })
+	reporter.Go(func() { res.rss, res.heapUnread = s.report(ctx, done) })
 	if o.faultCmd != "" {
 		reporter.Go(func() { s.fault(ctx, done) })
 	}
@@ -218,7 +229,7 @@ func runSoak(ctx context.Context, o *soakOptions, stdout io.Writer) (*soakResult
 	fmt.Fprintf(stdout, "  ingest: %d errors; %d answers 429 (all with Retry-After: %t); %d answers 503\n", res.errors, res.limited, res.retryAfter, res.unavailable)
 	res.steady = int(o.duration / o.interval)
 	if n := len(res.rss); n >= 3 {
-		fmt.Fprintf(stdout, "  anonymous RSS (heap, stacks; not the mapped database file): %.0f MB after the first interval, %.0f MB at the end of the steady phase, most %.0f MB\n",
+		fmt.Fprintf(stdout, "  live heap after a collection: %.0f MB after the first interval, %.0f MB at the end of the steady phase, most %.0f MB\n",
 			res.rss[0], res.rss[min(n, res.steady)-1], slices.Max(res.rss))
 	}
 	return res, nil
@@ -374,18 +385,18 @@ func (s *soakRun) fault(ctx context.Context, done <-chan struct{}) {
 		time.Since(t).Round(100*time.Millisecond), err, strings.TrimSpace(string(out)))
 }
 
-// report prints a line every interval until done, and returns the RSS
-// figures it printed (MB).
-func (s *soakRun) report(ctx context.Context, done <-chan struct{}) []float64 {
-	var rss []float64
+// report prints a line every interval until done, and returns the live
+// heap figures it printed (MB) and the number of intervals whose live heap
+// it could not read.
+func (s *soakRun) report(ctx context.Context, done <-chan struct{}) (rss []float64, unread int) {
 	store, err := openExisting(ctx, s.crashRun.o.db)
 	if err != nil {
 		fmt.Fprintf(s.out, "  (no backlog figures: %v)\n", err)
 	} else {
 		defer store.Close()
 	}
-	fmt.Fprintf(s.out, "  %8s %9s %9s %6s %6s %6s %10s %12s %8s %8s %9s\n", "time", "events/s", "msgs/s", "429s", "503s", "errors",
-		"ingest p99", "to-email p99", "backlog", "RSS MB", "anon MB")
+	fmt.Fprintf(s.out, "  %8s %9s %9s %6s %6s %6s %10s %12s %8s %8s %9s %8s\n", "time", "events/s", "msgs/s", "429s", "503s", "errors",
+		"ingest p99", "to-email p99", "backlog", "RSS MB", "anon MB", "live MB")
 	t := time.NewTicker(s.o.interval)
 	defer t.Stop()
 	last := s.start
@@ -404,17 +415,23 @@ func (s *soakRun) report(ctx context.Context, done <-chan struct{}) []float64 {
 		last = time.Now()
 		pid := s.serverPID()
 		mb, anon := float64(procStatusKB(pid, "VmRSS"))/1024, float64(procStatusKB(pid, "RssAnon"))/1024
-		rss = append(rss, anon)
+		live, err := liveHeapMB(ctx, s.debugAddr)
+		if err != nil {
+			fmt.Fprintf(s.out, "  (live heap not read: %v; anonymous RSS counts instead)\n", err)
+			live = anon
+			unread++
+		}
+		rss = append(rss, live)
 		backlog := "?"
 		if store != nil {
 			if ms, err := store.MessageList(ctx, &nudge.MessageListParams{Status: nudge.MessageQueued, Limit: 10000}); err == nil {
 				backlog = strconv.Itoa(len(ms))
 			}
 		}
-		fmt.Fprintf(s.out, "  %8s %9.0f %9.0f %6d %6d %6d %10s %12s %8s %8.0f %9.0f\n", time.Since(s.start).Round(time.Second),
-			float64(w.events)/secs, float64(w.messages)/secs, w.limited, w.unavailable, w.errors, p99(w.ingest), p99(w.toEmail), backlog, mb, anon)
+		fmt.Fprintf(s.out, "  %8s %9.0f %9.0f %6d %6d %6d %10s %12s %8s %8.0f %9.0f %8.1f\n", time.Since(s.start).Round(time.Second),
+			float64(w.events)/secs, float64(w.messages)/secs, w.limited, w.unavailable, w.errors, p99(w.ingest), p99(w.toEmail), backlog, mb, anon, live)
 		if final {
-			return rss
+			return rss, unread
 		}
 	}
 }
@@ -432,4 +449,34 @@ func p99(d []time.Duration) string {
 	}
 	slices.Sort(d)
 	return d[min(len(d)*99/100, len(d)-1)].Round(time.Millisecond).String()
+}
+
+// liveHeapMB is the server's live heap right after a collection: the
+// HeapAlloc its heap profile reports when asked to collect first (gc=1).
+// Unlike the resident set it holds no garbage and no memory the runtime
+// keeps for later, so a growing figure is a leak.
+func liveHeapMB(ctx context.Context, addr string) (float64, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, "GET", "http://"+addr+"/debug/pprof/heap?gc=1&debug=1", nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 0, 64<<10), 4<<20)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "# HeapAlloc = "); ok {
+			n, err := strconv.ParseFloat(v, 64)
+			return n / (1 << 20), err
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return 0, err
+	}
+	return 0, fmt.Errorf("no HeapAlloc in the heap profile of %s", addr)
 }

@@ -34,6 +34,10 @@ type Config struct {
 	// IngestRate caps this node's ingest requests a second (429 with
 	// Retry-After beyond it); 0 for no cap.
 	IngestRate float64 // NUDGE_INGEST_RATE
+	// DebugAddr, when set, serves Go's profiles (/debug/pprof/: heap,
+	// goroutines, CPU) on a listener of its own, apart from the API and
+	// without its authentication: keep it on loopback. Empty: off.
+	DebugAddr string // NUDGE_DEBUG_ADDR
 }
 
 // DefaultLease is the default of Config.Lease.
@@ -54,6 +58,7 @@ func DefaultConfig() Config {
 		EventRetention:  90 * 24 * time.Hour,
 		ShutdownTimeout: 30 * time.Second,
 		Lease:           DefaultLease,
+		DebugAddr:       os.Getenv("NUDGE_DEBUG_ADDR"),
 	}
 	if v, err := time.ParseDuration(os.Getenv("NUDGE_EVENT_RETENTION")); err == nil {
 		c.EventRetention = v

@@ -46,6 +46,7 @@ type Main struct {
 
 	ln      net.Listener
 	srv     *http.Server
+	debug   *http.Server // Config.DebugAddr's profiles; nil when off
 	served  chan error
 	stopBg  context.CancelFunc
 	bg      sync.WaitGroup
@@ -135,6 +136,10 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.served = make(chan error, 1)
 	go func() { m.served <- m.srv.Serve(ln) }()
+	if err := m.serveDebug(); err != nil {
+		m.srv.Close()
+		return err
+	}
 
 	bg, cancel := context.WithCancel(context.Background())
 	m.stopBg = cancel
@@ -164,6 +169,9 @@ func (m *Main) Close() error {
 		if err := m.srv.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("shutdown: %w", err))
 		}
+	}
+	if m.debug != nil {
+		m.debug.Close()
 	}
 	if m.stopBg != nil {
 		m.stopBg()
@@ -311,6 +319,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&dcfg.RateLimits, "rate-limits", dcfg.RateLimits, "messages per second: from:NUMBER=1, from:default (US long code 1, toll-free 3, short code 100), sms=N, email=N, workspace=N, comma-separated (env NUDGE_RATE_LIMITS)")
 	fs.Float64Var(&cfg.IngestRate, "ingest-rate", cfg.IngestRate, "ingest requests a second this node takes before answering 429; 0 for no cap (env NUDGE_INGEST_RATE)")
 	fs.DurationVar(&cfg.Lease, "lease", cfg.Lease, "how long a claim of work lasts; a stopped node's claimed work is taken over after it (env NUDGE_LEASE)")
+	fs.StringVar(&cfg.DebugAddr, "debug-addr", cfg.DebugAddr, "serve Go's profiles (/debug/pprof/) on this address, without authentication; keep it on loopback (env NUDGE_DEBUG_ADDR; default off)")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "time in-flight requests get to finish on SIGTERM (env NUDGE_SHUTDOWN_TIMEOUT)")
 	demo := newDemoFlags(fs)
 	if err := fs.Parse(args); err != nil {
