@@ -20,6 +20,7 @@ import (
 var benchContacts = flag.Int("sim.contacts", 100_000, "contacts in BenchmarkSimulate")
 var benchGrain = flag.Duration("sim.grain", time.Minute, "event times in BenchmarkSimulate are multiples of this")
 var benchShm = flag.Bool("sim.shm", false, "keep the benchmark's store in /dev/shm")
+var benchOut = flag.String("sim.out", "", "write BenchmarkSimulate's whole report, every decision, as JSON to this file (to compare runs)")
 
 // BenchmarkSimulate simulates 30 days of three journeys (webinar reminder,
 // stalled prospect, onboarding) over -sim.contacts contacts (100,000 by
@@ -56,7 +57,7 @@ func BenchmarkSimulate(b *testing.B) {
 		steps := 0
 		r, err := sim.Run(context.Background(), sim.Config{
 			Progress:   func(time.Time) { steps++ },
-			TotalsOnly: true,
+			TotalsOnly: *benchOut == "",
 			Journeys:   js, Contacts: bytes.NewReader(csv), Events: events, Normalizer: norm,
 			From: from, To: from.Add(30 * 24 * time.Hour), Dir: benchDir(b),
 		})
@@ -67,6 +68,15 @@ func BenchmarkSimulate(b *testing.B) {
 		b.ReportMetric(float64(r.Events), "events")
 		b.ReportMetric(float64(steps), "stops")
 		b.ReportMetric(float64(r.Totals.Messages["sms"]+r.Totals.Messages["email"]), "messages")
+		if *benchOut != "" {
+			var out bytes.Buffer
+			if err := r.WriteJSON(&out); err != nil {
+				b.Fatal(err)
+			}
+			if err := os.WriteFile(*benchOut, out.Bytes(), 0o644); err != nil {
+				b.Fatal(err)
+			}
+		}
 	}
 }
 
