@@ -91,21 +91,19 @@ type DB struct {
 
 const busyTimeout = 10 * time.Second
 
+// common are the connection settings of every connection: temp_store=MEMORY
+// keeps statement journals and sorter spills off disk (a multi-row INSERT
+// would otherwise open a temp file per transaction); mmap_size lets reads
+// of the database file skip the read system call.
+var common = "?_pragma=busy_timeout(" + strconv.FormatInt(busyTimeout.Milliseconds(), 10) + ")" +
+	"&_pragma=foreign_keys(1)&_pragma=temp_store(MEMORY)&_pragma=mmap_size(268435456)"
+
 // Open opens (creating if need be) the database file at path. It does not
 // migrate: call Migrate before using the store.
 func Open(path string) (*DB, error) {
-	if path == "" {
-		return nil, errors.New("sqlite: open: empty path")
+	if err := checkPath(path); err != nil {
+		return nil, err
 	}
-	if strings.ContainsRune(path, '?') {
-		return nil, fmt.Errorf("sqlite: open %s: the path may not contain '?'", path)
-	}
-	// temp_store=MEMORY keeps statement journals and sorter spills off
-	// disk (a multi-row INSERT would otherwise open a temp file per
-	// transaction); mmap_size lets reads of the database file skip the
-	// read system call.
-	common := "?_pragma=busy_timeout(" + strconv.FormatInt(busyTimeout.Milliseconds(), 10) + ")" +
-		"&_pragma=foreign_keys(1)&_pragma=temp_store(MEMORY)&_pragma=mmap_size(268435456)"
 	// The writer checkpoints every 10000 pages (40 MB of WAL) rather than
 	// 1000, which writes each hot index page back to the database less
 	// often; the WAL file is truncated back to 64 MB after a checkpoint.
@@ -118,15 +116,10 @@ func Open(path string) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
-	write.SetMaxOpenConns(1)
-	write.SetMaxIdleConns(1)
-	write.SetConnMaxLifetime(0)
-	write.SetConnMaxIdleTime(0)
 	// The writer connection is opened first: it creates the file and turns
 	// WAL on (a persistent property of the file) before any reader connects.
-	if err := write.Ping(); err != nil {
-		write.Close()
-		return nil, fmt.Errorf("sqlite: open %s: %w%s", path, err, openHint(path))
+	if err := oneConnection(write, path); err != nil {
+		return nil, err
 	}
 	read, err := sql.Open("sqlite", path+common+"&_query_only=1")
 	if err != nil {
@@ -137,6 +130,31 @@ func Open(path string) (*DB, error) {
 	read.SetMaxOpenConns(n)
 	read.SetMaxIdleConns(n)
 	return &DB{path: path, write: write, read: read, stmts: map[string]*sql.Stmt{}, readStmts: map[string]*sql.Stmt{}}, nil
+}
+
+// checkPath refuses a path Open or OpenPrivate cannot take.
+func checkPath(path string) error {
+	if path == "" {
+		return errors.New("sqlite: open: empty path")
+	}
+	if strings.ContainsRune(path, '?') {
+		return fmt.Errorf("sqlite: open %s: the path may not contain '?'", path)
+	}
+	return nil
+}
+
+// oneConnection makes conn a pool of exactly one connection that is never
+// closed while the pool is open, and opens it; on an error it closes conn.
+func oneConnection(conn *sql.DB, path string) error {
+	conn.SetMaxOpenConns(1)
+	conn.SetMaxIdleConns(1)
+	conn.SetConnMaxLifetime(0)
+	conn.SetConnMaxIdleTime(0)
+	if err := conn.Ping(); err != nil {
+		conn.Close()
+		return fmt.Errorf("sqlite: open %s: %w%s", path, err, openHint(path))
+	}
+	return nil
 }
 
 // Close closes the database.
