@@ -56,3 +56,17 @@ func runExample(t testing.TB, name string) (*sim.Report, string) {
 	}
 	return r, b.String()
 }
+
+// webinarJourney parses examples/webinar/journey.yaml (templates unchecked).
+func webinarJourney(t testing.TB) *journey.Journey {
+	t.Helper()
+	src, err := os.ReadFile("../examples/webinar/journey.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, err := journey.Parse("journey.yaml", src, journey.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return j
+}

@@ -31,6 +31,9 @@ type Report struct {
 	// decisions in time order.
 	Contacts []*ContactDecisions `json:"contacts"`
 	Totals   Totals              `json:"totals"`
+	// Paused lists the SMS steps the guardrail paused on their opt-out
+	// rate during the replay, in the order it paused them.
+	Paused []PausedStep `json:"paused_steps,omitempty"`
 
 	totalsOnly bool
 }
@@ -40,6 +43,23 @@ type ReportJourney struct {
 	ID      string `json:"id"`
 	Name    string `json:"name"`
 	Version int64  `json:"version"`
+}
+
+// PausedStep is an SMS step paused during the replay because too many of
+// its texts were followed by an opt-out: from At on, its sends are skipped
+// (step_paused_optout_rate).
+type PausedStep struct {
+	At        time.Time `json:"at"`
+	JourneyID string    `json:"journey_id"`
+	StepID    string    `json:"step_id"`
+	Sent      int64     `json:"sent"`      // texts counted, since Since
+	OptedOut  int64     `json:"opted_out"` // of them, followed within 24 hours by an opt-out
+	Since     time.Time `json:"since"`
+	Threshold float64   `json:"threshold"`
+}
+
+func pausedStep(p *nudge.StepPause) PausedStep {
+	return PausedStep{At: p.PausedAt, JourneyID: p.JourneyID, StepID: p.StepID, Sent: p.Sent, OptedOut: p.OptedOut, Since: p.Since, Threshold: p.Threshold}
 }
 
 // ContactDecisions is one contact's decisions.
@@ -308,6 +328,15 @@ func (r *Report) WriteText(w io.Writer, summaryOnly bool) error {
 		tw := tabwriter.NewWriter(b, 0, 4, 2, ' ', 0)
 		for _, x := range t.NotSent {
 			fmt.Fprintf(tw, "    %s\t%s\t%d\n", x.Outcome, x.Reason, x.Count)
+		}
+		tw.Flush()
+	}
+	if len(r.Paused) > 0 {
+		b.printf("\n  SMS steps paused on their opt-out rate\n")
+		tw := tabwriter.NewWriter(b, 0, 4, 2, ' ', 0)
+		for _, p := range r.Paused {
+			fmt.Fprintf(tw, "    %s\t%s\t%s\t%d of %d texts followed by an opt-out (%.1f%%, threshold %.1f%%)\n",
+				p.At.Format(timeFormat), p.JourneyID, p.StepID, p.OptedOut, p.Sent, 100*float64(p.OptedOut)/float64(p.Sent), 100*p.Threshold)
 		}
 		tw.Flush()
 	}

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -92,7 +93,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 	defer cleanup()
-	db, err := sqlite.Open(filepath.Join(dir, "sim.db"))
+	db, err := sqlite.OpenPrivate(filepath.Join(dir, "sim.db"))
 	if err != nil {
 		return nil, fmt.Errorf("sim: %w", err)
 	}
@@ -101,6 +102,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, fmt.Errorf("sim: %w", err)
 	}
 
+	pol := cmp.Or(cfg.Policy, policy.Default())
 	clock := NewClock(from)
 	store := &simStore{DB: db, clock: clock}
 	var n int64
@@ -112,8 +114,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			n++
 			return fmt.Sprintf("s%011d", n)
 		},
-		Batch:        batchSize,
-		Policy:       cfg.Policy,
+		Batch: batchSize,
+		// Without a policy of its own the run keeps to the shipped
+		// default, which is what the engine reads from a store without
+		// one: given here, it is not read again for every batch.
+		Policy:       pol,
 		DateLookback: time.Nanosecond, // nothing before From
 	})
 	if err != nil {
@@ -132,7 +137,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 	}
 	for _, j := range cfg.Journeys {
-		v, _, err := db.JourneyPublish(ctx, &nudge.JourneyPublishParams{ID: j.ID, Name: j.Name, Source: j.Source, Hash: j.Hash()}, from)
+		v, _, err := store.JourneyPublish(ctx, &nudge.JourneyPublishParams{ID: j.ID, Name: j.Name, Source: j.Source, Hash: j.Hash()}, from)
 		if err != nil {
 			return nil, fmt.Errorf("sim: publish %s: %w", j.ID, err)
 		}
@@ -152,20 +157,41 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		r.EventsOutside++
 	}
 	first := true
+	var lastOptOut time.Time // of the last SMS opt-out recorded
 	for {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
 		now := clock.Now()
+		// The guardrail that acts on the numbers, as the server's
+		// minute ticker would have run it by now: only an SMS opt-out
+		// within its window can pause a step, and the simulator records
+		// every one (inbound), so without one there is nothing to count.
+		if !lastOptOut.IsZero() && !lastOptOut.Before(now.Add(-pol.OptOutPause.Over)) {
+			paused, err := eng.CheckOptOutPauses(ctx)
+			if err != nil {
+				return nil, fmt.Errorf("sim: at %s: %w", now.Format(time.RFC3339), err)
+			}
+			for _, p := range paused {
+				r.Paused = append(r.Paused, pausedStep(p))
+			}
+		}
 		var batch []nudge.IngestItem
 		for len(events) > 0 && !events[0].At().After(now) {
 			batch = append(batch, events[0].Item)
 			events = events[1:]
 		}
+		r.Events += len(batch)
+		batch, optOut, err := inbound(ctx, db, pol.Keywords, batch, now)
+		if err != nil {
+			return nil, err
+		}
+		if optOut.After(lastOptOut) {
+			lastOptOut = optOut
+		}
 		if err := ingestBatch(ctx, db, batch, now); err != nil {
 			return nil, err
 		}
-		r.Events += len(batch)
 		if err := store.step(ctx, eng, now, first || dates.at(now), first || len(batch) > 0); err != nil {
 			return nil, fmt.Errorf("sim: at %s: %w", now.Format(time.RFC3339), err)
 		}
@@ -289,6 +315,14 @@ type simStore struct {
 
 	patched atomic.Bool // a commit changed a contact: the inbox has work
 
+	// journeys and pauses are the store's lists as last read: nothing
+	// but this store's own JourneyPublish and StepPausePut changes them
+	// during a replay, and each drops its list.
+	cmu      sync.Mutex
+	journeys []*nudge.Journey
+	pauses   []*nudge.StepPause
+	pausesOK bool
+
 	mu    sync.Mutex
 	wakes timeHeap
 	// later holds the enrollments with a message made available after the
@@ -320,6 +354,55 @@ func (s *simStore) EngineCommit(ctx context.Context, c *nudge.EngineCommit, now 
 		}
 	}
 	return nil
+}
+
+// JourneyPublish is the store's; the next JourneyList reads the store.
+func (s *simStore) JourneyPublish(ctx context.Context, p *nudge.JourneyPublishParams, now time.Time) (*nudge.JourneyVersion, bool, error) {
+	s.cmu.Lock()
+	s.journeys = nil
+	s.cmu.Unlock()
+	return s.DB.JourneyPublish(ctx, p, now)
+}
+
+// JourneyList is the store's, read once after each publish: the engine
+// asks for it with every claim of inbox items.
+func (s *simStore) JourneyList(ctx context.Context) ([]*nudge.Journey, error) {
+	s.cmu.Lock()
+	defer s.cmu.Unlock()
+	if s.journeys == nil {
+		list, err := s.DB.JourneyList(ctx)
+		if err != nil {
+			return nil, err
+		}
+		s.journeys = list
+	}
+	return slices.Clone(s.journeys), nil
+}
+
+// StepPausePut is the store's; the next StepPauseList reads the store.
+func (s *simStore) StepPausePut(ctx context.Context, p *nudge.StepPause) (bool, error) {
+	s.cmu.Lock()
+	s.pauses, s.pausesOK = nil, false
+	s.cmu.Unlock()
+	return s.DB.StepPausePut(ctx, p)
+}
+
+// StepPauseList is the store's; the list of the pauses that hold, which
+// the engine reads for every batch, is read once after each change.
+func (s *simStore) StepPauseList(ctx context.Context, p *nudge.StepPauseListParams) ([]*nudge.StepPause, error) {
+	if !p.Active || p.JourneyID != "" {
+		return s.DB.StepPauseList(ctx, p)
+	}
+	s.cmu.Lock()
+	defer s.cmu.Unlock()
+	if !s.pausesOK {
+		list, err := s.DB.StepPauseList(ctx, p)
+		if err != nil {
+			return nil, err
+		}
+		s.pauses, s.pausesOK = list, true
+	}
+	return slices.Clone(s.pauses), nil
 }
 
 func (s *simStore) MessageList(ctx context.Context, p *nudge.MessageListParams) ([]*nudge.Message, error) {

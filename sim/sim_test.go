@@ -81,14 +81,7 @@ func TestReadTimelineOrder(t *testing.T) {
 // TestWindow checks --from and --to: events outside are left out, and the
 // replay stops at To even with waits pending.
 func TestWindow(t *testing.T) {
-	src, err := os.ReadFile("../examples/webinar/journey.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	j, err := journey.Parse("journey.yaml", src, journey.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	j := webinarJourney(t)
 	f, err := os.Open("../examples/webinar/timeline.jsonl")
 	if err != nil {
 		t.Fatal(err)
