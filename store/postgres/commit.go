@@ -237,7 +237,7 @@ const updateEnrollmentsQuery = `
 		RETURNING e.id
 	)
 	SELECT nudge_conflict('enrollments changed since they were read: ' ||
-		array_to_string(ARRAY(SELECT id FROM v EXCEPT SELECT id FROM u ORDER BY 1), ', '))
+		array_to_string(ARRAY(SELECT id FROM v EXCEPT ALL SELECT id FROM u ORDER BY 1), ', '))
 	FROM (SELECT count(*) AS n FROM u) x WHERE x.n <> (SELECT count(*) FROM v)`
 
 const insertEnrollmentsQuery = `

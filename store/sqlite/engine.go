@@ -430,8 +430,7 @@ func enrollmentsInsertQuery(n int) string {
 
 // enrollmentsUpdateQuery updates n enrollments, each only if its stored
 // revision is the one given, in the order given (the rows of v are the
-// outer loop of the join), and returns the ids of those updated. An id
-// given twice is updated at most once.
+// outer loop of the join). An id given twice is updated at most once.
 func enrollmentsUpdateQuery(n int) string {
 	return `WITH v (id, state, step_id, wake_at, wait_event, held_out, event, steps, entered_at, updated_at,
 		ended_at, rev) AS (VALUES ` + valuesRows(n, enrollmentUpdateColumns) + `)
@@ -439,8 +438,7 @@ func enrollmentsUpdateQuery(n int) string {
 			wait_event = v.wait_event, held_out = v.held_out, event = v.event, steps = v.steps,
 			entered_at = v.entered_at, updated_at = v.updated_at, ended_at = v.ended_at,
 			rev = enrollments.rev + 1, claimed_until = NULL
-		FROM v WHERE enrollments.id = v.id AND enrollments.rev = v.rev
-		RETURNING id`
+		FROM v WHERE enrollments.id = v.id AND enrollments.rev = v.rev`
 }
 
 // decisionsInsertQuery inserts n decisions, in order.
@@ -551,15 +549,27 @@ func enrollmentRuns(es []*nudge.Enrollment, now time.Time) ([]enrollmentRun, err
 	return runs, nil
 }
 
-// writeEnrollments writes a run. The statements return the ids written:
-// one missing is an enrollment that conflicts, named in the ECONFLICT.
+// writeEnrollments writes a run. An insert returns the ids written: one
+// missing is an enrollment that conflicts, named in the ECONFLICT. An
+// update counts the rows it changed (a RETURNING clause would collect them
+// in a temporary table first); fewer than given is a conflict, which
+// EngineCommit names once the transaction is rolled back
+// (staleUpdate).
 func writeEnrollments(ctx context.Context, tx *sql.Tx, ws *writeStmts, r *enrollmentRun) error {
-	stmts, cols := ws.enrollmentsUpdate, enrollmentUpdateColumns
-	if r.insert {
-		stmts, cols = ws.enrollmentsInsert, enrollmentInsertColumns
+	if !r.insert {
+		changed := 0
+		err := execEach(ctx, tx, ws.enrollmentsUpdate, enrollmentUpdateColumns, r.args, func(_ int, res sql.Result) error {
+			n, err := res.RowsAffected()
+			changed += int(n)
+			return err
+		})
+		if err == nil && changed != len(r.es) {
+			err = &staleUpdate{r.es}
+		}
+		return err
 	}
 	ids := make([]string, 0, len(r.es))
-	err := execRows(ctx, tx, stmts, cols, r.args, func(rows *sql.Rows) error {
+	err := execRows(ctx, tx, ws.enrollmentsInsert, enrollmentInsertColumns, r.args, func(rows *sql.Rows) error {
 		var id string
 		if err := rows.Scan(&id); err != nil {
 			return err
@@ -567,7 +577,7 @@ func writeEnrollments(ctx context.Context, tx *sql.Tx, ws *writeStmts, r *enroll
 		ids = append(ids, id)
 		return nil
 	})
-	if r.insert && isForeignKey(err) {
+	if isForeignKey(err) {
 		return missingReference(ctx, tx, r.es)
 	}
 	if err != nil || len(ids) == len(r.es) {
@@ -585,10 +595,35 @@ func writeEnrollments(ctx context.Context, tx *sql.Tx, ws *writeStmts, r *enroll
 		}
 		written[e.ID]--
 	}
-	if r.insert {
-		return nudge.Errorf(nudge.ECONFLICT, "enrollment %q exists, or contact %q already has a live enrollment in journey %q (key %q)",
-			e.ID, e.ContactID, e.JourneyID, e.Key)
+	return nudge.Errorf(nudge.ECONFLICT, "enrollment %q exists, or contact %q already has a live enrollment in journey %q (key %q)",
+		e.ID, e.ContactID, e.JourneyID, e.Key)
+}
+
+// staleUpdate is a run of enrollment updates that changed fewer rows than
+// it has: one of them was not at the revision given.
+type staleUpdate struct{ es []*nudge.Enrollment }
+
+func (*staleUpdate) Error() string { return "an enrollment changed concurrently" }
+
+// conflict names the first enrollment of the run that is not at its
+// revision in the database as it is (the run's transaction rolled back):
+// one that is not stored, or whose stored revision is another, or an id
+// given a second time.
+func (u *staleUpdate) conflict(ctx context.Context, db *DB) error {
+	seen := make(map[string]bool, len(u.es))
+	for _, e := range u.es {
+		var rev int64
+		err := db.read.QueryRowContext(ctx, `SELECT rev FROM enrollments WHERE id = ?`, e.ID).Scan(&rev)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		if seen[e.ID] || err != nil || rev != e.Rev {
+			return nudge.Errorf(nudge.ECONFLICT, "enrollment %q changed concurrently (revision %d is not the stored one)", e.ID, e.Rev)
+		}
+		seen[e.ID] = true
 	}
+	// Changed back meanwhile? Revisions only grow; name the first.
+	e := u.es[0]
 	return nudge.Errorf(nudge.ECONFLICT, "enrollment %q changed concurrently (revision %d is not the stored one)", e.ID, e.Rev)
 }
 
@@ -842,6 +877,10 @@ func (db *DB) EngineCommit(ctx context.Context, c *nudge.EngineCommit, now time.
 		}
 		return nil
 	})
+	var stale *staleUpdate
+	if errors.As(err, &stale) {
+		err = stale.conflict(ctx, db)
+	}
 	if err != nil {
 		return fmt.Errorf("sqlite: engine commit: %w", err)
 	}

@@ -277,6 +277,36 @@ func testEngineCommit(t *testing.T, open func(t *testing.T) nudge.Store) {
 		wantCode(t, "EngineCommit of an unknown enrollment with Rev 4", err, nudge.ECONFLICT)
 	})
 
+	t.Run("the conflict named is the stale update, not its neighbours", func(t *testing.T) {
+		s := engineFixture(t, open)
+		mustPut(t, s, now, &nudge.Contact{ID: "c3"})
+		es := []*nudge.Enrollment{waiting("e1", "j", "c1", later), waiting("e2", "j", "c2", later), waiting("e3", "j", "c3", later)}
+		mustCommit(t, s, now, &nudge.EngineCommit{Enrollments: es})
+		moved := clone(es[1])
+		moved.StepID = "elsewhere"
+		mustCommit(t, s, now, &nudge.EngineCommit{Enrollments: []*nudge.Enrollment{moved}})
+		for _, tt := range []struct {
+			name string
+			es   []*nudge.Enrollment
+			want string
+		}{
+			{"a stale revision between current ones", []*nudge.Enrollment{clone(es[0]), clone(es[1]), clone(es[2])}, "e2"},
+			{"one enrollment given twice", []*nudge.Enrollment{clone(es[0]), clone(es[2]), clone(es[2])}, "e3"},
+		} {
+			for _, e := range tt.es {
+				e.StepID = "next"
+			}
+			err := s.EngineCommit(ctx, &nudge.EngineCommit{Enrollments: tt.es}, later)
+			wantCode(t, tt.name, err, nudge.ECONFLICT)
+			if msg := nudge.ErrorMessage(err); !strings.Contains(msg, tt.want) || strings.Contains(msg, "e1") {
+				t.Errorf("%s: conflict message %q; want it to name %s, and not e1, which was current", tt.name, msg, tt.want)
+			}
+			if got := mustEnrollment(t, s, "e1"); got.StepID != "wait" || got.Rev != 1 {
+				t.Errorf("%s: e1 at step %q, revision %d; want it unchanged (wait, 1)", tt.name, got.StepID, got.Rev)
+			}
+		}
+	})
+
 	t.Run("one live enrollment per journey, contact and key", func(t *testing.T) {
 		s := engineFixture(t, open)
 		mustPublish(t, s, now, "k", "id: k\n")
