@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -575,4 +576,67 @@ func TestDeliverWebhookSender(t *testing.T) {
 		t.Fatalf("webhook sink got %+v", sent)
 	}
 	e.wantHistory("msgw", nudge.MessageQueued, nudge.MessageSending, nudge.MessageSent)
+}
+
+// probeSender answers after checking, at each call, how many messages the
+// store holds in status sending: what a crash at that moment would leave
+// with an unknown outcome.
+type probeSender struct {
+	e *env
+
+	mu        sync.Mutex
+	calls     int
+	inFlight  int
+	maxFlight int
+	maxMarked int
+}
+
+func (p *probeSender) Channel() string { return nudge.ChannelSMS }
+
+func (p *probeSender) Send(ctx context.Context, o *nudge.Outbound) (*nudge.SendResult, error) {
+	p.mu.Lock()
+	p.calls++
+	p.inFlight++
+	p.maxFlight = max(p.maxFlight, p.inFlight)
+	p.mu.Unlock()
+	ms, err := p.e.db.MessageList(ctx, &nudge.MessageListParams{Status: nudge.MessageSending, Limit: 10000})
+	if err != nil {
+		return nil, err
+	}
+	time.Sleep(time.Millisecond) // let the other senders overlap
+	p.mu.Lock()
+	p.maxMarked = max(p.maxMarked, len(ms))
+	p.inFlight--
+	p.mu.Unlock()
+	return &nudge.SendResult{ProviderID: "SM" + o.MessageID, Status: nudge.MessageSent}, nil
+}
+
+// However marks are grouped, no more messages are marked sending at once
+// than there are senders: a crash leaves at most Concurrency messages
+// with an unknown outcome. And every message is sent, once.
+func TestDeliverMarksAtMostConcurrency(t *testing.T) {
+	e := newEnv(t)
+	p := &probeSender{e: e}
+	w := e.worker(func(c *delivery.Config) {
+		c.Senders = map[string]nudge.Sender{nudge.ChannelSMS: p}
+		c.Concurrency = 8
+		c.Batch = 100
+	})
+	ids := e.queueMany(e.contacts("c", 100), nudge.ChannelSMS, "reminder")
+	for e.run(w) > 0 {
+	}
+	if p.calls != len(ids) {
+		t.Errorf("%d provider calls for %d messages", p.calls, len(ids))
+	}
+	if p.maxMarked > 8 {
+		t.Errorf("%d messages were sending at once; want at most the 8 senders", p.maxMarked)
+	}
+	if p.maxFlight < 2 {
+		t.Errorf("at most %d provider calls at once; want the senders to overlap", p.maxFlight)
+	}
+	for _, id := range ids {
+		if m := e.message(id); m.Status != nudge.MessageSent {
+			t.Errorf("message %s is %s, want sent", id, m.Status)
+		}
+	}
 }
