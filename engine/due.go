@@ -60,14 +60,16 @@ func (e *Engine) processDue(ctx context.Context) (n int, more bool, err error) {
 		return 0, cur.full, err
 	}
 	for i := 1; ; i++ {
-		var next *dueBatch
+		var (
+			next     *dueBatch
+			claimErr error
+		)
 		if cur.full && i < dueBatches {
 			// Claimed before the commit: the writer is free now, and
 			// the claim does not see cur's new states (cur's
-			// enrollments are claimed, hence not claimed again).
-			if next, err = e.claimDue(ctx); err != nil {
-				return n, true, err
-			}
+			// enrollments are claimed, hence not claimed again). If
+			// the claim fails, cur still commits.
+			next, claimErr = e.claimDue(ctx)
 		}
 		type result struct {
 			n       int
@@ -100,7 +102,7 @@ func (e *Engine) processDue(ctx context.Context) (n int, more bool, err error) {
 			return n, true, r.err
 		}
 		if next == nil {
-			return n, more || cur.full, nil
+			return n, more || cur.full, claimErr
 		}
 		if err := e.computeDue(ctx, next, func(contactID string) bool { return after[contactID] }); err != nil {
 			e.releaseDue(ctx, next)
