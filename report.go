@@ -3,6 +3,7 @@ package nudge
 import (
 	"cmp"
 	"context"
+	"math"
 	"slices"
 	"time"
 )
@@ -153,7 +154,7 @@ type ReportData struct {
 	Messages    []ReportMessages   `json:"messages"`
 	Actions     []ReportAction     `json:"actions"`
 	OptOuts     []ReportOptOut     `json:"opt_outs"`
-	Conversions []ReportConversion `json:"conversions"` // by enrollment id
+	Conversions []ReportConversion `json:"conversions"` // by entry, then enrollment id
 	// ActionDelays, by step, channel, action and minutes.
 	ActionDelays []ReportActionDelay `json:"action_delays"`
 	// Stages are the CRM movement of the cohort's contacts after entry (by
@@ -340,4 +341,99 @@ func ReportOptOutsOf(messages []ReportMessages, optedOut map[[2]string]int64) []
 		return cmp.Or(cmp.Compare(a.StepID, b.StepID), cmp.Compare(a.Channel, b.Channel))
 	})
 	return out
+}
+
+// ReportDays splits p's range of entry times for a store that keeps its
+// counts per UTC day: the whole days [FromDay, ToDay), as days since the
+// Unix epoch (unbounded ends as the extreme int64s), and the parts of days
+// at either end (Edges: p with a narrower From and To), to count from the
+// rows. A range within one day is all edge.
+func ReportDays(p *ReportParams) (fromDay, toDay int64, edges []ReportParams) {
+	const day = 24 * time.Hour
+	fromDay, toDay = math.MinInt64, math.MaxInt64
+	var lo, hi ReportParams
+	if !p.From.IsZero() {
+		t := p.From.UTC().Truncate(day)
+		fromDay = t.Unix() / 86400
+		if !t.Equal(p.From) {
+			fromDay++
+			lo = ReportParams{JourneyID: p.JourneyID, Version: p.Version, From: p.From, To: t.Add(day)}
+		}
+	}
+	if !p.To.IsZero() {
+		t := p.To.UTC().Truncate(day)
+		toDay = t.Unix() / 86400
+		if !t.Equal(p.To) {
+			hi = ReportParams{JourneyID: p.JourneyID, Version: p.Version, From: t, To: p.To}
+		}
+	}
+	if fromDay >= toDay {
+		return 0, 0, []ReportParams{*p}
+	}
+	for _, e := range []ReportParams{lo, hi} {
+		if !e.To.IsZero() {
+			edges = append(edges, e)
+		}
+	}
+	return fromDay, toDay, edges
+}
+
+// SumCounts merges the rows of d's Cohorts, Outcomes, Paths and Messages
+// that have the same key (counted in parts: per day, and at the edges of a
+// range), drops those that sum to zero, and sorts them by their text
+// columns as ReportData promises.
+func (d *ReportData) SumCounts() {
+	d.Cohorts = sumRows(d.Cohorts, func(c ReportCohort) ReportCohort { c.Count = 0; return c },
+		func(a, b *ReportCohort) { a.Count += b.Count }, func(c ReportCohort) bool { return c.Count != 0 },
+		func(a, b ReportCohort) int {
+			return cmp.Or(compareBool(a.HeldOut, b.HeldOut), cmp.Compare(a.State, b.State), cmp.Compare(a.Reason, b.Reason))
+		})
+	d.Outcomes = sumRows(d.Outcomes, func(o ReportOutcome) ReportOutcome { o.Decisions, o.Enrollments = 0, 0; return o },
+		func(a, b *ReportOutcome) { a.Decisions += b.Decisions; a.Enrollments += b.Enrollments },
+		func(o ReportOutcome) bool { return o.Decisions != 0 },
+		func(a, b ReportOutcome) int {
+			return cmp.Or(cmp.Compare(a.StepID, b.StepID), cmp.Compare(a.Channel, b.Channel),
+				cmp.Compare(a.Outcome, b.Outcome), cmp.Compare(a.Reason, b.Reason))
+		})
+	d.Paths = sumRows(d.Paths, func(p ReportPath) ReportPath { p.Count = 0; return p },
+		func(a, b *ReportPath) { a.Count += b.Count }, func(p ReportPath) bool { return p.Count != 0 },
+		func(a, b ReportPath) int {
+			return cmp.Or(cmp.Compare(a.StepID, b.StepID), compareBool(a.Sent, b.Sent), compareBool(a.StepHeldOut, b.StepHeldOut),
+				compareBool(a.JourneyHeldOut, b.JourneyHeldOut), compareBool(a.Converted, b.Converted))
+		})
+	d.Messages = sumRows(d.Messages, func(m ReportMessages) ReportMessages { m.Count = 0; return m },
+		func(a, b *ReportMessages) { a.Count += b.Count }, func(m ReportMessages) bool { return m.Count != 0 },
+		func(a, b ReportMessages) int {
+			return cmp.Or(cmp.Compare(a.StepID, b.StepID), cmp.Compare(a.Channel, b.Channel), cmp.Compare(a.Status, b.Status))
+		})
+}
+
+// sumRows adds up rows with the same key (the row with its counts zeroed),
+// keeps those that count something, and sorts them.
+func sumRows[T comparable](rows []T, key func(T) T, add func(a, b *T), keep func(T) bool, compare func(a, b T) int) []T {
+	at := make(map[T]int, len(rows))
+	out := make([]T, 0, len(rows))
+	for _, r := range rows {
+		k := key(r)
+		i, ok := at[k]
+		if !ok {
+			i = len(out)
+			at[k] = i
+			out = append(out, k)
+		}
+		add(&out[i], &r)
+	}
+	out = slices.DeleteFunc(out, func(r T) bool { return !keep(r) })
+	slices.SortFunc(out, compare)
+	return out
+}
+
+func compareBool(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case b:
+		return -1
+	}
+	return 1
 }

@@ -174,7 +174,7 @@ func (db *DB) ReportJourney(ctx context.Context, p *nudge.ReportParams) (*nudge.
 func (db *DB) reportConversions(ctx context.Context, w string, args []any, d *nudge.ReportData) error {
 	index := map[string]int{}
 	err := db.reportQuery(ctx, `SELECT e.id, e.held_out, e.entered_at, coalesce(e.ended_at, e.updated_at)
-		FROM enrollments e WHERE `+w+` AND e.state = 'converted' ORDER BY e.id`, args,
+		FROM enrollments e WHERE `+w+` AND e.state = 'converted' ORDER BY e.entered_at, e.id`, args,
 		func(rows pgx.Rows) error {
 			var (
 				id                 string

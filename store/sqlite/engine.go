@@ -793,8 +793,16 @@ func (db *DB) EngineCommit(ctx context.Context, c *nudge.EngineCommit, now time.
 	if err != nil {
 		return fmt.Errorf("sqlite: engine commit: %w", err)
 	}
+	counts, err := db.reportStmts(ctx)
+	if err != nil {
+		return fmt.Errorf("sqlite: engine commit: %w", err)
+	}
 	decisionIDs := make([]int64, 0, len(c.Decisions))
 	err = db.inTx(ctx, func(tx *sql.Tx) error {
+		counted, err := counts.before(ctx, tx, c)
+		if err != nil {
+			return err
+		}
 		for i := range runs {
 			if err := writeEnrollments(ctx, tx, ws, &runs[i]); err != nil {
 				return err
@@ -875,7 +883,7 @@ func (db *DB) EngineCommit(ctx context.Context, c *nudge.EngineCommit, now time.
 				return nudge.Errorf(nudge.ECONFLICT, "%d of %d inbox items were consumed by another claim", int64(len(done))-n, len(done))
 			}
 		}
-		return nil
+		return counts.after(ctx, tx, c, counted, first, last, now)
 	})
 	var stale *staleUpdate
 	if errors.As(err, &stale) {

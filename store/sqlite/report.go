@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -52,8 +54,11 @@ func (db *DB) reportQuery(ctx context.Context, q string, args []any, scan func(r
 	return rows.Err()
 }
 
-// ReportJourney runs one grouped query per kind of count over the cohort's
-// enrollments, each on the read pool.
+// ReportJourney reads a journey's counts per cohort day from the counters
+// of migration 0013 for the whole days of the range and from the rows for
+// the parts of days at its ends, its conversions from report_conversions,
+// and what follows messages (clicks, replies, opt-outs) and contacts (stage
+// changes) from the rows; each query on the read pool.
 func (db *DB) ReportJourney(ctx context.Context, p *nudge.ReportParams) (*nudge.ReportData, error) {
 	if err := nudge.CheckReportParams(p, true); err != nil {
 		return nil, err
@@ -67,71 +72,29 @@ func (db *DB) ReportJourney(ctx context.Context, p *nudge.ReportParams) (*nudge.
 		OptOuts: []nudge.ReportOptOut{}, Conversions: []nudge.ReportConversion{},
 		Stages: []nudge.ReportStageMove{}, Customers: []nudge.ReportCustomer{}, ActionDelays: []nudge.ReportActionDelay{}}
 	optedOut := map[[2]string]int64{} // step, channel: messages followed by an opt-out
-	queries := []struct {
-		name string
-		q    string
-		scan func(rows *sql.Rows) error
-	}{
-		{"cohorts", `SELECT e.held_out, e.state, coalesce((SELECT d.reason FROM decisions d
-				WHERE d.enrollment_id = e.id AND d.outcome IN ('converted', 'exited', 'completed')
-				ORDER BY d.id DESC LIMIT 1), ''), count(*)
-			FROM enrollments e WHERE ` + w + ` GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`,
-			func(rows *sql.Rows) error {
-				var c nudge.ReportCohort
-				err := rows.Scan(&c.HeldOut, &c.State, &c.Reason, &c.Count)
-				d.Cohorts = append(d.Cohorts, c)
-				return err
-			}},
-		{"outcomes", `SELECT d.step_id, d.channel, d.outcome, d.reason, count(*), count(DISTINCT d.enrollment_id)
-			FROM enrollments e JOIN decisions d ON d.enrollment_id = e.id
-			WHERE ` + w + ` GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4`,
-			func(rows *sql.Rows) error {
-				var o nudge.ReportOutcome
-				err := rows.Scan(&o.StepID, &o.Channel, &o.Outcome, &o.Reason, &o.Decisions, &o.Enrollments)
-				d.Outcomes = append(d.Outcomes, o)
-				return err
-			}},
-		{"paths", `SELECT step_id, sent, held, jheld, conv, count(*) FROM (
-				SELECT d.step_id, max(d.outcome = 'sent') AS sent, max(d.outcome = 'held_out') AS held,
-					e.held_out AS jheld, e.state = 'converted' AS conv
-				FROM enrollments e JOIN decisions d ON d.enrollment_id = e.id
-				WHERE ` + w + ` AND d.step_id <> '' GROUP BY d.enrollment_id, d.step_id)
-			GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5`,
-			func(rows *sql.Rows) error {
-				var r nudge.ReportPath
-				err := rows.Scan(&r.StepID, &r.Sent, &r.StepHeldOut, &r.JourneyHeldOut, &r.Converted, &r.Count)
-				d.Paths = append(d.Paths, r)
-				return err
-			}},
-		{"messages", `SELECT m.step_id, m.channel, m.status, count(*)
-			FROM enrollments e JOIN messages m ON m.enrollment_id = e.id
-			WHERE ` + w + ` GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`,
-			func(rows *sql.Rows) error {
-				var m nudge.ReportMessages
-				err := rows.Scan(&m.StepID, &m.Channel, &m.Status, &m.Count)
-				d.Messages = append(d.Messages, m)
-				return err
-			}},
+	queries := []reportQuery{
 		{"actions", `SELECT m.step_id, m.channel, ev.name, count(DISTINCT m.id)
 			FROM events ev JOIN messages m ON m.id = json_extract(ev.properties, '$.message_id')
 				AND m.contact_id = ev.contact_id
 			JOIN enrollments e ON e.id = m.enrollment_id
 			WHERE ev.name IN ('email.clicked', 'sms.clicked', 'sms.replied', 'email.complained') AND ` + w + `
-			GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`,
+			GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`, args,
 			func(rows *sql.Rows) error {
 				var a nudge.ReportAction
 				err := rows.Scan(&a.StepID, &a.Channel, &a.Name, &a.Messages)
 				d.Actions = append(d.Actions, a)
 				return err
 			}},
+		// From the opt-outs, which are few, to the messages before them:
+		// CROSS JOIN keeps SQLite's planner from going from the cohort.
 		{"opt-outs", `SELECT m.step_id, m.channel, count(DISTINCT m.id)
-			FROM consent_ledger c JOIN messages m ON m.contact_id = c.contact_id AND m.channel = c.channel
+			FROM consent_ledger c CROSS JOIN messages m ON m.contact_id = c.contact_id AND m.channel = c.channel
 				AND m.created_at <= c.occurred_at AND m.created_at > c.occurred_at - CASE c.channel WHEN 'sms' THEN 86400000000 ELSE 259200000000 END
-			JOIN enrollments e ON e.id = m.enrollment_id
+			CROSS JOIN enrollments e ON e.id = m.enrollment_id
 			WHERE c.status = 'opted_out' AND c.channel IN ('sms', 'email')
 				AND (c.source IN ('keyword', 'provider') OR c.channel = 'email' AND c.source = 'form')
 				AND m.status <> 'cancelled' AND ` + w + `
-			GROUP BY 1, 2`,
+			GROUP BY 1, 2`, args,
 			func(rows *sql.Rows) error {
 				var (
 					step, ch string
@@ -149,7 +112,7 @@ func (db *DB) ReportJourney(ctx context.Context, p *nudge.ReportParams) (*nudge.
 				JOIN enrollments e ON e.id = m.enrollment_id
 				WHERE ev.name IN ('email.clicked', 'sms.clicked', 'sms.replied') AND ` + w + `
 				GROUP BY m.id, 3)
-			GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4`,
+			GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4`, args,
 			func(rows *sql.Rows) error {
 				var a nudge.ReportActionDelay
 				err := rows.Scan(&a.StepID, &a.Channel, &a.Action, &a.Minutes, &a.Count)
@@ -157,19 +120,29 @@ func (db *DB) ReportJourney(ctx context.Context, p *nudge.ReportParams) (*nudge.
 				return err
 			}},
 	}
+	// The counts come in parts, each filling its own ReportData, summed
+	// after.
+	fromDay, toDay, edges := nudge.ReportDays(p)
+	parts := make([]*nudge.ReportData, 1+len(edges))
+	parts[0] = &nudge.ReportData{}
+	queries = append(queries, countQueries(p, fromDay, toDay, parts[0])...)
+	for i, e := range edges {
+		parts[1+i] = &nudge.ReportData{}
+		queries = append(queries, rowCountQueries(&e, parts[1+i])...)
+	}
 	// Each query fills its own fields of d, on its own reader: WAL lets
 	// them run at once.
 	jobs := make([]func() error, 0, len(queries)+2)
 	for _, q := range queries {
 		jobs = append(jobs, func() error {
-			if err := db.reportQuery(ctx, q.q, args, q.scan); err != nil {
+			if err := db.reportQuery(ctx, q.q, q.args, q.scan); err != nil {
 				return fmt.Errorf("sqlite: report %s: %w", q.name, err)
 			}
 			return nil
 		})
 	}
 	jobs = append(jobs, func() error {
-		if err := db.reportConversions(ctx, w, args, d); err != nil {
+		if err := db.reportConversions(ctx, p, d); err != nil {
 			return fmt.Errorf("sqlite: report conversions: %w", err)
 		}
 		return nil
@@ -182,8 +155,116 @@ func (db *DB) ReportJourney(ctx context.Context, p *nudge.ReportParams) (*nudge.
 	if err := runAll(jobs); err != nil {
 		return nil, err
 	}
+	for _, c := range parts {
+		d.Cohorts = append(d.Cohorts, c.Cohorts...)
+		d.Outcomes = append(d.Outcomes, c.Outcomes...)
+		d.Paths = append(d.Paths, c.Paths...)
+		d.Messages = append(d.Messages, c.Messages...)
+	}
+	d.SumCounts()
 	d.OptOuts = nudge.ReportOptOutsOf(d.Messages, optedOut)
 	return d, nil
+}
+
+// reportQuery is one query of a report, with the scan of each of its rows.
+type reportQuery struct {
+	name string
+	q    string
+	args []any
+	scan func(rows *sql.Rows) error
+}
+
+// countQueries read the counters of migration 0013 for p's journey (and
+// version) over the cohort days [fromDay, toDay), into d.
+func countQueries(p *nudge.ReportParams, fromDay, toDay int64, d *nudge.ReportData) []reportQuery {
+	w, args := "journey_id = ? AND day >= ? AND day < ?", []any{p.JourneyID, fromDay, toDay}
+	if p.Version > 0 {
+		w += " AND version = ?"
+		args = append(args, p.Version)
+	}
+	return []reportQuery{
+		{"cohort counts", `SELECT held_out, state, reason, sum(n) FROM report_cohorts
+			WHERE ` + w + ` GROUP BY 1, 2, 3`, args,
+			func(rows *sql.Rows) error {
+				var c nudge.ReportCohort
+				err := rows.Scan(&c.HeldOut, &c.State, &c.Reason, &c.Count)
+				d.Cohorts = append(d.Cohorts, c)
+				return err
+			}},
+		{"outcome counts", `SELECT step_id, channel, outcome, reason, sum(decisions), sum(enrollments)
+			FROM report_outcomes WHERE ` + w + ` GROUP BY 1, 2, 3, 4`, args,
+			func(rows *sql.Rows) error {
+				var o nudge.ReportOutcome
+				err := rows.Scan(&o.StepID, &o.Channel, &o.Outcome, &o.Reason, &o.Decisions, &o.Enrollments)
+				d.Outcomes = append(d.Outcomes, o)
+				return err
+			}},
+		{"path counts", `SELECT step_id, sent, step_held, journey_held, converted, sum(n)
+			FROM report_paths WHERE ` + w + ` GROUP BY 1, 2, 3, 4, 5`, args,
+			func(rows *sql.Rows) error {
+				var r nudge.ReportPath
+				err := rows.Scan(&r.StepID, &r.Sent, &r.StepHeldOut, &r.JourneyHeldOut, &r.Converted, &r.Count)
+				d.Paths = append(d.Paths, r)
+				return err
+			}},
+		{"message counts", `SELECT step_id, channel, status, sum(n)
+			FROM report_messages WHERE ` + w + ` GROUP BY 1, 2, 3`, args,
+			func(rows *sql.Rows) error {
+				var m nudge.ReportMessages
+				err := rows.Scan(&m.StepID, &m.Channel, &m.Status, &m.Count)
+				d.Messages = append(d.Messages, m)
+				return err
+			}},
+	}
+}
+
+// rowCountQueries count what the counters of migration 0013 hold, from the
+// rows, for the enrollments p selects (the part of a day at an end of a
+// report's range), into d.
+func rowCountQueries(p *nudge.ReportParams, d *nudge.ReportData) []reportQuery {
+	w, args := cohort(p, true)
+	return []reportQuery{
+		{"cohorts", `SELECT e.held_out, e.state, coalesce((SELECT d.reason FROM decisions d
+				WHERE d.enrollment_id = e.id AND d.outcome IN ('converted', 'exited', 'completed')
+				ORDER BY d.id DESC LIMIT 1), ''), count(*)
+			FROM enrollments e WHERE ` + w + ` GROUP BY 1, 2, 3`, args,
+			func(rows *sql.Rows) error {
+				var c nudge.ReportCohort
+				err := rows.Scan(&c.HeldOut, &c.State, &c.Reason, &c.Count)
+				d.Cohorts = append(d.Cohorts, c)
+				return err
+			}},
+		{"outcomes", `SELECT d.step_id, d.channel, d.outcome, d.reason, count(*), count(DISTINCT d.enrollment_id)
+			FROM enrollments e JOIN decisions d ON d.enrollment_id = e.id
+			WHERE ` + w + ` GROUP BY 1, 2, 3, 4`, args,
+			func(rows *sql.Rows) error {
+				var o nudge.ReportOutcome
+				err := rows.Scan(&o.StepID, &o.Channel, &o.Outcome, &o.Reason, &o.Decisions, &o.Enrollments)
+				d.Outcomes = append(d.Outcomes, o)
+				return err
+			}},
+		{"paths", `SELECT step_id, sent, held, jheld, conv, count(*) FROM (
+				SELECT d.step_id, max(d.outcome = 'sent') AS sent, max(d.outcome = 'held_out') AS held,
+					e.held_out AS jheld, e.state = 'converted' AS conv
+				FROM enrollments e JOIN decisions d ON d.enrollment_id = e.id
+				WHERE ` + w + ` AND d.step_id <> '' GROUP BY d.enrollment_id, d.step_id)
+			GROUP BY 1, 2, 3, 4, 5`, args,
+			func(rows *sql.Rows) error {
+				var r nudge.ReportPath
+				err := rows.Scan(&r.StepID, &r.Sent, &r.StepHeldOut, &r.JourneyHeldOut, &r.Converted, &r.Count)
+				d.Paths = append(d.Paths, r)
+				return err
+			}},
+		{"messages", `SELECT m.step_id, m.channel, m.status, count(*)
+			FROM enrollments e JOIN messages m ON m.enrollment_id = e.id
+			WHERE ` + w + ` GROUP BY 1, 2, 3`, args,
+			func(rows *sql.Rows) error {
+				var m nudge.ReportMessages
+				err := rows.Scan(&m.StepID, &m.Channel, &m.Status, &m.Count)
+				d.Messages = append(d.Messages, m)
+				return err
+			}},
+	}
 }
 
 // runAll runs jobs at once and returns their errors, after all end.
@@ -201,63 +282,47 @@ func runAll(jobs []func() error) error {
 	return errors.Join(errs...)
 }
 
-// reportConversions reads the converted enrollments with the steps they
-// reached and the messages they got, in three ordered queries merged here.
-func (db *DB) reportConversions(ctx context.Context, w string, args []any, d *nudge.ReportData) error {
-	index := map[string]int{}
-	err := db.reportQuery(ctx, `SELECT e.id, e.held_out, e.entered_at, coalesce(e.ended_at, e.updated_at)
-		FROM enrollments e WHERE `+w+` AND e.state = 'converted' ORDER BY e.id`, args,
-		func(rows *sql.Rows) error {
-			var (
-				id                 string
-				c                  nudge.ReportConversion
-				entered, converted int64
-			)
-			if err := rows.Scan(&id, &c.HeldOut, &entered, &converted); err != nil {
-				return err
-			}
-			c.EnteredAt, c.ConvertedAt = fromMicros(entered), fromMicros(converted)
-			index[id] = len(d.Conversions)
-			d.Conversions = append(d.Conversions, c)
-			return nil
-		})
-	if err != nil || len(index) == 0 {
-		return err
+// reportConversions reads the converted enrollments p selects, with the
+// steps they reached and the messages they got, from report_conversions
+// (kept by the triggers of migration 0013).
+func (db *DB) reportConversions(ctx context.Context, p *nudge.ReportParams, d *nudge.ReportData) error {
+	_, args := cohort(p, true)
+	q := `SELECT held_out, entered_at, converted_at, steps, touches FROM report_conversions
+		WHERE entered_at >= ? AND entered_at < ? AND journey_id = ?`
+	if p.Version > 0 {
+		q += ` AND version = ?`
 	}
-	err = db.reportQuery(ctx, `SELECT DISTINCT d.enrollment_id, d.step_id
-		FROM enrollments e JOIN decisions d ON d.enrollment_id = e.id
-		WHERE `+w+` AND e.state = 'converted' AND d.step_id <> '' ORDER BY 1, 2`, args,
-		func(rows *sql.Rows) error {
-			var id, step string
-			if err := rows.Scan(&id, &step); err != nil {
-				return err
+	return db.reportQuery(ctx, q+` ORDER BY journey_id, entered_at, enrollment_id`, args, func(rows *sql.Rows) error {
+		var (
+			c                  nudge.ReportConversion
+			entered, converted int64
+			steps, touches     string
+		)
+		if err := rows.Scan(&c.HeldOut, &entered, &converted, &steps, &touches); err != nil {
+			return err
+		}
+		c.EnteredAt, c.ConvertedAt = fromMicros(entered), fromMicros(converted)
+		if steps != "" {
+			c.Steps = strings.Split(steps, ",")
+			slices.Sort(c.Steps)
+		}
+		for t := range strings.SplitSeq(touches, "\x1e") {
+			if t == "" {
+				continue
 			}
-			if i, ok := index[id]; ok {
-				d.Conversions[i].Steps = append(d.Conversions[i].Steps, step)
+			f := strings.Split(t, "\x1f")
+			if len(f) != 3 {
+				return fmt.Errorf("touch %q: want step, channel and time", t)
 			}
-			return nil
-		})
-	if err != nil {
-		return err
-	}
-	return db.reportQuery(ctx, `SELECT m.enrollment_id, m.step_id, m.channel, m.created_at
-		FROM enrollments e JOIN messages m ON m.enrollment_id = e.id
-		WHERE `+w+` AND e.state = 'converted' AND m.status <> 'cancelled' ORDER BY 1, 4, m.id`, args,
-		func(rows *sql.Rows) error {
-			var (
-				id string
-				t  nudge.ReportTouch
-				at int64
-			)
-			if err := rows.Scan(&id, &t.StepID, &t.Channel, &at); err != nil {
-				return err
+			at, err := strconv.ParseInt(f[2], 10, 64)
+			if err != nil {
+				return fmt.Errorf("touch %q: %w", t, err)
 			}
-			t.At = fromMicros(at)
-			if i, ok := index[id]; ok {
-				d.Conversions[i].Touches = append(d.Conversions[i].Touches, t)
-			}
-			return nil
-		})
+			c.Touches = append(c.Touches, nudge.ReportTouch{StepID: f[0], Channel: f[1], At: fromMicros(at)})
+		}
+		d.Conversions = append(d.Conversions, c)
+		return nil
+	})
 }
 
 // ReportOverview counts every journey's cohort, and messages per contact

@@ -11,10 +11,13 @@ import (
 // reportStages reads the CRM movement of a report's cohort (w, args: see
 // cohort): the stage changes its contacts made after entry, kept in
 // contact_stage_changes by the triggers of migration 0010, and when those
-// who became customers did and stopped being customers.
+// who became customers did and stopped being customers. Both go from the
+// stage changes to the enrollments of their contacts (CROSS JOIN fixes
+// SQLite's join order): a cohort may hold a million enrollments whose
+// contacts made no change.
 func (db *DB) reportStages(ctx context.Context, w string, args []any, d *nudge.ReportData) error {
 	err := db.reportQuery(ctx, `SELECT s.field, s.from_stage, s.to_stage, count(*), count(DISTINCT e.id)
-		FROM enrollments e JOIN contact_stage_changes s ON s.contact_id = e.contact_id AND s.at >= e.entered_at
+		FROM contact_stage_changes s CROSS JOIN enrollments e ON e.contact_id = s.contact_id AND s.at >= e.entered_at
 		WHERE `+w+` GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`, args,
 		func(rows *sql.Rows) error {
 			var m nudge.ReportStageMove
@@ -29,7 +32,7 @@ func (db *DB) reportStages(ctx context.Context, w string, args []any, d *nudge.R
 				WHERE s.contact_id = b.contact_id AND s.field = 'lifecycle_stage' AND s.from_stage = 'customer'
 					AND s.at >= b.became), 0)
 		FROM (SELECT e.id, e.contact_id, min(s.at) AS became
-			FROM enrollments e JOIN contact_stage_changes s ON s.contact_id = e.contact_id
+			FROM contact_stage_changes s CROSS JOIN enrollments e ON e.contact_id = s.contact_id
 				AND s.field = 'lifecycle_stage' AND s.to_stage = 'customer' AND s.at >= e.entered_at
 			WHERE `+w+` GROUP BY e.id, e.contact_id) b
 		ORDER BY 1, 2`, args,

@@ -1,0 +1,346 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/nudge/nudge"
+)
+
+// The engine's commits keep the report counters of migration 0013 for the
+// enrollments, decisions and messages they write, and the rows of
+// report_conversions, once per commit: triggers per row made the drain's
+// commits about twice as costly. Every other change (a message's status,
+// erasure) is counted by the migration's triggers.
+
+// reportEnrollment is what the counters know of an enrollment: its row and
+// its decisions (step, channel, outcome, reason), oldest first.
+type reportEnrollment struct {
+	journey   string
+	version   int64
+	day       int64
+	heldOut   bool
+	state     string
+	decisions [][4]string
+}
+
+type (
+	cohortKey struct {
+		journey       string
+		version, day  int64
+		heldOut       bool
+		state, reason string
+	}
+	outcomeKey struct {
+		journey                        string
+		version, day                   int64
+		step, channel, outcome, reason string
+	}
+	messageKey struct {
+		journey               string
+		version, day          int64
+		step, channel, status string
+	}
+	pathKey struct {
+		journey                            string
+		version, day                       int64
+		step                               string
+		sent, held, journeyHeld, converted bool
+	}
+)
+
+// reportDeltas are the changes of a commit to the counters.
+type reportDeltas struct {
+	cohorts  map[cohortKey]int64
+	outcomes map[outcomeKey][2]int64 // decisions, enrollments
+	paths    map[pathKey]int64
+	messages map[messageKey]int64
+}
+
+// add counts what e counts (k = 1) or takes it out (k = -1).
+func (r *reportDeltas) add(e *reportEnrollment, k int64) {
+	reason := ""
+	kinds := map[[4]string]bool{}
+	type flags struct{ sent, held bool }
+	steps := map[string]flags{}
+	for _, d := range e.decisions {
+		if d[2] == nudge.OutcomeConverted || d[2] == nudge.OutcomeExited || d[2] == nudge.OutcomeCompleted {
+			reason = d[3]
+		}
+		o := outcomeKey{e.journey, e.version, e.day, d[0], d[1], d[2], d[3]}
+		v := r.outcomes[o]
+		v[0] += k
+		if !kinds[d] {
+			kinds[d] = true
+			v[1] += k
+		}
+		r.outcomes[o] = v
+		if d[0] != "" {
+			f := steps[d[0]]
+			f.sent = f.sent || d[2] == nudge.OutcomeSent
+			f.held = f.held || d[2] == nudge.OutcomeHeldOut
+			steps[d[0]] = f
+		}
+	}
+	r.cohorts[cohortKey{e.journey, e.version, e.day, e.heldOut, e.state, reason}] += k
+	for step, f := range steps {
+		r.paths[pathKey{e.journey, e.version, e.day, step, f.sent, f.held, e.heldOut, e.state == nudge.EnrollmentConverted}] += k
+	}
+}
+
+const (
+	reportEnrollmentsQuery = `SELECT id, journey_id, version, entered_at, held_out, state FROM enrollments
+		WHERE id IN (SELECT value FROM json_each(?))`
+	reportDecisionsQuery = `SELECT enrollment_id, step_id, channel, outcome, reason FROM decisions
+		WHERE enrollment_id IN (SELECT value FROM json_each(?)) ORDER BY enrollment_id, id`
+	reportInsertedQuery   = `SELECT enrollment_id, step_id, channel, status FROM messages WHERE rowid BETWEEN ? AND ?`
+	reportCohortsAddQuery = `INSERT INTO report_cohorts (journey_id, version, day, held_out, state, reason, n)
+		SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6
+		FROM json_each(?) WHERE true ON CONFLICT DO UPDATE SET n = n + excluded.n`
+	reportOutcomesAddQuery = `INSERT INTO report_outcomes (journey_id, version, day, step_id, channel, outcome, reason,
+			decisions, enrollments)
+		SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6, value ->> 7, value ->> 8
+		FROM json_each(?) WHERE true
+		ON CONFLICT DO UPDATE SET decisions = decisions + excluded.decisions, enrollments = enrollments + excluded.enrollments`
+	reportPathsAddQuery = `INSERT INTO report_paths (journey_id, version, day, step_id, sent, step_held, journey_held, converted, n)
+		SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6, value ->> 7, value ->> 8
+		FROM json_each(?) WHERE true ON CONFLICT DO UPDATE SET n = n + excluded.n`
+	reportMessagesAddQuery = `INSERT INTO report_messages (journey_id, version, day, step_id, channel, status, n)
+		SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6
+		FROM json_each(?) WHERE true ON CONFLICT DO UPDATE SET n = n + excluded.n`
+	reportConversionsDeleteQuery = `DELETE FROM report_conversions WHERE enrollment_id IN (SELECT value FROM json_each(?))`
+	// reportConversionsPutQuery writes the report_conversions rows of the
+	// converted enrollments of a JSON array of ids, from their rows.
+	reportConversionsPutQuery = `INSERT INTO report_conversions (enrollment_id, journey_id, version, entered_at, held_out,
+			converted_at, steps, touches)
+		SELECT e.id, e.journey_id, e.version, e.entered_at, e.held_out, coalesce(e.ended_at, e.updated_at),
+			coalesce((SELECT group_concat(step_id) FROM (SELECT DISTINCT d.step_id FROM decisions d
+				WHERE d.enrollment_id = e.id AND d.step_id <> '' ORDER BY 1)), ''),
+			coalesce((SELECT group_concat(t, char(30)) FROM (SELECT m.step_id || char(31) || m.channel || char(31) || m.created_at AS t
+				FROM messages m WHERE m.enrollment_id = e.id AND m.status <> 'cancelled' ORDER BY m.created_at, m.id)), '')
+		FROM enrollments e WHERE e.id IN (SELECT value FROM json_each(?)) AND e.state = 'converted'`
+)
+
+// reportStmts are the statements that keep the counters in EngineCommit, prepared
+// on the writer before the commit's transaction takes it.
+type reportStmts struct {
+	enrollments, decisions, inserted   *sql.Stmt
+	cohorts, outcomes, paths, messages *sql.Stmt
+	conversionsDelete, conversionsPut  *sql.Stmt
+}
+
+func (db *DB) reportStmts(ctx context.Context) (*reportStmts, error) {
+	var r reportStmts
+	for _, p := range []struct {
+		s **sql.Stmt
+		q string
+	}{{&r.enrollments, reportEnrollmentsQuery}, {&r.decisions, reportDecisionsQuery}, {&r.inserted, reportInsertedQuery},
+		{&r.cohorts, reportCohortsAddQuery}, {&r.outcomes, reportOutcomesAddQuery}, {&r.paths, reportPathsAddQuery},
+		{&r.messages, reportMessagesAddQuery}, {&r.conversionsDelete, reportConversionsDeleteQuery},
+		{&r.conversionsPut, reportConversionsPutQuery}} {
+		s, err := db.stmt(ctx, p.q)
+		if err != nil {
+			return nil, err
+		}
+		*p.s = s
+	}
+	return &r, nil
+}
+
+// before reads, in the commit's transaction before it writes,
+// the enrollments c names (its own and those of its decisions) as the
+// counters know them.
+func (rs *reportStmts) before(ctx context.Context, tx *sql.Tx, c *nudge.EngineCommit) (map[string]*reportEnrollment, error) {
+	var ids []string
+	seen := map[string]bool{}
+	for _, e := range c.Enrollments {
+		if !seen[e.ID] {
+			seen[e.ID] = true
+			ids = append(ids, e.ID)
+		}
+	}
+	for _, d := range c.Decisions {
+		if d.EnrollmentID != "" && !seen[d.EnrollmentID] {
+			seen[d.EnrollmentID] = true
+			ids = append(ids, d.EnrollmentID)
+		}
+	}
+	for _, m := range c.Messages {
+		if m.EnrollmentID != "" && !seen[m.EnrollmentID] {
+			seen[m.EnrollmentID] = true
+			ids = append(ids, m.EnrollmentID)
+		}
+	}
+	before := make(map[string]*reportEnrollment, len(ids))
+	if len(ids) == 0 {
+		return before, nil
+	}
+	arr, err := jsonArray(ids)
+	if err != nil {
+		return nil, err
+	}
+	if err := queryTx(ctx, tx, rs.enrollments, []any{arr}, func(rows *sql.Rows) error {
+		var (
+			id      string
+			e       reportEnrollment
+			entered int64
+		)
+		if err := rows.Scan(&id, &e.journey, &e.version, &entered, &e.heldOut, &e.state); err != nil {
+			return err
+		}
+		e.day = dayOf(entered)
+		before[id] = &e
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	err = queryTx(ctx, tx, rs.decisions, []any{arr}, func(rows *sql.Rows) error {
+		var (
+			id string
+			d  [4]string
+		)
+		if err := rows.Scan(&id, &d[0], &d[1], &d[2], &d[3]); err != nil {
+			return err
+		}
+		if e := before[id]; e != nil {
+			e.decisions = append(e.decisions, d)
+		}
+		return nil
+	})
+	return before, err
+}
+
+// after moves the counters from what the enrollments c names
+// counted before it (see before) to what they count after it, counts the
+// messages it inserted (rowids first to last; none if first is 0), and
+// writes the report_conversions rows of
+// the enrollments converted before or after it. An enrollment that exists
+// neither before nor in c counts nothing, as in a report, which joins
+// decisions and messages to their enrollment.
+func (rs *reportStmts) after(ctx context.Context, tx *sql.Tx, c *nudge.EngineCommit, before map[string]*reportEnrollment,
+	first, last int64, now time.Time) error {
+	if len(before) == 0 && len(c.Enrollments) == 0 {
+		return nil
+	}
+	after := make(map[string]*reportEnrollment, len(before)+len(c.Enrollments))
+	for id, e := range before {
+		a := *e
+		a.decisions = e.decisions[:len(e.decisions):len(e.decisions)]
+		after[id] = &a
+	}
+	for _, e := range c.Enrollments {
+		a := after[e.ID]
+		if a == nil {
+			entered := e.EnteredAt
+			if entered.IsZero() {
+				entered = now
+			}
+			a = &reportEnrollment{journey: e.JourneyID, version: e.Version, day: dayOf(micros(entered))}
+			after[e.ID] = a
+		}
+		a.heldOut, a.state = e.HeldOut, e.State
+	}
+	for _, d := range c.Decisions {
+		if a := after[d.EnrollmentID]; a != nil {
+			a.decisions = append(a.decisions, [4]string{d.StepID, d.Channel, d.Outcome, d.Reason})
+		}
+	}
+	r := &reportDeltas{cohorts: map[cohortKey]int64{}, outcomes: map[outcomeKey][2]int64{}, paths: map[pathKey]int64{},
+		messages: map[messageKey]int64{}}
+	var converted []string
+	for id, a := range after {
+		b := before[id]
+		if b != nil {
+			r.add(b, -1)
+		}
+		r.add(a, 1)
+		if a.state == nudge.EnrollmentConverted || b != nil && b.state == nudge.EnrollmentConverted {
+			converted = append(converted, id)
+		}
+	}
+	if first > 0 {
+		err := queryTx(ctx, tx, rs.inserted, []any{first, last}, func(rows *sql.Rows) error {
+			var eid, step, channel, status string
+			if err := rows.Scan(&eid, &step, &channel, &status); err != nil {
+				return err
+			}
+			if a := after[eid]; a != nil {
+				r.messages[messageKey{a.journey, a.version, a.day, step, channel, status}]++
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	var cohorts, outcomes, paths, messages [][]any
+	for k, n := range r.cohorts {
+		if n != 0 {
+			cohorts = append(cohorts, []any{k.journey, k.version, k.day, k.heldOut, k.state, k.reason, n})
+		}
+	}
+	for k, n := range r.outcomes {
+		if n != [2]int64{} {
+			outcomes = append(outcomes, []any{k.journey, k.version, k.day, k.step, k.channel, k.outcome, k.reason, n[0], n[1]})
+		}
+	}
+	for k, n := range r.paths {
+		if n != 0 {
+			paths = append(paths, []any{k.journey, k.version, k.day, k.step, k.sent, k.held, k.journeyHeld, k.converted, n})
+		}
+	}
+	for k, n := range r.messages {
+		messages = append(messages, []any{k.journey, k.version, k.day, k.step, k.channel, k.status, n})
+	}
+	for _, w := range []struct {
+		s    *sql.Stmt
+		rows [][]any
+	}{{rs.cohorts, cohorts}, {rs.outcomes, outcomes}, {rs.paths, paths}, {rs.messages, messages}} {
+		if len(w.rows) == 0 {
+			continue
+		}
+		b, err := json.Marshal(w.rows)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.StmtContext(ctx, w.s).ExecContext(ctx, string(b)); err != nil {
+			return fmt.Errorf("report counts: %w", err)
+		}
+	}
+	if len(converted) == 0 {
+		return nil
+	}
+	arr, err := jsonArray(converted)
+	if err != nil {
+		return err
+	}
+	if _, err := tx.StmtContext(ctx, rs.conversionsDelete).ExecContext(ctx, arr); err != nil {
+		return fmt.Errorf("report conversions: %w", err)
+	}
+	if _, err := tx.StmtContext(ctx, rs.conversionsPut).ExecContext(ctx, arr); err != nil {
+		return fmt.Errorf("report conversions: %w", err)
+	}
+	return nil
+}
+
+// queryTx runs a prepared query in tx, scanning each row.
+func queryTx(ctx context.Context, tx *sql.Tx, s *sql.Stmt, args []any, scan func(rows *sql.Rows) error) error {
+	rows, err := tx.StmtContext(ctx, s).QueryContext(ctx, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := scan(rows); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// dayOf is the cohort day of a time in Unix microseconds, as migration
+// 0013 counts it.
+func dayOf(us int64) int64 { return us / 86400000000 }
