@@ -142,6 +142,19 @@ accept-x-kannel-headers = true
 	start(t, bearerboxPath, confPath)
 	waitPort(t, boxc)
 	start(t, smsboxPath, confPath)
+	// smsbox may take a sendsms request before it has connected to
+	// bearerbox, and then panics: wait until bearerbox lists it and its
+	// sendsms port listens.
+	waitFor(t, "smsbox to connect to bearerbox", func() bool {
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/status.txt?password=admin-secret", admin))
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return strings.Contains(string(b), "smsbox") && !strings.Contains(string(b), "No boxes connected")
+	})
+	waitPort(t, sendsms)
 	operator := start(t, fakesmscPath, "-H", "127.0.0.1", "-r", fmt.Sprint(mt), "-i", "0.1", "-m", "0", "0 0 text unused")
 
 	// Send, retrying while smsbox is still connecting to bearerbox.
