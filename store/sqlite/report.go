@@ -42,16 +42,7 @@ func cohort(p *nudge.ReportParams, journey bool) (string, []any) {
 // reportQuery runs one aggregate query on a reader, scanning each row.
 func (db *DB) reportQuery(ctx context.Context, q string, args []any, scan func(rows *sql.Rows) error) error {
 	rows, err := db.read.QueryContext(ctx, q, args...)
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		if err := scan(rows); err != nil {
-			return err
-		}
-	}
-	return rows.Err()
+	return scanRows(rows, err, scan)
 }
 
 // ReportJourney reads a journey's counts per cohort day from the counters

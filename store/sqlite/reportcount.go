@@ -329,6 +329,12 @@ func (rs *reportStmts) after(ctx context.Context, tx *sql.Tx, c *nudge.EngineCom
 // queryTx runs a prepared query in tx, scanning each row.
 func queryTx(ctx context.Context, tx *sql.Tx, s *sql.Stmt, args []any, scan func(rows *sql.Rows) error) error {
 	rows, err := tx.StmtContext(ctx, s).QueryContext(ctx, args...)
+	return scanRows(rows, err, scan)
+}
+
+// scanRows calls scan on each row of a query's result, closing it; err is
+// the query's own error.
+func scanRows(rows *sql.Rows, err error, scan func(rows *sql.Rows) error) error {
 	if err != nil {
 		return err
 	}
