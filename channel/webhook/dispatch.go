@@ -7,6 +7,7 @@ import (
 	"errors"
 	"hash/fnv"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -21,6 +22,9 @@ const (
 	DefaultPoll        = time.Second
 	DefaultLease       = 2 * time.Minute
 	DefaultBatch       = 100
+	// DefaultUnstored is how many deliveries the store refused to take
+	// a Dispatcher holds in memory to store again.
+	DefaultUnstored = 10000
 )
 
 // DispatchStore is what a Dispatcher needs of the store: the
@@ -57,6 +61,11 @@ type DispatcherConfig struct {
 	// Batch is how many pending deliveries one pass claims; default
 	// DefaultBatch.
 	Batch int
+	// Unstored is how many deliveries the store refused (down, read-only,
+	// disk full) are held in memory and offered to it again on every
+	// pass; default DefaultUnstored. Past it the oldest are given up,
+	// with an error logged for each event.
+	Unstored int
 }
 
 // Event is one thing that happened, for the subscriptions that chose its
@@ -80,8 +89,10 @@ type payload struct {
 // retrying with backoff and logging every attempt in the store's delivery
 // log. Emit writes the deliveries to the store (nudge.WebhookPending) and
 // returns; a loop claims them like the outbox, calls, and settles them.
-// Nothing waits in memory: a restart, or a receiver down for an hour,
-// loses no event, and on PostgreSQL several nodes share the work.
+// A restart, or a receiver down for an hour, loses no stored event, and on
+// PostgreSQL several nodes share the work. Only while the store refuses
+// writes do events wait in memory (up to Unstored), stored again on each
+// pass and once more at Close.
 type Dispatcher struct {
 	cfg  DispatcherConfig
 	log  *slog.Logger
@@ -94,6 +105,9 @@ type Dispatcher struct {
 	mu      sync.Mutex
 	subs    []*nudge.WebhookSubscription
 	fetched time.Time
+
+	umu      sync.Mutex
+	unstored []*nudge.WebhookPending // refused by the store, oldest first
 }
 
 // NewDispatcher returns a running Dispatcher; Close stops it.
@@ -101,8 +115,8 @@ func NewDispatcher(cfg DispatcherConfig) (*Dispatcher, error) {
 	if cfg.Store == nil || cfg.Sender == nil {
 		return nil, nudge.Errorf(nudge.EINVALID, "webhook: a dispatcher needs a store and a sender")
 	}
-	if cfg.Attempts < 0 || cfg.Concurrency < 0 || cfg.CacheTTL < 0 || cfg.Poll < 0 || cfg.Lease < 0 || cfg.Batch < 0 {
-		return nil, nudge.Errorf(nudge.EINVALID, "webhook: attempts, concurrency, cache TTL, poll, lease and batch must not be negative")
+	if cfg.Attempts < 0 || cfg.Concurrency < 0 || cfg.CacheTTL < 0 || cfg.Poll < 0 || cfg.Lease < 0 || cfg.Batch < 0 || cfg.Unstored < 0 {
+		return nil, nudge.Errorf(nudge.EINVALID, "webhook: attempts, concurrency, cache TTL, poll, lease, batch and unstored must not be negative")
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = nudge.SystemClock{}
@@ -114,6 +128,7 @@ func NewDispatcher(cfg DispatcherConfig) (*Dispatcher, error) {
 	cfg.Poll = cmp.Or(cfg.Poll, DefaultPoll)
 	cfg.Lease = cmp.Or(cfg.Lease, DefaultLease)
 	cfg.Batch = cmp.Or(cfg.Batch, DefaultBatch)
+	cfg.Unstored = cmp.Or(cfg.Unstored, DefaultUnstored)
 	if cfg.Backoff == nil {
 		cfg.Backoff = DefaultDispatchBackoff
 	}
@@ -138,10 +153,23 @@ func DefaultDispatchBackoff(attempt int, eventID string) time.Duration {
 }
 
 // Close stops the loop, waiting for calls in flight. What is still
-// pending stays in the store for the next start.
+// pending stays in the store for the next start; deliveries the store
+// refused are offered to it once more, and logged as lost if it still
+// refuses them.
 func (d *Dispatcher) Close() {
 	d.cancel()
 	d.wg.Wait()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if !d.storeUnstored(ctx) {
+		d.umu.Lock()
+		defer d.umu.Unlock()
+		for _, p := range d.unstored {
+			d.log.ErrorContext(ctx, "webhook: event not stored before stopping; it will not be delivered",
+				"event_id", p.EventID, "event", p.Event, "subscription", p.SubscriptionID)
+		}
+		d.unstored = nil
+	}
 }
 
 // subscriptions returns the cached subscription list, refreshed every
@@ -175,7 +203,8 @@ func (d *Dispatcher) Wants(ctx context.Context, typ string) bool {
 
 // Emit stores ev for delivery to every subscription that chose its type.
 // An event already pending for a subscription (the same ID) is kept once.
-// If the store refuses the write the event is lost, and logged as an error.
+// If the store refuses the write, the deliveries wait in memory and are
+// stored on a later pass (see DispatcherConfig.Unstored).
 func (d *Dispatcher) Emit(ctx context.Context, ev Event) {
 	now := d.cfg.Clock.Now()
 	if ev.At.IsZero() {
@@ -204,7 +233,8 @@ func (d *Dispatcher) Emit(ctx context.Context, ev Event) {
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	if err := d.cfg.Store.WebhookEnqueue(wctx, ps, now); err != nil {
-		d.log.ErrorContext(ctx, "webhook: event not stored; it will not be delivered", "event_id", ev.ID, "event", ev.Type, "error", err)
+		d.log.WarnContext(ctx, "webhook: event not stored yet; it will be stored again", "event_id", ev.ID, "event", ev.Type, "error", err)
+		d.holdUnstored(ctx, ps)
 		return
 	}
 	select {
@@ -213,12 +243,49 @@ func (d *Dispatcher) Emit(ctx context.Context, ev Event) {
 	}
 }
 
+// holdUnstored keeps deliveries the store refused, up to Unstored of
+// them; past it the oldest are given up, each logged as an error.
+func (d *Dispatcher) holdUnstored(ctx context.Context, ps []*nudge.WebhookPending) {
+	d.umu.Lock()
+	defer d.umu.Unlock()
+	d.unstored = append(d.unstored, ps...)
+	if over := len(d.unstored) - d.cfg.Unstored; over > 0 {
+		for _, p := range d.unstored[:over] {
+			d.log.ErrorContext(ctx, "webhook: too many events waiting for the store; this one will not be delivered",
+				"event_id", p.EventID, "event", p.Event, "subscription", p.SubscriptionID, "waiting", d.cfg.Unstored)
+		}
+		d.unstored = slices.Delete(d.unstored, 0, over)
+	}
+}
+
+// storeUnstored offers the deliveries the store refused to it again, in
+// one write, and reports whether none is left waiting. Each keeps the
+// time it was emitted as its AvailableAt.
+func (d *Dispatcher) storeUnstored(ctx context.Context) bool {
+	d.umu.Lock()
+	defer d.umu.Unlock()
+	if len(d.unstored) == 0 {
+		return true
+	}
+	if err := d.cfg.Store.WebhookEnqueue(ctx, d.unstored, d.cfg.Clock.Now()); err != nil {
+		if ctx.Err() == nil {
+			d.log.WarnContext(ctx, "webhook: waiting events still not stored", "events", len(d.unstored), "error", err)
+		}
+		return false
+	}
+	d.log.InfoContext(ctx, "webhook: waiting events stored", "events", len(d.unstored))
+	d.unstored = nil
+	return true
+}
+
 // loop runs passes: at once after an Emit, every Poll otherwise, and
-// again at once while a pass found work.
+// again at once while a pass found work. Each pass first stores what the
+// store refused before.
 func (d *Dispatcher) loop() {
 	t := time.NewTicker(d.cfg.Poll)
 	defer t.Stop()
 	for {
+		d.storeUnstored(d.ctx)
 		for d.ctx.Err() == nil && d.RunOnce(d.ctx) > 0 {
 		}
 		select {

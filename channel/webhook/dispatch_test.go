@@ -210,3 +210,94 @@ func TestDispatcherRetryOutlivesRestart(t *testing.T) {
 		t.Errorf("second attempt %+v; want attempt 2, delivered", log[1])
 	}
 }
+
+// refusingStore is a real store whose WebhookEnqueue fails while down is
+// set, as a database that is down, read-only or out of disk would.
+type refusingStore struct {
+	nudge.Store
+	down    atomic.Bool
+	refused atomic.Int32
+}
+
+func (s *refusingStore) WebhookEnqueue(ctx context.Context, ps []*nudge.WebhookPending, now time.Time) error {
+	if s.down.Load() {
+		s.refused.Add(1)
+		return nudge.Errorf(nudge.EUNAVAILABLE, "the database is read-only")
+	}
+	return s.Store.WebhookEnqueue(ctx, ps, now)
+}
+
+func TestDispatcherStoreRefusesEvent(t *testing.T) {
+	got := make(chan string, 4)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- r.Header.Get(webhook.HeaderID)
+	}))
+	defer srv.Close()
+	st := &refusingStore{Store: subStore(t, &nudge.WebhookSubscription{ID: "crm", URL: srv.URL, Events: []string{nudge.WebhookMessageSent, nudge.WebhookSMSReplied}, Secret: "s"})}
+	st.down.Store(true)
+	d := dispatcher(t, webhook.DispatcherConfig{Store: st, Sender: newSender(t, webhook.Config{AllowPrivate: true})})
+	d.Emit(context.Background(), webhook.Event{ID: "m1:sent", Type: nudge.WebhookMessageSent, Data: map[string]string{"id": "m1"}})
+	for deadline := time.Now().Add(10 * time.Second); st.refused.Load() < 3; { // Emit's write, and two passes' writes again
+		if time.Now().After(deadline) {
+			t.Fatalf("the store was asked %d times to take the event; want it asked again on each pass", st.refused.Load())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	select {
+	case id := <-got:
+		t.Fatalf("%s delivered while the store refused it", id)
+	default:
+	}
+	st.down.Store(false) // the database is back
+	select {
+	case id := <-got:
+		if id != "m1:sent" {
+			t.Errorf("delivered %q; want m1:sent", id)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the event the store refused was not delivered once it came back")
+	}
+	if log := waitLogged(t, st, "crm", 1); !log[0].OK || log[0].EventID != "m1:sent" {
+		t.Errorf("delivery log %+v", log[0])
+	}
+
+	// Refused, and the store back only as the process stops: Close's last
+	// write stores it, so the next start delivers it.
+	st.down.Store(true)
+	d2 := dispatcher(t, webhook.DispatcherConfig{Store: st, Sender: newSender(t, webhook.Config{AllowPrivate: true}), Poll: time.Hour})
+	d2.Emit(context.Background(), webhook.Event{ID: "r1:replied", Type: nudge.WebhookSMSReplied, Data: map[string]string{"id": "r1"}})
+	st.down.Store(false)
+	d2.Close()
+	dispatcher(t, webhook.DispatcherConfig{Store: st, Sender: newSender(t, webhook.Config{AllowPrivate: true})}) // the next start
+	select {
+	case id := <-got:
+		if id != "r1:replied" {
+			t.Errorf("delivered %q; want r1:replied", id)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the event held at Close was not stored")
+	}
+}
+
+func TestDispatcherUnstoredBounded(t *testing.T) {
+	st := &refusingStore{Store: subStore(t, &nudge.WebhookSubscription{ID: "crm", URL: "http://127.0.0.1:1/", Events: []string{nudge.WebhookMessageSent}, Secret: "s"})}
+	st.down.Store(true)
+	d := dispatcher(t, webhook.DispatcherConfig{Store: st, Sender: newSender(t, webhook.Config{AllowPrivate: true}), Poll: time.Hour, Unstored: 2})
+	for _, id := range []string{"m1", "m2", "m3"} {
+		d.Emit(context.Background(), webhook.Event{ID: id, Type: nudge.WebhookMessageSent})
+	}
+	st.down.Store(false)
+	d.Close() // stores what it holds: the two newest
+	ps, err := st.WebhookClaim(context.Background(), time.Now().Add(time.Minute), 10, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, p := range ps {
+		ids = append(ids, p.EventID)
+	}
+	slices.Sort(ids)
+	if !slices.Equal(ids, []string{"m2", "m3"}) {
+		t.Errorf("stored %v; want the two newest, m2 and m3, with m1 given up", ids)
+	}
+}
