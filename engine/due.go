@@ -11,11 +11,22 @@ import (
 )
 
 // dueBatches is how many claimed batches one ProcessDue call advances at
-// most. While one batch commits (on SQLite's single writer), the next is
-// claimed before it and computed during it, so the reads and the
-// computing overlap the writes; a few batches a call keep the inbox, which
-// RunOnce serves between calls, waiting no longer than that.
+// least, unless nothing more is due; beyond that it goes on only while the
+// inbox holds nothing to serve (an event or a contact change), which it
+// asks the store before each further claim. While one batch commits (on
+// SQLite's single writer), the next one, claimed before it, is computed;
+// after the commit, the writer claims the one after, while the computing
+// finishes. So the reads and the computing overlap the writes, and an
+// event waits behind a mass drain no longer than a few batches: RunOnce
+// serves the inbox between calls.
 const dueBatches = 4
+
+// inboxPeeker is a store that tells cheaply whether a claim of the inbox
+// would take an item now (*sqlite.DB, *postgres.DB). With a store that
+// does not, a ProcessDue call stops after dueBatches batches.
+type inboxPeeker interface {
+	InboxPending(ctx context.Context, now time.Time) (bool, error)
+}
 
 // ProcessDue claims the waiting enrollments whose wake time has come (in
 // WakeAt order) and advances each: a wait ends (next step), a wait_for times
@@ -27,11 +38,12 @@ const dueBatches = 4
 // moved one of them meanwhile), each transition commits on its own, and the
 // ones that still conflict are left to the next claim. Either way each
 // enrollment's new state, decisions and messages commit atomically. While
-// a batch commits, the next one (up to dueBatches a call) is claimed and
-// computed, except for its enrollments of contacts the committing batch
-// changes: those are computed after that commit, on what it wrote, so a
-// batch decides as it would after the previous one. It returns how many
-// transitions it committed.
+// a batch commits, the next one is computed, except for its enrollments
+// of contacts the committing batch changes: those are computed after that
+// commit, on what it wrote, so a batch decides as it would after the
+// previous one. A batch is claimed before the previous one commits; it
+// sees what the ones before that wrote. It returns how many transitions it
+// committed.
 func (e *Engine) ProcessDue(ctx context.Context) (int, error) {
 	n, _, err := e.processDue(ctx)
 	return n, err
@@ -59,27 +71,33 @@ func (e *Engine) processDue(ctx context.Context) (n int, more bool, err error) {
 	if err := e.computeDue(ctx, cur, nil); err != nil {
 		return 0, cur.full, err
 	}
+	// next is claimed before cur commits: the writer is free now, and the
+	// claim does not see cur's new states (cur's enrollments are claimed,
+	// hence not claimed again). If a claim fails, cur still commits.
+	var (
+		next     *dueBatch
+		claimErr error
+	)
+	if cur.full && e.goOn(ctx, 2) {
+		next, claimErr = e.claimDue(ctx)
+	}
 	for i := 1; ; i++ {
-		var (
-			next     *dueBatch
-			claimErr error
-		)
-		if cur.full && i < dueBatches {
-			// Claimed before the commit: the writer is free now, and
-			// the claim does not see cur's new states (cur's
-			// enrollments are claimed, hence not claimed again). If
-			// the claim fails, cur still commits.
-			next, claimErr = e.claimDue(ctx)
-		}
+		// cur (batch i) is computed; next (batch i+1), if any, is claimed.
 		type result struct {
-			n       int
-			patched bool
-			err     error
+			n        int
+			patched  bool
+			err      error
+			ahead    *dueBatch // batch i+2, claimed after cur's commit
+			claimErr error
 		}
 		done := make(chan result, 1)
 		go func() {
-			k, patched, err := e.commitDue(ctx, cur)
-			done <- result{k, patched, err}
+			var r result
+			r.n, r.patched, r.err = e.commitDue(ctx, cur)
+			if r.err == nil && next != nil && next.full && e.goOn(ctx, i+2) {
+				r.ahead, r.claimErr = e.claimDue(ctx)
+			}
+			done <- r
 		}()
 		var after map[string]bool // contacts of next left until cur commits
 		if next != nil {
@@ -95,21 +113,37 @@ func (e *Engine) processDue(ctx context.Context) (n int, more bool, err error) {
 		if r.err == nil {
 			r.err = err
 		}
+		if r.err == nil && next != nil {
+			r.err = e.computeDue(ctx, next, func(contactID string) bool { return after[contactID] })
+		}
 		if r.err != nil {
-			if next != nil {
-				e.releaseDue(ctx, next)
+			for _, b := range []*dueBatch{next, r.ahead} {
+				if b != nil {
+					e.releaseDue(ctx, b)
+				}
 			}
 			return n, true, r.err
 		}
 		if next == nil {
 			return n, more || cur.full, claimErr
 		}
-		if err := e.computeDue(ctx, next, func(contactID string) bool { return after[contactID] }); err != nil {
-			e.releaseDue(ctx, next)
-			return n, true, err
-		}
-		cur = next
+		cur, next, claimErr = next, r.ahead, r.claimErr
 	}
+}
+
+// goOn reports whether processDue may claim its m-th batch: up to
+// dueBatches always, and beyond while the inbox holds nothing a claim
+// would take, so that going on is what RunOnce would do next anyway.
+func (e *Engine) goOn(ctx context.Context, m int) bool {
+	if m <= dueBatches {
+		return true
+	}
+	p, ok := e.store.(inboxPeeker)
+	if !ok {
+		return false
+	}
+	pending, err := p.InboxPending(ctx, e.clock.Now())
+	return err == nil && !pending
 }
 
 // claimDue claims a batch of due enrollments; nil when none is due.

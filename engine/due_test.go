@@ -73,3 +73,42 @@ func TestDueInSmallBatches(t *testing.T) {
 		})
 	}
 }
+
+// A drain goes on past its first few batches only while the inbox is
+// empty: an event ingested during a mass drain waits behind at most four
+// batches, and with nothing in the inbox one call drains everything.
+func TestDueYieldsToTheInbox(t *testing.T) {
+	const contacts, batch = 30, 3
+	for _, st := range benchStores {
+		t.Run(st.name, func(t *testing.T) {
+			e := newEnv(t, st.open(t))
+			eng, err := engine.New(engine.Config{Store: e.s, Clock: e.clock, NewID: e.ids, Batch: batch})
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.eng = eng
+			e.publish(waitingJourney)
+			enter := func(prefix string) {
+				for i := range contacts {
+					id := fmt.Sprintf("%s%02d", prefix, i)
+					e.contact(&nudge.ContactPatch{ID: id, Email: str(id + "@example.com")})
+					e.track(id, "go", nil)
+				}
+				e.run()
+				e.clock.Advance(24 * time.Hour)
+			}
+			enter("c")
+			e.track("c00", "other", nil)
+			if n, err := eng.ProcessDue(ctx); err != nil || n != 4*batch {
+				t.Errorf("ProcessDue with an event in the inbox = %d, %v; want %d (four batches)", n, err, 4*batch)
+			}
+			if n := e.run(); n != 1+contacts-4*batch {
+				t.Errorf("RunOnce after it handled %d, want the event and the %d enrollments left", n, contacts-4*batch)
+			}
+			enter("d")
+			if n, err := eng.ProcessDue(ctx); err != nil || n != contacts {
+				t.Errorf("ProcessDue with an empty inbox = %d, %v; want %d (all of them)", n, err, contacts)
+			}
+		})
+	}
+}

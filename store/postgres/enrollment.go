@@ -50,6 +50,19 @@ func scanEnrollment(row pgx.Row) (*nudge.Enrollment, error) {
 	return &e, nil
 }
 
+// InboxPending reports whether InboxClaim at now would find an item: one
+// not claimed, or whose claim expired before now (an item another claimer
+// has locked counts). The engine asks it between the batches of a drain,
+// to serve events first.
+func (db *DB) InboxPending(ctx context.Context, now time.Time) (bool, error) {
+	var pending bool
+	err := db.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM inbox WHERE claimed_until IS NULL OR claimed_until < $1)`, utc(now)).Scan(&pending)
+	if err != nil {
+		return false, wrap("inbox pending", err)
+	}
+	return pending, nil
+}
+
 func enrollmentNotFound(id string) error {
 	return nudge.Errorf(nudge.ENOTFOUND, "enrollment %q not found", id)
 }

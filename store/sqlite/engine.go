@@ -137,6 +137,21 @@ func (db *DB) InboxClaim(ctx context.Context, now time.Time, limit int, lease ti
 	return items, nil
 }
 
+// InboxPending reports whether InboxClaim at now would claim an item: one
+// not claimed, or whose claim expired before now. The engine asks it
+// between the batches of a drain, to serve events first.
+func (db *DB) InboxPending(ctx context.Context, now time.Time) (bool, error) {
+	st, err := db.readStmt(ctx, `SELECT EXISTS (SELECT 1 FROM inbox WHERE claimed_until IS NULL OR claimed_until < ?)`)
+	if err != nil {
+		return false, fmt.Errorf("sqlite: inbox pending: %w", err)
+	}
+	var pending bool
+	if err := st.QueryRowContext(ctx, micros(now)).Scan(&pending); err != nil {
+		return false, fmt.Errorf("sqlite: inbox pending: %w", err)
+	}
+	return pending, nil
+}
+
 func scanInboxItem(rows *sql.Rows) (*nudge.InboxItem, error) {
 	var (
 		it            nudge.InboxItem
