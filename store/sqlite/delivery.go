@@ -27,8 +27,12 @@ const (
 			WHERE status = 'queued' AND available_at <= ?2 AND (claimed_until IS NULL OR claimed_until < ?2)
 			ORDER BY available_at, id LIMIT ?3)
 		RETURNING ` + messageColumns
-	messagesReadQuery = `SELECT id, status, provider_id, attempts, error, available_at FROM messages
-		WHERE id IN (SELECT value FROM json_each(?))`
+	// messagesReadQuery reads, with a message's state, the report_messages
+	// key of its status (journey and day from its enrollment, if any).
+	messagesReadQuery = `SELECT m.id, m.status, m.provider_id, m.attempts, m.error, m.available_at,
+			m.enrollment_id, m.step_id, m.channel, e.journey_id, e.version, e.entered_at
+		FROM messages m LEFT JOIN enrollments e ON e.id = m.enrollment_id
+		WHERE m.id IN (SELECT value FROM json_each(?))`
 	messageUpdateQuery = `UPDATE messages SET status = ?2, provider_id = ?3, attempts = ?4, error = ?5,
 		available_at = ?6, claimed_until = CASE WHEN ?7 THEN NULL ELSE claimed_until END, updated_at = ?8
 		WHERE id = ?1`
@@ -75,7 +79,9 @@ func (db *DB) MessageClaim(ctx context.Context, now time.Time, limit int, lease 
 // reported false. A requeue moves a sending message back to queued at
 // AvailableAt (now if zero) with a history entry whose detail has "retry":
 // true. A status past sending clears the message's claim. ENOTFOUND for an
-// unknown message: then nothing is applied.
+// unknown message: then nothing is applied. The report counters of the
+// messages' statuses move once per call, from each message's status before
+// it to its status after it.
 func (db *DB) MessageUpdate(ctx context.Context, us []*nudge.MessageUpdate, now time.Time) ([]bool, error) {
 	if err := nudge.CheckMessageUpdates(us); err != nil {
 		return nil, fmt.Errorf("sqlite: message update: %w", err)
@@ -92,28 +98,36 @@ func (db *DB) MessageUpdate(ctx context.Context, us []*nudge.MessageUpdate, now 
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: message update: %w", err)
 	}
+	rs, err := db.statusStmts(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: message update: %w", err)
+	}
 	var applied []bool
 	err = db.inTx(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.StmtContext(ctx, ws.messagesRead).QueryContext(ctx, arr)
-		if err != nil {
-			return err
-		}
 		cur := make(map[string]*nudge.MessageState, len(ids))
-		for rows.Next() {
+		counted := make(map[string]reportMessage, len(ids))
+		if err := queryTx(ctx, tx, ws.messagesRead, []any{arr}, func(rows *sql.Rows) error {
 			var (
-				id    string
-				m     nudge.MessageState
-				avail int64
+				id      string
+				m       nudge.MessageState
+				avail   int64
+				c       reportMessage
+				journey sql.NullString
+				version sql.NullInt64
+				entered sql.NullInt64
 			)
-			if err := rows.Scan(&id, &m.Status, &m.ProviderID, &m.Attempts, &m.Err, &avail); err != nil {
-				rows.Close()
+			if err := rows.Scan(&id, &m.Status, &m.ProviderID, &m.Attempts, &m.Err, &avail,
+				&c.enrollment, &c.key.step, &c.key.channel, &journey, &version, &entered); err != nil {
 				return err
 			}
 			m.AvailableAt = fromMicros(avail)
 			cur[id] = &m
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
+			if journey.Valid {
+				c.key.journey, c.key.version, c.key.day, c.key.status = journey.String, version.Int64, dayOf(entered.Int64), m.Status
+				counted[id] = c
+			}
+			return nil
+		}); err != nil {
 			return err
 		}
 		for _, id := range ids {
@@ -147,7 +161,13 @@ func (db *DB) MessageUpdate(ctx context.Context, us []*nudge.MessageUpdate, now 
 				return err
 			}
 		}
-		return nil
+		var moved statusMoves
+		for id, c := range counted {
+			if m := cur[id]; m.Changed {
+				moved.move(c, m.Status)
+			}
+		}
+		return rs.write(ctx, tx, &moved)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: message update: %w", err)

@@ -11,10 +11,12 @@ import (
 )
 
 // The engine's commits keep the report counters of migration 0013 for the
-// enrollments, decisions and messages they write, and the rows of
-// report_conversions, once per commit: triggers per row made the drain's
-// commits about twice as costly. Every other change (a message's status,
-// erasure) is counted by the migration's triggers.
+// enrollments, decisions and messages they write (and the messages they
+// cancel), and the rows of report_conversions, once per commit: triggers
+// per row made the drain's commits about twice as costly. MessageUpdate
+// counts the status changes it makes once per call (statusMoves; migration
+// 0014 dropped the trigger that counted each). Erasure is counted by the
+// triggers of migration 0013.
 
 // reportEnrollment is what the counters know of an enrollment: its row and
 // its decisions (step, channel, outcome, reason), oldest first.
@@ -25,6 +27,9 @@ type reportEnrollment struct {
 	heldOut   bool
 	state     string
 	decisions [][4]string
+	// queued are its queued messages by step and channel, if the commit
+	// cancels them.
+	queued map[[2]string]int64
 }
 
 type (
@@ -96,7 +101,10 @@ const (
 		WHERE id IN (SELECT value FROM json_each(?))`
 	reportDecisionsQuery = `SELECT enrollment_id, step_id, channel, outcome, reason FROM decisions
 		WHERE enrollment_id IN (SELECT value FROM json_each(?)) ORDER BY enrollment_id, id`
-	reportInsertedQuery   = `SELECT enrollment_id, step_id, channel, status FROM messages WHERE rowid BETWEEN ? AND ?`
+	reportInsertedQuery = `SELECT enrollment_id, step_id, channel, status FROM messages WHERE rowid BETWEEN ? AND ?`
+	// reportQueuedQuery reads the messages messagesCancelQuery cancels.
+	reportQueuedQuery = `SELECT enrollment_id, step_id, channel FROM messages
+		WHERE enrollment_id IN (SELECT value FROM json_each(?)) AND +status = 'queued'`
 	reportCohortsAddQuery = `INSERT INTO report_cohorts (journey_id, version, day, held_out, state, reason, n)
 		SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6
 		FROM json_each(?) WHERE true ON CONFLICT DO UPDATE SET n = n + excluded.n`
@@ -111,6 +119,12 @@ const (
 	reportMessagesAddQuery = `INSERT INTO report_messages (journey_id, version, day, step_id, channel, status, n)
 		SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6
 		FROM json_each(?) WHERE true ON CONFLICT DO UPDATE SET n = n + excluded.n`
+	// reportTouchesQuery rewrites the touches of the report_conversions
+	// rows of a JSON array of enrollment ids.
+	reportTouchesQuery = `UPDATE report_conversions SET touches = coalesce((SELECT group_concat(t, char(30)) FROM (
+			SELECT m.step_id || char(31) || m.channel || char(31) || m.created_at AS t FROM messages m
+			WHERE m.enrollment_id = report_conversions.enrollment_id AND m.status <> 'cancelled' ORDER BY m.created_at, m.id)), '')
+		WHERE enrollment_id IN (SELECT value FROM json_each(?))`
 	reportConversionsDeleteQuery = `DELETE FROM report_conversions WHERE enrollment_id IN (SELECT value FROM json_each(?))`
 	// reportConversionsPutQuery writes the report_conversions rows of the
 	// converted enrollments of a JSON array of ids, from their rows.
@@ -128,6 +142,7 @@ const (
 // on the writer before the commit's transaction takes it.
 type reportStmts struct {
 	enrollments, decisions, inserted   *sql.Stmt
+	queued                             *sql.Stmt
 	cohorts, outcomes, paths, messages *sql.Stmt
 	conversionsDelete, conversionsPut  *sql.Stmt
 }
@@ -138,6 +153,7 @@ func (db *DB) reportStmts(ctx context.Context) (*reportStmts, error) {
 		s **sql.Stmt
 		q string
 	}{{&r.enrollments, reportEnrollmentsQuery}, {&r.decisions, reportDecisionsQuery}, {&r.inserted, reportInsertedQuery},
+		{&r.queued, reportQueuedQuery},
 		{&r.cohorts, reportCohortsAddQuery}, {&r.outcomes, reportOutcomesAddQuery}, {&r.paths, reportPathsAddQuery},
 		{&r.messages, reportMessagesAddQuery}, {&r.conversionsDelete, reportConversionsDeleteQuery},
 		{&r.conversionsPut, reportConversionsPutQuery}} {
@@ -151,8 +167,9 @@ func (db *DB) reportStmts(ctx context.Context) (*reportStmts, error) {
 }
 
 // before reads, in the commit's transaction before it writes,
-// the enrollments c names (its own and those of its decisions) as the
-// counters know them.
+// the enrollments c names (its own, those of its decisions and messages
+// and those whose messages it cancels) as the counters know them, with the
+// queued messages it cancels.
 func (rs *reportStmts) before(ctx context.Context, tx *sql.Tx, c *nudge.EngineCommit) (map[string]*reportEnrollment, error) {
 	var ids []string
 	seen := map[string]bool{}
@@ -172,6 +189,12 @@ func (rs *reportStmts) before(ctx context.Context, tx *sql.Tx, c *nudge.EngineCo
 		if m.EnrollmentID != "" && !seen[m.EnrollmentID] {
 			seen[m.EnrollmentID] = true
 			ids = append(ids, m.EnrollmentID)
+		}
+	}
+	for _, id := range c.CancelMessages {
+		if !seen[id] {
+			seen[id] = true
+			ids = append(ids, id)
 		}
 	}
 	before := make(map[string]*reportEnrollment, len(ids))
@@ -210,12 +233,33 @@ func (rs *reportStmts) before(ctx context.Context, tx *sql.Tx, c *nudge.EngineCo
 		}
 		return nil
 	})
+	if err != nil || len(c.CancelMessages) == 0 {
+		return before, err
+	}
+	cancel, err := jsonArray(c.CancelMessages)
+	if err != nil {
+		return nil, err
+	}
+	err = queryTx(ctx, tx, rs.queued, []any{cancel}, func(rows *sql.Rows) error {
+		var id, step, channel string
+		if err := rows.Scan(&id, &step, &channel); err != nil {
+			return err
+		}
+		if e := before[id]; e != nil {
+			if e.queued == nil {
+				e.queued = map[[2]string]int64{}
+			}
+			e.queued[[2]string{step, channel}]++
+		}
+		return nil
+	})
 	return before, err
 }
 
 // after moves the counters from what the enrollments c names
 // counted before it (see before) to what they count after it, counts the
-// messages it inserted (rowids first to last; none if first is 0), and
+// messages it inserted (rowids first to last; none if first is 0) with
+// their status after it, moves the queued messages it cancelled, and
 // writes the report_conversions rows of
 // the enrollments converted before or after it. An enrollment that exists
 // neither before nor in c counts nothing, as in a report, which joins
@@ -255,6 +299,10 @@ func (rs *reportStmts) after(ctx context.Context, tx *sql.Tx, c *nudge.EngineCom
 		b := before[id]
 		if b != nil {
 			r.add(b, -1)
+			for k, n := range b.queued {
+				r.messages[messageKey{b.journey, b.version, b.day, k[0], k[1], nudge.MessageQueued}] -= n
+				r.messages[messageKey{b.journey, b.version, b.day, k[0], k[1], nudge.MessageCancelled}] += n
+			}
 		}
 		r.add(a, 1)
 		if a.state == nudge.EnrollmentConverted || b != nil && b.state == nudge.EnrollmentConverted {
@@ -292,22 +340,13 @@ func (rs *reportStmts) after(ctx context.Context, tx *sql.Tx, c *nudge.EngineCom
 			paths = append(paths, []any{k.journey, k.version, k.day, k.step, k.sent, k.held, k.journeyHeld, k.converted, n})
 		}
 	}
-	for k, n := range r.messages {
-		messages = append(messages, []any{k.journey, k.version, k.day, k.step, k.channel, k.status, n})
-	}
+	messages = messageRows(r.messages)
 	for _, w := range []struct {
 		s    *sql.Stmt
 		rows [][]any
 	}{{rs.cohorts, cohorts}, {rs.outcomes, outcomes}, {rs.paths, paths}, {rs.messages, messages}} {
-		if len(w.rows) == 0 {
-			continue
-		}
-		b, err := json.Marshal(w.rows)
-		if err != nil {
+		if err := addCounts(ctx, tx, w.s, w.rows); err != nil {
 			return err
-		}
-		if _, err := tx.StmtContext(ctx, w.s).ExecContext(ctx, string(b)); err != nil {
-			return fmt.Errorf("report counts: %w", err)
 		}
 	}
 	if len(converted) == 0 {
@@ -322,6 +361,101 @@ func (rs *reportStmts) after(ctx context.Context, tx *sql.Tx, c *nudge.EngineCom
 	}
 	if _, err := tx.StmtContext(ctx, rs.conversionsPut).ExecContext(ctx, arr); err != nil {
 		return fmt.Errorf("report conversions: %w", err)
+	}
+	return nil
+}
+
+// reportMessage is what the counters know of a message: its enrollment,
+// and the report_messages key of its status.
+type reportMessage struct {
+	enrollment string
+	key        messageKey
+}
+
+// statusMoves are the moves of a call's messages between the
+// report_messages counters of their statuses, and the enrollments whose
+// report_conversions touches change (a message cancelled, or no longer).
+type statusMoves struct {
+	messages map[messageKey]int64
+	touched  []string
+}
+
+// move counts m, counted as it was, at status now.
+func (s *statusMoves) move(m reportMessage, now string) {
+	if m.key.status == now {
+		return
+	}
+	if s.messages == nil {
+		s.messages = map[messageKey]int64{}
+	}
+	s.messages[m.key]--
+	k := m.key
+	k.status = now
+	s.messages[k]++
+	if m.key.status == nudge.MessageCancelled || now == nudge.MessageCancelled {
+		s.touched = append(s.touched, m.enrollment)
+	}
+}
+
+// statusStmts write statusMoves.
+type statusStmts struct{ messages, touches *sql.Stmt }
+
+// statusStmts prepares the statements of statusMoves on the writer.
+func (db *DB) statusStmts(ctx context.Context) (*statusStmts, error) {
+	m, err := db.stmt(ctx, reportMessagesAddQuery)
+	if err != nil {
+		return nil, err
+	}
+	t, err := db.stmt(ctx, reportTouchesQuery)
+	if err != nil {
+		return nil, err
+	}
+	return &statusStmts{m, t}, nil
+}
+
+// write applies s in tx: one statement for the counters, and one for the
+// touches if any changed.
+func (ss *statusStmts) write(ctx context.Context, tx *sql.Tx, s *statusMoves) error {
+	if err := addCounts(ctx, tx, ss.messages, messageRows(s.messages)); err != nil {
+		return err
+	}
+	if len(s.touched) == 0 {
+		return nil
+	}
+	arr, err := jsonArray(s.touched)
+	if err != nil {
+		return err
+	}
+	if _, err := tx.StmtContext(ctx, ss.touches).ExecContext(ctx, arr); err != nil {
+		return fmt.Errorf("report conversions: %w", err)
+	}
+	return nil
+}
+
+// messageRows are the report_messages rows of counts, as addCounts takes
+// them.
+func messageRows(counts map[messageKey]int64) [][]any {
+	var rows [][]any
+	for k, n := range counts {
+		if n != 0 {
+			rows = append(rows, []any{k.journey, k.version, k.day, k.step, k.channel, k.status, n})
+		}
+	}
+	return rows
+}
+
+// addCounts adds rows to a counter table with s, one of the report*AddQuery
+// statements, in one statement; none if rows is empty.
+func addCounts(ctx context.Context, tx *sql.Tx, s *sql.Stmt, rows [][]any) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	b, err := json.Marshal(rows)
+	if err != nil {
+		return err
+	}
+	if _, err := tx.StmtContext(ctx, s).ExecContext(ctx, string(b)); err != nil {
+		return fmt.Errorf("report counts: %w", err)
 	}
 	return nil
 }

@@ -11,7 +11,8 @@ import (
 
 // testReportCounts: after a mixed sequence of writes — enrollments entered,
 // moved and ended, a decision repeated, messages delivered through status
-// updates, cancelled when their enrollment exits, an enrollment entered
+// updates (several times in one call, back to where it was, refused),
+// cancelled when their enrollment exits or by an update, an enrollment entered
 // already ended, a contact erased, a second journey version — the report's
 // counts (kept per day by the store) equal a direct count of the
 // enrollments, the decision log and the outbox, over every range: the whole
@@ -110,6 +111,18 @@ func testReportCounts(t *testing.T, open func(t *testing.T) nudge.Store) {
 		Messages: []*nudge.Message{msg("m6", e6, "text", nudge.ChannelSMS)},
 		Decisions: []*nudge.Decision{d(e6, now.Add(40*h), "", "", nudge.OutcomeEntered, "entered_event"),
 			d(e6, now.Add(40*h), "text", nudge.ChannelSMS, nudge.OutcomeSent, "queued")}})
+	// m6 goes out in one call (sent, requeued, sent again, then sent); m7
+	// is sent and requeued in one call, back where it was; a call of
+	// updates that are all refused changes nothing; e7 (converted) has its
+	// queued email cancelled, which takes it out of its touches.
+	update(t, &nudge.MessageUpdate{MessageID: "m6", Status: nudge.MessageSending}, &nudge.MessageUpdate{MessageID: "m6", Requeue: true},
+		&nudge.MessageUpdate{MessageID: "m6", Status: nudge.MessageSending}, &nudge.MessageUpdate{MessageID: "m6", Status: nudge.MessageSent})
+	update(t, &nudge.MessageUpdate{MessageID: "m7", Status: nudge.MessageSending}, &nudge.MessageUpdate{MessageID: "m7", Requeue: true})
+	if applied, err := s.MessageUpdate(ctx, []*nudge.MessageUpdate{{MessageID: "m6", Status: nudge.MessageSending},
+		{MessageID: "m2", Status: nudge.MessageSent}, {MessageID: "m6", Requeue: true}}, now.Add(3*h)); err != nil || slices.Contains(applied, true) {
+		t.Fatalf("MessageUpdate of updates that do not advance: applied %v, %v; want none", applied, err)
+	}
+	update(t, &nudge.MessageUpdate{MessageID: "m7b", Status: nudge.MessageCancelled})
 	if err := s.ContactErase(ctx, "c4", now.Add(41*h)); err != nil {
 		t.Fatalf("ContactErase: %v", err)
 	}
