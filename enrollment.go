@@ -189,6 +189,10 @@ type EngineStore interface {
 	EnrollmentListLive(ctx context.Context, contactIDs []string) (map[string][]*Enrollment, error)
 	// EnrollmentGet returns an enrollment, or ENOTFOUND.
 	EnrollmentGet(ctx context.Context, id string) (*Enrollment, error)
+	// EnrollmentGetMany returns, by id, those of the enrollments ids that
+	// exist, in one query (the delivery re-check of a claimed batch reads
+	// them so); a missing one is absent from the map.
+	EnrollmentGetMany(ctx context.Context, ids []string) (map[string]*Enrollment, error)
 	// EngineCommit commits a transition atomically (see EngineCommit). An
 	// enrollment whose Rev changed, an inbox item already consumed by another
 	// worker, or a second live enrollment for the same journey, contact and

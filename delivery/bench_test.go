@@ -1,6 +1,7 @@
 package delivery_test
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"github.com/nudge/nudge"
 	"github.com/nudge/nudge/channel/smtp"
 	"github.com/nudge/nudge/delivery"
+	"github.com/nudge/nudge/engine"
 )
 
 // newsletter is about 4.4 KB of personalized HTML, as in the issue's
@@ -24,12 +26,19 @@ var newsletter = "Subject: {{ contact.attributes.first_name | default: \"Hello\"
 		"with examples from teams like yours, {{ contact.attributes.first_name }}.</p>\n", 24) +
 	"<p><a href=\"https://example.com/u/{{ contact.id }}\">Unsubscribe</a></p></body></html>\n"
 
-// benchSeed stores 1,000 contacts and n queued messages of the channel.
+// benchSeed stores 1,000 contacts, opted in to marketing on the channel,
+// and n queued messages of the channel.
 func benchSeed(b *testing.B, e *env, n int, channel, tmpl string) {
 	b.Helper()
 	cs := make([]*nudge.Contact, 1000)
+	optIns := make([]*nudge.ConsentRecordParams, len(cs))
 	for i := range cs {
 		cs[i] = e.contact(fmt.Sprintf("c%05d", i), fmt.Sprintf("+1415556%04d", i), fmt.Sprintf("person%d@example.com", i))
+		optIns[i] = &nudge.ConsentRecordParams{ContactID: cs[i].ID, Channel: channel, Purpose: nudge.PurposeMarketing,
+			Status: nudge.ConsentOptedIn, Source: "import"}
+	}
+	if _, err := e.db.ConsentRecord(e.ctx, optIns, e.clock.Now()); err != nil {
+		b.Fatal(err)
 	}
 	for done := 0; done < n; {
 		k := min(1000, n-done)
@@ -77,17 +86,29 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
+// recheck is the engine's dispatch re-check, as the server wires it.
+func (e *env) recheck(b *testing.B) func(context.Context, []*nudge.Message, map[string]*nudge.Contact) []string {
+	b.Helper()
+	eng, err := engine.New(engine.Config{Store: e.db.(engine.Store), Clock: e.clock})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return eng.RecheckMany
+}
+
 // BenchmarkDeliverySMS delivers queued SMS through the Twilio adapter to a
-// local server speaking Twilio's wire format, recording every status.
+// local server speaking Twilio's wire format, with the engine's dispatch
+// re-check, recording every status.
 func BenchmarkDeliverySMS(b *testing.B) {
 	e := newEnv(b)
 	benchSeed(b, e, b.N, nudge.ChannelSMS, "reminder")
-	w := e.worker(func(c *delivery.Config) { c.Batch = 500 })
+	w := e.worker(func(c *delivery.Config) { c.Batch = 500; c.Recheck = e.recheck(b) })
 	benchDeliver(b, e, w, nudge.ChannelSMS)
 }
 
 // BenchmarkDeliveryEmail delivers a 4.4 KB personalized HTML email over
-// SMTP to a local go-smtp sink, recording every status. With
+// SMTP to a local go-smtp sink, with the engine's dispatch re-check,
+// recording every status. With
 // NUDGE_BENCH_SMTP=host:port it sends to that server instead (such as
 // /work/shared/tools/smtpsink), so that cpu-µs/msg is Nudge's CPU alone,
 // without the sink's.
@@ -114,6 +135,6 @@ func BenchmarkDeliveryEmail(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { s.Close() })
-	w := e.worker(func(c *delivery.Config) { c.Batch = 500; c.Senders[nudge.ChannelEmail] = s })
+	w := e.worker(func(c *delivery.Config) { c.Batch = 500; c.Senders[nudge.ChannelEmail] = s; c.Recheck = e.recheck(b) })
 	benchDeliver(b, e, w, nudge.ChannelEmail)
 }

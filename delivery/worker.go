@@ -87,8 +87,11 @@ type Config struct {
 	// error's text.
 	Prepare func(ctx context.Context, m *nudge.Message, c *nudge.Contact, o *nudge.Outbound) error
 	// Recheck is the dispatch-time re-check of goal, exit, consent and
-	// suppression; false cancels the message with the reason. nil allows.
-	Recheck func(ctx context.Context, m *nudge.Message, c *nudge.Contact) (ok bool, reason string)
+	// suppression, asked once per pass for the claimed messages that got
+	// that far (ms, with their contacts by id): for each message in
+	// order, the reason that cancels it, or "" to let it go. nil allows.
+	// (engine.Engine's RecheckMany reads the facts of them all at once.)
+	Recheck func(ctx context.Context, ms []*nudge.Message, contacts map[string]*nudge.Contact) (reasons []string)
 	// SMSLimits: a rendered SMS with lint errors fails (sms_lint).
 	SMSLimits template.SMSLimits
 	// Policy returns the workspace policy in force, read once per pass for
@@ -351,6 +354,18 @@ func (w *Worker) deliver(ctx context.Context, msgs []*nudge.Message) error {
 	p := &pass{contacts: contacts, events: events, sms: sr}
 
 	var b batch
+	if msgs, err = w.check(ctx, msgs, p, &b); err != nil {
+		return err // nothing was marked; the claim expires
+	}
+	if len(msgs) > 0 {
+		w.dispatch(ctx, msgs, p, &b)
+	}
+	return w.record(ctx, &b)
+}
+
+// dispatch takes checked messages through rendering, their sending marks and
+// their provider calls.
+func (w *Worker) dispatch(ctx context.Context, msgs []*nudge.Message, p *pass, b *batch) {
 	// Three stages, so that no stage waits on another's slowest member:
 	// preparers check and render, the marker commits sending marks in
 	// groups of what is ready, senders call the providers.
@@ -369,20 +384,20 @@ func (w *Worker) deliver(ctx context.Context, msgs []*nudge.Message) error {
 		idle <- struct{}{}
 		prep.Go(func() {
 			for m := range work {
-				if j := w.prepare(ctx, m, p, &b); j != nil {
+				if j := w.prepare(ctx, m, p, b); j != nil {
 					ready <- j
 				}
 			}
 		})
 		send.Go(func() {
 			for j := range marked {
-				w.send(ctx, j, &b)
+				w.send(ctx, j, b)
 				idle <- struct{}{}
 			}
 		})
 	}
 	go func() {
-		w.markLoop(ctx, ready, marked, idle, &b, c)
+		w.markLoop(ctx, ready, marked, idle, b, c)
 		close(marked)
 	}()
 	for _, m := range msgs {
@@ -392,7 +407,10 @@ func (w *Worker) deliver(ctx context.Context, msgs []*nudge.Message) error {
 	prep.Wait()
 	close(ready)
 	send.Wait()
+}
 
+// record writes what a pass decided and has not written yet.
+func (w *Worker) record(ctx context.Context, b *batch) error {
 	now := w.cfg.Clock.Now()
 	var errs []error
 	if len(b.updates) > 0 {
@@ -552,40 +570,60 @@ func (w *Worker) mark(ctx context.Context, group []*job, marked chan<- *job, b *
 	return unused
 }
 
-// prepare takes a claimed message as far as its provider call: it returns
-// the job to send, or nil when the message ended (or was parked) here.
+// check applies to a claimed batch the checks that need no provider, in
+// this order: a webhook message without a sender is parked; a message past
+// its maximum age, without a contact or without a sender fails; the
+// re-check (Config.Recheck, once for all the messages still there)
+// cancels. It returns the messages that passed, in order.
+func (w *Worker) check(ctx context.Context, msgs []*nudge.Message, p *pass, b *batch) ([]*nudge.Message, error) {
+	now := w.cfg.Clock.Now()
+	out := make([]*nudge.Message, 0, len(msgs))
+	for _, m := range msgs {
+		fail := func(reason, text string) { w.fail(ctx, b, m, reason, text) }
+		sender := w.cfg.Senders[m.Channel]
+		switch {
+		case m.Channel == nudge.ChannelWebhook && sender == nil:
+			// Parked, not failed: see the package doc.
+			b.add(&nudge.MessageUpdate{MessageID: m.ID, AvailableAt: now.Add(WebhookPark),
+				Detail: map[string]any{"reason": ReasonNotImplemented}})
+			w.log.DebugContext(ctx, "delivery: webhook message parked: no webhook sender", "message_id", m.ID)
+		case now.Sub(m.CreatedAt) > w.cfg.MaxAge:
+			fail(ReasonMaxAge, fmt.Sprintf("queued for %s, more than the maximum age of %s", now.Sub(m.CreatedAt).Round(time.Second), w.cfg.MaxAge))
+		case p.contacts[m.ContactID] == nil:
+			fail(ReasonNoContact, "the contact no longer exists")
+		case sender == nil:
+			fail(ReasonNoSender, "no "+m.Channel+" sender is configured")
+		default:
+			out = append(out, m)
+		}
+	}
+	if w.cfg.Recheck == nil || len(out) == 0 {
+		return out, nil
+	}
+	reasons := w.cfg.Recheck(ctx, out, p.contacts)
+	if len(reasons) != len(out) {
+		return nil, fmt.Errorf("delivery: the re-check answered for %d of %d messages", len(reasons), len(out))
+	}
+	keep := out[:0]
+	for i, m := range out {
+		if reasons[i] == "" {
+			keep = append(keep, m)
+			continue
+		}
+		b.add(&nudge.MessageUpdate{MessageID: m.ID, Status: nudge.MessageCancelled,
+			Detail: map[string]any{"reason": reasons[i], "at": "dispatch"}})
+		w.log.DebugContext(ctx, "delivery: message cancelled at dispatch", "message_id", m.ID, "reason", reasons[i])
+	}
+	return keep, nil
+}
+
+// prepare takes a checked message as far as its provider call: it returns
+// the job to send, or nil when the message ended (or was deferred) here.
 func (w *Worker) prepare(ctx context.Context, m *nudge.Message, p *pass, b *batch) *job {
 	c, sr := p.contacts[m.ContactID], p.sms
 	now := w.cfg.Clock.Now()
 	fail := func(reason, text string, extra ...any) { w.fail(ctx, b, m, reason, text, extra...) }
 	sender := w.cfg.Senders[m.Channel]
-	if m.Channel == nudge.ChannelWebhook && sender == nil {
-		// Parked, not failed: see the package doc.
-		b.add(&nudge.MessageUpdate{MessageID: m.ID, AvailableAt: now.Add(WebhookPark),
-			Detail: map[string]any{"reason": ReasonNotImplemented}})
-		w.log.DebugContext(ctx, "delivery: webhook message parked: no webhook sender", "message_id", m.ID)
-		return nil
-	}
-	if now.Sub(m.CreatedAt) > w.cfg.MaxAge {
-		fail(ReasonMaxAge, fmt.Sprintf("queued for %s, more than the maximum age of %s", now.Sub(m.CreatedAt).Round(time.Second), w.cfg.MaxAge))
-		return nil
-	}
-	if c == nil {
-		fail(ReasonNoContact, "the contact no longer exists")
-		return nil
-	}
-	if sender == nil {
-		fail(ReasonNoSender, "no "+m.Channel+" sender is configured")
-		return nil
-	}
-	if w.cfg.Recheck != nil {
-		if ok, reason := w.cfg.Recheck(ctx, m, c); !ok {
-			b.add(&nudge.MessageUpdate{MessageID: m.ID, Status: nudge.MessageCancelled,
-				Detail: map[string]any{"reason": reason, "at": "dispatch"}})
-			w.log.DebugContext(ctx, "delivery: message cancelled at dispatch", "message_id", m.ID, "reason", reason)
-			return nil
-		}
-	}
 	if w.limits != nil && m.Channel != nudge.ChannelWebhook {
 		ok, at, late := w.limits.admit(m.ID, m.Channel, w.cfg.From[m.Channel], now, m.CreatedAt.Add(w.cfg.MaxAge))
 		switch {

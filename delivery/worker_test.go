@@ -65,12 +65,24 @@ type env struct {
 	purpose string
 }
 
+// webinarJourney is the journey of the messages the tests queue: the
+// dispatch re-check of the benchmarks reads it.
+const webinarJourney = `id: webinar
+name: Webinar reminders
+trigger: {event: webinar.registered}
+steps:
+  - id: send
+    email: {template: welcome}
+  - id: wait
+    wait: {for: 1h}
+`
+
 func newEnv(t testing.TB) *env {
 	t.Helper()
 	e := &env{t: t, ctx: context.Background(), db: nudgetest.SQLite(t), clock: nudgetest.NewClock(nudgetest.Epoch),
 		tw: newFakeTwilio(t), mail: startMailSink(t, true), set: loadTemplates(t)}
 	if _, _, err := e.db.JourneyPublish(e.ctx, &nudge.JourneyPublishParams{ID: "webinar", Name: "Webinar reminders",
-		Source: []byte("id: webinar\n")}, e.clock.Now()); err != nil {
+		Source: []byte(webinarJourney)}, e.clock.Now()); err != nil {
 		t.Fatal(err)
 	}
 	return e
@@ -484,17 +496,27 @@ func TestDeliverRecoverStuck(t *testing.T) {
 
 func TestDeliverRecheckCancels(t *testing.T) {
 	e := newEnv(t)
+	var asked [][]string
 	w := e.worker(func(c *delivery.Config) {
-		c.Recheck = func(_ context.Context, m *nudge.Message, c *nudge.Contact) (bool, string) {
-			if c.ID == "c2" {
-				return false, "goal_reached"
+		c.Recheck = func(_ context.Context, ms []*nudge.Message, cs map[string]*nudge.Contact) []string {
+			reasons := make([]string, len(ms))
+			var ids []string
+			for i, m := range ms {
+				ids = append(ids, m.ID)
+				if cs[m.ContactID].ID == "c2" {
+					reasons[i] = "goal_reached"
+				}
 			}
-			return true, ""
+			asked = append(asked, ids)
+			return reasons
 		}
 	})
 	ok := e.queue(e.contact("c1", toOK, ""), nudge.ChannelSMS, "reminder")
 	gone := e.queue(e.contact("c2", "+14155550102", ""), nudge.ChannelSMS, "reminder")
 	e.run(w)
+	if want := [][]string{{ok, gone}}; !cmp.Equal(asked, want) {
+		t.Errorf("re-checked %q, want %q: the pass's messages at once", asked, want)
+	}
 	e.wantHistory(ok, nudge.MessageQueued, nudge.MessageSending, nudge.MessageSent)
 	h := e.wantHistory(gone, nudge.MessageQueued, nudge.MessageCancelled)
 	if got := last(h).Detail["reason"]; got != "goal_reached" {
@@ -502,6 +524,26 @@ func TestDeliverRecheckCancels(t *testing.T) {
 	}
 	if n := e.tw.count("+14155550102"); n != 0 {
 		t.Errorf("the cancelled message was sent %d times", n)
+	}
+}
+
+// TestDeliverRecheckShort: a re-check that does not answer for every
+// message fails the pass before anything is marked or sent.
+func TestDeliverRecheckShort(t *testing.T) {
+	e := newEnv(t)
+	w := e.worker(func(c *delivery.Config) {
+		c.Recheck = func(_ context.Context, ms []*nudge.Message, _ map[string]*nudge.Contact) []string {
+			return make([]string, len(ms)-1)
+		}
+	})
+	id := e.queue(e.contact("c1", toOK, ""), nudge.ChannelSMS, "reminder")
+	e.queue(e.contact("c2", "+14155550102", ""), nudge.ChannelSMS, "reminder")
+	if _, err := w.RunOnce(e.ctx); err == nil {
+		t.Error("RunOnce with a re-check that answered for 1 of 2 messages: no error")
+	}
+	e.wantHistory(id, nudge.MessageQueued)
+	if n := e.tw.count(toOK); n != 0 {
+		t.Errorf("sent %d times", n)
 	}
 }
 

@@ -11,9 +11,10 @@ import (
 )
 
 // Recheck is the guardrails' last word on a queued message, asked right
-// before it is handed to a provider (delivery's Config.Recheck), including
-// after a deferral or a retry: a contact who converted, left the journey,
-// opted out or was suppressed since the message was queued gets nothing.
+// before it is handed to a provider, including after a deferral or a
+// retry: a contact who converted, left the journey, opted out or was
+// suppressed since the message was queued gets nothing. RecheckMany asks
+// it for a delivery worker's claimed batch at once.
 //
 // It is not ok when the message's enrollment converted (goal_met) or was
 // ended by an exit rule (exit_rule) or an erasure (contact_erased) — an
@@ -30,10 +31,38 @@ import (
 // Every not-ok answer is recorded as a decision (skipped, with the reason).
 func (e *Engine) Recheck(ctx context.Context, m *nudge.Message, c *nudge.Contact) (ok bool, reason string) {
 	now := e.clock.Now()
-	d := e.recheck(ctx, m, c, now)
+	d := e.recheck(ctx, m, c, &dispatchFacts{}, now)
 	if d == nil {
 		return true, ""
 	}
+	e.recordDispatch(ctx, []*nudge.Decision{dispatchDecision(d, m, now)})
+	return false, d.Reason
+}
+
+// RecheckMany is Recheck for a batch (delivery's Config.Recheck): it reads
+// the facts of all of ms at once (their enrollments, the consent and
+// suppressions of their contacts, the policy, the paused steps) and
+// answers for each message, in the order of ms, the reason it may not go,
+// or "" when it may. contacts holds the messages' contacts by id (one
+// absent or nil was erased). The answers, and the decisions recorded for
+// the messages stopped (in one commit), are Recheck's for each message.
+func (e *Engine) RecheckMany(ctx context.Context, ms []*nudge.Message, contacts map[string]*nudge.Contact) []string {
+	now := e.clock.Now()
+	f := e.readDispatchFacts(ctx, ms, contacts)
+	reasons := make([]string, len(ms))
+	var ds []*nudge.Decision
+	for i, m := range ms {
+		if d := e.recheck(ctx, m, contacts[m.ContactID], f, now); d != nil {
+			ds = append(ds, dispatchDecision(d, m, now))
+			reasons[i] = d.Reason
+		}
+	}
+	e.recordDispatch(ctx, ds)
+	return reasons
+}
+
+// dispatchDecision completes the decision that stops m.
+func dispatchDecision(d *nudge.Decision, m *nudge.Message, now time.Time) *nudge.Decision {
 	d.At, d.ContactID, d.JourneyID, d.Version = now, m.ContactID, m.JourneyID, m.Version
 	d.EnrollmentID, d.StepID, d.Channel, d.Outcome = m.EnrollmentID, m.StepID, m.Channel, nudge.OutcomeSkipped
 	if d.Details == nil {
@@ -41,15 +70,122 @@ func (e *Engine) Recheck(ctx context.Context, m *nudge.Message, c *nudge.Contact
 	}
 	d.Details["message_id"] = m.ID
 	d.Details["stage"] = "dispatch"
-	if err := e.store.EngineCommit(ctx, &nudge.EngineCommit{Decisions: []*nudge.Decision{d}}, now); err != nil {
-		// The message still does not go; only its explanation is lost.
-		e.log.ErrorContext(ctx, "engine: the dispatch re-check's decision could not be recorded", "message_id", m.ID, "reason", d.Reason, "err", err)
+	return d
+}
+
+// recordDispatch records the re-check's decisions. The messages do not go
+// either way; a failure loses only their explanation.
+func (e *Engine) recordDispatch(ctx context.Context, ds []*nudge.Decision) {
+	if len(ds) == 0 {
+		return
 	}
-	return false, d.Reason
+	if err := e.store.EngineCommit(ctx, &nudge.EngineCommit{Decisions: ds}, ds[0].At); err != nil {
+		for _, d := range ds {
+			e.log.ErrorContext(ctx, "engine: the dispatch re-check's decision could not be recorded", "message_id", d.Details["message_id"], "reason", d.Reason, "err", err)
+		}
+	}
+}
+
+// dispatchFacts are what the re-check reads of the store. The zero value
+// reads them message by message (Recheck); readDispatchFacts reads a
+// batch's at once (RecheckMany).
+type dispatchFacts struct {
+	bulk                          bool
+	enrollments                   map[string]*nudge.Enrollment
+	consent                       map[string][]*nudge.ConsentState
+	supp                          map[string][]*nudge.Suppression
+	pauses                        map[pauseKey]*nudge.StepPause
+	ws                            *policy.Policy
+	version                       int64
+	enErr, consErr, suppErr, pErr error
+	polErr, pauseErr              error
+}
+
+// readDispatchFacts reads the facts the re-check of ms needs, each kind in
+// one query. A read that fails makes each message that needs it not ok
+// (consent_unavailable), as it would one at a time.
+func (e *Engine) readDispatchFacts(ctx context.Context, ms []*nudge.Message, contacts map[string]*nudge.Contact) *dispatchFacts {
+	f := &dispatchFacts{bulk: true}
+	var enIDs, cIDs []string
+	var cs []*nudge.Contact
+	seen := map[string]bool{}
+	guarded, sms := false, false
+	for _, m := range ms {
+		if m.EnrollmentID != "" {
+			enIDs = append(enIDs, m.EnrollmentID)
+		}
+		if m.Channel != nudge.ChannelSMS && m.Channel != nudge.ChannelEmail {
+			continue
+		}
+		guarded = true
+		sms = sms || (m.Channel == nudge.ChannelSMS && m.JourneyID != "")
+		if c := contacts[m.ContactID]; c != nil && !seen[c.ID] {
+			seen[c.ID] = true
+			cIDs, cs = append(cIDs, c.ID), append(cs, c)
+		}
+	}
+	if len(enIDs) > 0 {
+		f.enrollments, f.enErr = e.store.EnrollmentGetMany(ctx, enIDs)
+	}
+	if !guarded {
+		return f
+	}
+	f.ws, f.version, f.polErr = e.currentPolicy(ctx)
+	if len(cs) > 0 {
+		f.consent, f.consErr = e.store.ConsentListMany(ctx, cIDs)
+		f.supp, f.suppErr = e.store.SuppressionsFor(ctx, cs)
+	}
+	if sms {
+		f.pauses, f.pauseErr = e.pauses(ctx)
+	}
+	return f
+}
+
+func (f *dispatchFacts) enrollment(ctx context.Context, e *Engine, id string) (*nudge.Enrollment, error) {
+	if !f.bulk {
+		return e.store.EnrollmentGet(ctx, id)
+	}
+	if f.enErr != nil {
+		return nil, f.enErr
+	}
+	if en := f.enrollments[id]; en != nil {
+		return en, nil
+	}
+	return nil, nudge.Errorf(nudge.ENOTFOUND, "enrollment %q not found", id)
+}
+
+func (f *dispatchFacts) policy(ctx context.Context, e *Engine) (*policy.Policy, int64, error) {
+	if !f.bulk {
+		return e.currentPolicy(ctx)
+	}
+	return f.ws, f.version, f.polErr
+}
+
+func (f *dispatchFacts) consentOf(ctx context.Context, e *Engine, c *nudge.Contact) ([]*nudge.ConsentState, error) {
+	if !f.bulk {
+		consent, err := e.store.ConsentListMany(ctx, []string{c.ID})
+		return consent[c.ID], err
+	}
+	return f.consent[c.ID], f.consErr
+}
+
+func (f *dispatchFacts) suppressionsOf(ctx context.Context, e *Engine, c *nudge.Contact) ([]*nudge.Suppression, error) {
+	if !f.bulk {
+		supp, err := e.store.SuppressionsFor(ctx, []*nudge.Contact{c})
+		return supp[c.ID], err
+	}
+	return f.supp[c.ID], f.suppErr
+}
+
+func (f *dispatchFacts) pause(ctx context.Context, e *Engine, m *nudge.Message) (*nudge.StepPause, error) {
+	if !f.bulk || m.Channel != nudge.ChannelSMS || m.JourneyID == "" {
+		return e.stepPause(ctx, m)
+	}
+	return f.pauses[pauseKey{m.JourneyID, m.StepID}], f.pauseErr
 }
 
 // recheck returns the decision that stops m at now, or nil when it may go.
-func (e *Engine) recheck(ctx context.Context, m *nudge.Message, c *nudge.Contact, now time.Time) *nudge.Decision {
+func (e *Engine) recheck(ctx context.Context, m *nudge.Message, c *nudge.Contact, f *dispatchFacts, now time.Time) *nudge.Decision {
 	what := channelWord(m.Channel)
 	unavailable := func(err error) *nudge.Decision {
 		e.log.ErrorContext(ctx, "engine: the dispatch re-check could not read its facts; the message is not sent", "message_id", m.ID, "err", err)
@@ -68,7 +204,7 @@ func (e *Engine) recheck(ctx context.Context, m *nudge.Message, c *nudge.Contact
 	)
 	if m.EnrollmentID != "" {
 		var err error
-		en, err = e.store.EnrollmentGet(ctx, m.EnrollmentID)
+		en, err = f.enrollment(ctx, e, m.EnrollmentID)
 		if nudge.ErrorCode(err) == nudge.ENOTFOUND {
 			// Only an erasure deletes enrollments.
 			return &nudge.Decision{Reason: ReasonContactErased, Message: fmt.Sprintf("Not sent: the %s's enrollment no longer exists (the contact was erased).", what)}
@@ -112,7 +248,7 @@ func (e *Engine) recheck(ctx context.Context, m *nudge.Message, c *nudge.Contact
 	if m.Channel != nudge.ChannelSMS && m.Channel != nudge.ChannelEmail {
 		return nil // webhooks are the journey's own calls: no consent applies
 	}
-	ws, version, err := e.currentPolicy(ctx)
+	ws, version, err := f.policy(ctx, e)
 	if err != nil {
 		return unavailable(err)
 	}
@@ -122,22 +258,22 @@ func (e *Engine) recheck(ctx context.Context, m *nudge.Message, c *nudge.Contact
 			p, _ = e.stepPolicy(ws, version, j, en.Version, st)
 		}
 	}
-	consent, err := e.store.ConsentListMany(ctx, []string{c.ID})
+	consent, err := f.consentOf(ctx, e, c)
 	if err != nil {
 		return unavailable(fmt.Errorf("read consent: %w", err))
 	}
-	supp, err := e.store.SuppressionsFor(ctx, []*nudge.Contact{c})
+	supp, err := f.suppressionsOf(ctx, e, c)
 	if err != nil {
 		return unavailable(fmt.Errorf("read suppressions: %w", err))
 	}
 	facts := &policy.Facts{
 		Channel: m.Channel, Purpose: m.Purpose, Journey: m.JourneyID, Step: m.StepID, Template: m.Template,
-		MessageKey: m.EnrollmentID + ":" + m.StepID, Contact: c, Consent: consent[c.ID],
+		MessageKey: m.EnrollmentID + ":" + m.StepID, Contact: c, Consent: consent,
 	}
-	for _, s := range supp[c.ID] {
+	for _, s := range supp {
 		facts.Suppressions = append(facts.Suppressions, policy.Suppression{Channel: s.Channel, Address: s.AddressMasked, Kind: s.Reason, Source: s.Source, At: s.CreatedAt})
 	}
-	if facts.Paused, err = e.stepPause(ctx, m); err != nil {
+	if facts.Paused, err = f.pause(ctx, e, m); err != nil {
 		return unavailable(err)
 	}
 	// Suppression and consent are the policy's first rules: when either

@@ -3,6 +3,7 @@ package engine_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -14,7 +15,7 @@ import (
 )
 
 // The delivery worker takes the re-check as it is.
-var _ = delivery.Config{Recheck: (*engine.Engine)(nil).Recheck}
+var _ = delivery.Config{Recheck: (*engine.Engine)(nil).RecheckMany}
 
 // recheckJourney texts at once, then waits: its SMS is queued while the
 // enrollment waits. The goal and exit rule read attributes a test sets.
@@ -61,33 +62,43 @@ func (e *env) getContact(id string) *nudge.Contact {
 	return c
 }
 
-// recheck re-checks m on the contact as stored now and checks the answer
-// and, when not ok, the decision it recorded.
+// recheck re-checks m on the contact as stored now, with Recheck and
+// with RecheckMany of m alone, and checks each answer and, when not ok,
+// the decision it recorded.
 func (e *env) recheck(m *nudge.Message, wantOK bool, wantReason, wantSentence string) {
 	e.t.Helper()
-	before := len(e.decisions(m.ContactID))
-	ok, reason := e.eng.Recheck(ctx, m, e.getContact(m.ContactID))
-	if ok != wantOK || reason != wantReason {
-		e.t.Fatalf("Recheck = %v, %q; want %v, %q", ok, reason, wantOK, wantReason)
+	ways := map[string]func(*nudge.Contact) (bool, string){
+		"Recheck": func(c *nudge.Contact) (bool, string) { return e.eng.Recheck(ctx, m, c) },
+		"RecheckMany": func(c *nudge.Contact) (bool, string) {
+			r := e.eng.RecheckMany(ctx, []*nudge.Message{m}, map[string]*nudge.Contact{m.ContactID: c})
+			return r[0] == "", r[0]
+		},
 	}
-	ds := e.decisions(m.ContactID)
-	if ok {
-		if len(ds) != before {
-			e.t.Errorf("an ok re-check recorded %d decisions", len(ds)-before)
+	for _, name := range []string{"Recheck", "RecheckMany"} {
+		before := len(e.decisions(m.ContactID))
+		ok, reason := ways[name](e.getContact(m.ContactID))
+		if ok != wantOK || reason != wantReason {
+			e.t.Fatalf("%s = %v, %q; want %v, %q", name, ok, reason, wantOK, wantReason)
 		}
-		return
-	}
-	if len(ds) != before+1 {
-		e.t.Fatalf("a not-ok re-check recorded %d decisions, want 1", len(ds)-before)
-	}
-	d := ds[len(ds)-1]
-	if d.Outcome != nudge.OutcomeSkipped || d.Reason != wantReason || d.EnrollmentID != m.EnrollmentID ||
-		d.StepID != m.StepID || d.Channel != m.Channel || d.JourneyID != m.JourneyID || d.Details["message_id"] != m.ID ||
-		!d.At.Equal(e.clock.Now()) {
-		e.t.Errorf("decision = %+v", d)
-	}
-	if !strings.Contains(d.Message, wantSentence) {
-		e.t.Errorf("decision says %q; want it to contain %q", d.Message, wantSentence)
+		ds := e.decisions(m.ContactID)
+		if ok {
+			if len(ds) != before {
+				e.t.Errorf("an ok %s recorded %d decisions", name, len(ds)-before)
+			}
+			continue
+		}
+		if len(ds) != before+1 {
+			e.t.Fatalf("a not-ok %s recorded %d decisions, want 1", name, len(ds)-before)
+		}
+		d := ds[len(ds)-1]
+		if d.Outcome != nudge.OutcomeSkipped || d.Reason != wantReason || d.EnrollmentID != m.EnrollmentID ||
+			d.StepID != m.StepID || d.Channel != m.Channel || d.JourneyID != m.JourneyID || d.Details["message_id"] != m.ID ||
+			!d.At.Equal(e.clock.Now()) {
+			e.t.Errorf("%s: decision = %+v", name, d)
+		}
+		if !strings.Contains(d.Message, wantSentence) {
+			e.t.Errorf("%s: decision says %q; want it to contain %q", name, d.Message, wantSentence)
+		}
 	}
 }
 
@@ -192,9 +203,62 @@ func TestRecheck(t *testing.T) {
 	})
 }
 
+// TestRecheckManyBatch re-checks a batch of three contacts' texts at once:
+// each answer and decision is its own message's.
+func TestRecheckManyBatch(t *testing.T) {
+	stores(t, func(t *testing.T, s engine.Store) {
+		e, _ := recheckEnv(t, s, recheckJourney)
+		for id, phone := range map[string]string{"joe": "+13125550201", "ann": "+13125550202"} {
+			e.contact(&nudge.ContactPatch{ID: id, Phone: str(phone), Timezone: str("America/Chicago")})
+			e.optIn(id)
+			e.track(id, "go", nil)
+		}
+		e.run()
+		e.clock.Advance(time.Minute)
+		e.consent("joe", nudge.ConsentOptedOut)
+		var ms []*nudge.Message
+		cs := map[string]*nudge.Contact{}
+		for _, id := range []string{"jane", "joe", "ann"} {
+			for _, m := range e.messages(id) {
+				if m.Channel == nudge.ChannelSMS && m.Status == nudge.MessageQueued {
+					ms = append(ms, m)
+				}
+			}
+			cs[id] = e.getContact(id)
+		}
+		cs["ann"] = nil // erased meanwhile
+		if len(ms) != 3 {
+			t.Fatalf("%d queued texts, want 3", len(ms))
+		}
+		got := e.eng.RecheckMany(ctx, ms, cs)
+		want := []string{"", policy.ReasonOptedOut, engine.ReasonContactErased}
+		if !slices.Equal(got, want) {
+			t.Errorf("RecheckMany of jane, joe, ann = %q, want %q", got, want)
+		}
+		for i, id := range []string{"jane", "joe", "ann"} {
+			var skipped []string
+			for _, d := range e.decisions(id) {
+				if d.Details["stage"] == "dispatch" {
+					skipped = append(skipped, d.Reason)
+					if d.Details["message_id"] != ms[i].ID {
+						t.Errorf("%s's dispatch decision names message %v, want %s", id, d.Details["message_id"], ms[i].ID)
+					}
+				}
+			}
+			if w := []string{want[i]}; want[i] == "" && len(skipped) != 0 || want[i] != "" && !slices.Equal(skipped, w) {
+				t.Errorf("%s's dispatch decisions = %q, want %q", id, skipped, want[i])
+			}
+		}
+	})
+}
+
 // failingEnrollment is a store whose enrollment reads fail.
 type failingEnrollment struct{ engine.Store }
 
 func (failingEnrollment) EnrollmentGet(context.Context, string) (*nudge.Enrollment, error) {
+	return nil, errors.New("enrollments unreachable")
+}
+
+func (failingEnrollment) EnrollmentGetMany(context.Context, []string) (map[string]*nudge.Enrollment, error) {
 	return nil, errors.New("enrollments unreachable")
 }

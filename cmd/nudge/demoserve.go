@@ -408,7 +408,7 @@ func demoDelivery(s nudge.Store, eng *engine.Engine, clock nudge.Clock, d demoSe
 		Templates: set,
 		Senders:   senders,
 		From:      map[string]string{nudge.ChannelEmail: "demo@localhost", nudge.ChannelSMS: "+15005550006"},
-		Recheck:   eng.Recheck,
+		Recheck:   eng.RecheckMany,
 	})
 }
 

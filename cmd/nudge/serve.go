@@ -230,9 +230,10 @@ func (m *Main) pruneLoop(ctx context.Context) {
 }
 
 // recheck is the dispatch-time re-check of goal, exit, consent and
-// suppression the delivery worker runs before each provider call.
-func (m *Main) recheck() func(context.Context, *nudge.Message, *nudge.Contact) (bool, string) {
-	return m.Engine.Recheck
+// suppression the delivery worker runs on each claimed batch before its
+// provider calls.
+func (m *Main) recheck() func(context.Context, []*nudge.Message, map[string]*nudge.Contact) []string {
+	return m.Engine.RecheckMany
 }
 
 // enginePoll is how often the engine looks for due waits and for work other

@@ -208,6 +208,27 @@ func (db *DB) EnrollmentListLive(ctx context.Context, contactIDs []string) (map[
 	return out, nil
 }
 
+// EnrollmentGetMany returns, by id, the enrollments of ids that exist, in
+// one statement.
+func (db *DB) EnrollmentGetMany(ctx context.Context, ids []string) (map[string]*nudge.Enrollment, error) {
+	out := make(map[string]*nudge.Enrollment, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	rows, err := db.pool.Query(ctx, `SELECT `+enrollmentColumns+` FROM enrollments WHERE id = ANY($1)`, ids)
+	if err != nil {
+		return nil, wrap("enrollment get many", err)
+	}
+	es, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*nudge.Enrollment, error) { return scanEnrollment(r) })
+	if err != nil {
+		return nil, wrap("enrollment get many", err)
+	}
+	for _, e := range es {
+		out[e.ID] = e
+	}
+	return out, nil
+}
+
 const decisionColumns = `id, at, contact_id, journey_id, version, enrollment_id, step_id, channel, outcome, reason, message, details, policy_version`
 
 func scanDecision(row pgx.Row) (*nudge.Decision, error) {

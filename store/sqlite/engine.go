@@ -368,6 +368,35 @@ func (db *DB) EnrollmentGet(ctx context.Context, id string) (*nudge.Enrollment, 
 	return e, nil
 }
 
+// EnrollmentGetMany returns, by id, the enrollments of ids that exist, in
+// one statement.
+func (db *DB) EnrollmentGetMany(ctx context.Context, ids []string) (map[string]*nudge.Enrollment, error) {
+	out := make(map[string]*nudge.Enrollment, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	arr, err := jsonArray(ids)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: enrollment get many: %w", err)
+	}
+	st, err := db.readStmt(ctx, `SELECT `+enrollmentColumns+` FROM enrollments WHERE id IN (SELECT value FROM json_each(?))`)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: enrollment get many: %w", err)
+	}
+	rows, err := st.QueryContext(ctx, arr)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: enrollment get many: %w", err)
+	}
+	es, err := scanEnrollments(rows)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: enrollment get many: %w", err)
+	}
+	for _, e := range es {
+		out[e.ID] = e
+	}
+	return out, nil
+}
+
 // where builds the WHERE clause of a list.
 type where struct {
 	terms []string

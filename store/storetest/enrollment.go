@@ -82,6 +82,27 @@ func testEnrollmentListLive(t *testing.T, open func(t *testing.T) nudge.Store) {
 			t.Errorf("EnrollmentListLive of %d ids = %v; want c1's 4 only", len(ids), got)
 		}
 	})
+	t.Run("get many, ended ones too", func(t *testing.T) {
+		ids := []string{"e0000", "nobody", "e0004", "e-c3"}
+		got, err := s.EnrollmentGetMany(ctx, ids)
+		if err != nil {
+			t.Fatalf("EnrollmentGetMany: %v", err)
+		}
+		want := map[string]*nudge.Enrollment{}
+		for _, id := range []string{"e0000", "e0004", "e-c3"} {
+			e, err := s.EnrollmentGet(ctx, id)
+			if err != nil {
+				t.Fatalf("EnrollmentGet(%s): %v", id, err)
+			}
+			want[id] = e
+		}
+		if d := diff(want, got); d != "" {
+			t.Errorf("EnrollmentGetMany(%q) (-want +got):\n%s", ids, d)
+		}
+		if got, err := s.EnrollmentGetMany(ctx, nil); err != nil || len(got) != 0 {
+			t.Errorf("EnrollmentGetMany(nil) = %v, %v; want empty, nil", got, err)
+		}
+	})
 	t.Run("an ended enrollment leaves", func(t *testing.T) {
 		e := clone(live("c1")[0])
 		e.State, e.WakeAt, e.EndedAt = nudge.EnrollmentExited, time.Time{}, now
