@@ -101,6 +101,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err := db.Migrate(ctx); err != nil {
 		return nil, fmt.Errorf("sim: %w", err)
 	}
+	// Nothing reads the store's reports or the console's indexes: the
+	// report below is the decisions and enrollments themselves.
+	if err := db.Slim(ctx); err != nil {
+		return nil, fmt.Errorf("sim: %w", err)
+	}
 
 	pol := cmp.Or(cfg.Policy, policy.Default())
 	clock := NewClock(from)

@@ -1,7 +1,9 @@
 package sqlite
 
 import (
+	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 )
 
@@ -35,5 +37,65 @@ func OpenPrivate(path string) (*DB, error) {
 	if err := oneConnection(conn, path); err != nil {
 		return nil, err
 	}
-	return &DB{path: path, write: conn, read: conn, stmts: map[string]*sql.Stmt{}, readStmts: map[string]*sql.Stmt{}}, nil
+	return &DB{path: path, write: conn, read: conn, private: true, stmts: map[string]*sql.Stmt{}, readStmts: map[string]*sql.Stmt{}}, nil
+}
+
+// slimIndexes are the indexes that only the console's pages, the reports,
+// delivery and pruning read: no query of the engine's claims, commits and
+// guardrail reads, of ingest, or of the simulator's report uses one (each
+// has another index or the primary key to go by, and none is named in an
+// INDEXED BY). Contacts by email, phone, stage, creation and update;
+// messages by channel, status, journey, creation and provider id, and by
+// contact and id (the guardrails' reads use contact and creation time);
+// decisions by contact and journey; enrollments by journey; events by
+// reception; the ledger by address; a message's status history.
+var slimIndexes = []string{
+	"contacts_created_at", "contacts_email", "contacts_phone", "contacts_lifecycle_stage", "contacts_journey_stage",
+	"contacts_updated_at",
+	"messages_channel_created", "messages_contact", "messages_created", "messages_journey_created", "messages_provider",
+	"messages_status", "messages_status_created",
+	"decisions_contact", "decisions_journey",
+	"enrollments_journey",
+	"events_received_at",
+	"consent_ledger_address",
+	"message_statuses_message",
+}
+
+// slimTriggers keep the contacts' stage history (migration 0010) and the
+// report counters (0013) for the changes EngineCommit does not count.
+var slimTriggers = []string{
+	"contacts_stage_insert", "contacts_stage_update", "contacts_stage_delete",
+	"report_enrollment_delete", "report_decision_delete", "report_message_status", "report_message_delete",
+}
+
+// Slim makes a migrated private store (OpenPrivate) cheaper to write, for
+// a reader that runs the engine and reads back decisions, enrollments and
+// messages, as the simulator does: it drops the indexes that only the
+// console and the reports read (slimIndexes), and stops keeping what only
+// reports read, the report counters and the contacts' stage history.
+// Every row the engine writes is still written and every constraint still
+// holds: the engine decides the same, at less cost per row. The reports of
+// a slim store are wrong; it is not for a server. Slimming again is a no-op.
+func (db *DB) Slim(ctx context.Context) error {
+	if !db.private {
+		return errors.New("sqlite: slim: only a private store (OpenPrivate) can be slimmed")
+	}
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		for _, name := range slimIndexes {
+			if _, err := tx.ExecContext(ctx, `DROP INDEX IF EXISTS `+name); err != nil {
+				return err
+			}
+		}
+		for _, name := range slimTriggers {
+			if _, err := tx.ExecContext(ctx, `DROP TRIGGER IF EXISTS `+name); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: slim: %w", err)
+	}
+	db.noReports = true
+	return nil
 }

@@ -147,7 +147,11 @@ type reportStmts struct {
 	conversionsDelete, conversionsPut  *sql.Stmt
 }
 
+// On a slim store (Slim) there are none, and nil counts nothing.
 func (db *DB) reportStmts(ctx context.Context) (*reportStmts, error) {
+	if db.noReports {
+		return nil, nil
+	}
 	var r reportStmts
 	for _, p := range []struct {
 		s **sql.Stmt
@@ -171,6 +175,9 @@ func (db *DB) reportStmts(ctx context.Context) (*reportStmts, error) {
 // and those whose messages it cancels) as the counters know them, with the
 // queued messages it cancels.
 func (rs *reportStmts) before(ctx context.Context, tx *sql.Tx, c *nudge.EngineCommit) (map[string]*reportEnrollment, error) {
+	if rs == nil {
+		return nil, nil
+	}
 	var ids []string
 	seen := map[string]bool{}
 	for _, e := range c.Enrollments {
@@ -266,7 +273,7 @@ func (rs *reportStmts) before(ctx context.Context, tx *sql.Tx, c *nudge.EngineCo
 // decisions and messages to their enrollment.
 func (rs *reportStmts) after(ctx context.Context, tx *sql.Tx, c *nudge.EngineCommit, before map[string]*reportEnrollment,
 	first, last int64, now time.Time) error {
-	if len(before) == 0 && len(c.Enrollments) == 0 {
+	if rs == nil || len(before) == 0 && len(c.Enrollments) == 0 {
 		return nil
 	}
 	after := make(map[string]*reportEnrollment, len(before)+len(c.Enrollments))

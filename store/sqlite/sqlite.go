@@ -80,6 +80,9 @@ type DB struct {
 	write *sql.DB // exactly one connection: all writes queue on it
 	read  *sql.DB // read-only connections
 
+	private   bool // from OpenPrivate
+	noReports bool // slimmed: EngineCommit keeps no report counters
+
 	stmtMu    sync.Mutex
 	stmts     map[string]*sql.Stmt // prepared on write, by query text
 	ws        *writeStmts          // prepared on write, once

@@ -299,19 +299,5 @@ func TestQueryPlans(t *testing.T) {
 // explain returns SQLite's query plan of q, its steps joined by "; ".
 func explain(t *testing.T, raw *sql.DB, q string, args ...any) string {
 	t.Helper()
-	rows, err := raw.Query(`EXPLAIN QUERY PLAN `+q, args...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var plan []string
-	for rows.Next() {
-		var id, parent, notused int
-		var detail string
-		if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
-			t.Fatal(err)
-		}
-		plan = append(plan, detail)
-	}
-	return strings.Join(plan, "; ")
+	return sqlite.ExplainPlan(t, raw, q, args...)
 }

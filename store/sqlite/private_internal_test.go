@@ -1,0 +1,149 @@
+package sqlite
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nudge/nudge"
+)
+
+// Slim drops every index and trigger it names (a name that no migration
+// creates any more would make it do nothing, silently), keeps the engine's
+// statements on their indexes, and leaves a store the engine commits to
+// without the report counters.
+func TestSlim(t *testing.T) {
+	ctx := context.Background()
+	shared, err := Open(filepath.Join(t.TempDir(), "shared.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer shared.Close()
+	if err := shared.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := shared.Slim(ctx); err == nil {
+		t.Error("Slim of a store from Open: no error, want a refusal (the console reads its indexes and reports)")
+	}
+
+	db, err := OpenPrivate(filepath.Join(t.TempDir(), "private.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	schema := func() map[string]bool {
+		t.Helper()
+		rows, err := db.read.QueryContext(ctx, `SELECT name FROM sqlite_schema WHERE type IN ('index', 'trigger')`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		names := map[string]bool{}
+		for rows.Next() {
+			var n string
+			if err := rows.Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			names[n] = true
+		}
+		return names
+	}
+	dropped := append(append([]string{}, slimIndexes...), slimTriggers...)
+	have := schema()
+	for _, n := range dropped {
+		if !have[n] {
+			t.Errorf("the migrated schema has no %s for Slim to drop", n)
+		}
+	}
+	for range 2 { // again: a no-op
+		if err := db.Slim(ctx); err != nil {
+			t.Fatalf("Slim: %v", err)
+		}
+	}
+	have = schema()
+	for _, n := range dropped {
+		if have[n] {
+			t.Errorf("%s is still there after Slim", n)
+		}
+	}
+
+	for _, tt := range []struct {
+		q     string
+		args  []any
+		index string
+	}{
+		{enrollmentsClaimDueQuery, []any{5, 5, 100}, "enrollments_due"},
+		{messageRecentQuery, []any{`["c1","c2"]`, 5}, "messages_contact_created"},
+		{`SELECT * FROM enrollments WHERE contact_id IN (SELECT value FROM json_each('["c"]')) AND state = 'waiting'
+			ORDER BY contact_id, id`, nil, "enrollments_contact"},
+		{`UPDATE messages SET status = 'cancelled', updated_at = 5
+			WHERE enrollment_id IN (SELECT value FROM json_each('["e"]')) AND +status = 'queued'`, nil, "messages_enrollment"},
+		{`SELECT * FROM decisions WHERE id > 5 ORDER BY id LIMIT 100`, nil, ""},
+	} {
+		plan := ExplainPlan(t, db.read, tt.q, tt.args...)
+		if tt.index != "" && !strings.Contains(plan, "INDEX "+tt.index+" ") {
+			t.Errorf("%s\nplan: %s; want a search of %s", tt.q, plan, tt.index)
+		}
+		for _, table := range []string{"enrollments", "messages", "decisions", "contacts", "events"} {
+			if strings.Contains(plan, "SCAN "+table) {
+				t.Errorf("%s\nplan: %s; want no scan of %s", tt.q, plan, table)
+			}
+		}
+	}
+
+	// The engine commits as before; nothing counts it for reports.
+	now := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+	src := "id: j\nname: J\n"
+	sum := sha256.Sum256([]byte(src))
+	if _, _, err := db.JourneyPublish(ctx, &nudge.JourneyPublishParams{ID: "j", Name: "J", Source: []byte(src), Hash: hex.EncodeToString(sum[:])}, now); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ContactMerge(ctx, []*nudge.ContactPatch{{ID: "c1"}}, now); err != nil {
+		t.Fatal(err)
+	}
+	e := &nudge.Enrollment{ID: "e1", JourneyID: "j", Version: 1, ContactID: "c1", State: nudge.EnrollmentCompleted}
+	d := &nudge.Decision{ContactID: "c1", JourneyID: "j", Version: 1, EnrollmentID: "e1",
+		Outcome: nudge.OutcomeCompleted, Reason: "completed", Message: "Completed."}
+	if err := db.EngineCommit(ctx, &nudge.EngineCommit{Enrollments: []*nudge.Enrollment{e}, Decisions: []*nudge.Decision{d}}, now); err != nil {
+		t.Fatalf("EngineCommit: %v", err)
+	}
+	ds, err := db.DecisionList(ctx, &nudge.DecisionListParams{})
+	if err != nil || len(ds) != 1 || ds[0].EnrollmentID != "e1" {
+		t.Errorf("DecisionList = %v, %v; want the one decision committed", ds, err)
+	}
+	var n int
+	if err := db.read.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM report_cohorts) + (SELECT count(*) FROM report_outcomes)`).Scan(&n); err != nil || n != 0 {
+		t.Errorf("report counter rows = %d, %v; want none on a slim store", n, err)
+	}
+}
+
+// ExplainPlan returns SQLite's query plan of q on db, its steps joined by
+// "; " (the external tests' explain too).
+func ExplainPlan(t testing.TB, db interface {
+	Query(string, ...any) (*sql.Rows, error)
+}, q string, args ...any) string {
+	t.Helper()
+	rows, err := db.Query(`EXPLAIN QUERY PLAN `+q, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var id, parent, notused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, detail)
+	}
+	return strings.Join(plan, "; ")
+}
