@@ -65,7 +65,7 @@ var slimIndexes = []string{
 // report counters (0013) for the changes EngineCommit does not count.
 var slimTriggers = []string{
 	"contacts_stage_insert", "contacts_stage_update", "contacts_stage_delete",
-	"report_enrollment_delete", "report_decision_delete", "report_message_status", "report_message_delete",
+	"report_enrollment_delete", "report_decision_delete", "report_message_delete",
 }
 
 // Slim makes a migrated private store (OpenPrivate) cheaper to write, for
