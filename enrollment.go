@@ -185,7 +185,9 @@ type EngineStore interface {
 	EnrollmentList(ctx context.Context, p *EnrollmentListParams) ([]*Enrollment, error)
 	// EnrollmentListLive returns, by contact id, the live (waiting)
 	// enrollments of the given contacts, each contact's ordered by ID, in
-	// one query; a contact with none is absent from the map.
+	// one query; a contact with none is absent from the map. They come
+	// without their Event and Steps (nil): the guardrails, which read
+	// them, need neither.
 	EnrollmentListLive(ctx context.Context, contactIDs []string) (map[string][]*Enrollment, error)
 	// EnrollmentGet returns an enrollment, or ENOTFOUND.
 	EnrollmentGet(ctx context.Context, id string) (*Enrollment, error)

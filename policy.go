@@ -91,6 +91,8 @@ type PolicyFactStore interface {
 	// MessageRecent returns, by contact id, the messages of those contacts
 	// created at or after since that are queued, sending, sent, delivered or
 	// outcome_unknown (what counts toward frequency caps: a message whose
-	// outcome is unknown may have reached the person), oldest first.
+	// outcome is unknown may have reached the person), oldest first. They
+	// come without what caps do not read: IdempotencyKey, Details,
+	// ProviderID, Attempts and Error are left empty.
 	MessageRecent(ctx context.Context, contactIDs []string, since time.Time) (map[string][]*Message, error)
 }

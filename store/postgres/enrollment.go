@@ -186,14 +186,20 @@ func (db *DB) EnrollmentList(ctx context.Context, p *nudge.EnrollmentListParams)
 	return es, nil
 }
 
+// enrollmentLiveColumns are enrollmentColumns without the event and the
+// steps, which EnrollmentListLive leaves out.
+const enrollmentLiveColumns = `id, journey_id, version, contact_id, key, state, step_id, wake_at, wait_event, held_out,
+	NULL::jsonb, NULL::jsonb, entered_at, updated_at, ended_at, rev`
+
 // EnrollmentListLive returns, by contact id, the live enrollments of the
-// given contacts, each contact's ordered by id, in one statement.
+// given contacts without their event and steps, each contact's ordered by
+// id, in one statement.
 func (db *DB) EnrollmentListLive(ctx context.Context, contactIDs []string) (map[string][]*nudge.Enrollment, error) {
 	out := make(map[string][]*nudge.Enrollment, len(contactIDs))
 	if len(contactIDs) == 0 {
 		return out, nil
 	}
-	rows, err := db.pool.Query(ctx, `SELECT `+enrollmentColumns+` FROM enrollments
+	rows, err := db.pool.Query(ctx, `SELECT `+enrollmentLiveColumns+` FROM enrollments
 		WHERE contact_id = ANY($1) AND state = 'waiting' ORDER BY contact_id, id`, contactIDs)
 	if err != nil {
 		return nil, wrap("enrollment list live", err)
@@ -269,6 +275,12 @@ func (db *DB) DecisionList(ctx context.Context, p *nudge.DecisionListParams) ([]
 
 const messageColumns = `id, enrollment_id, contact_id, journey_id, version, step_id, channel, template, purpose, status,
 	idempotency_key, available_at, details, created_at, updated_at, provider_id, attempts, error`
+
+// messageRecentColumns are messageColumns without what MessageRecent
+// leaves out: the idempotency key, the details, the provider's id, the
+// attempts and the error.
+const messageRecentColumns = `id, enrollment_id, contact_id, journey_id, version, step_id, channel, template, purpose, status,
+	'', available_at, NULL::jsonb, created_at, updated_at, '', 0, ''`
 
 func scanMessage(row pgx.Row) (*nudge.Message, error) {
 	var m nudge.Message

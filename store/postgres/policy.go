@@ -396,13 +396,14 @@ func (db *DB) ConsentListMany(ctx context.Context, contactIDs []string) (map[str
 
 // MessageRecent returns, by contact id, the contacts' messages created at
 // or after since that are queued, sending, sent or delivered, oldest first,
-// read in one statement.
+// read in one statement, without what the caps do not read (see
+// messageRecentColumns).
 func (db *DB) MessageRecent(ctx context.Context, contactIDs []string, since time.Time) (map[string][]*nudge.Message, error) {
 	out := map[string][]*nudge.Message{}
 	if len(contactIDs) == 0 {
 		return out, nil
 	}
-	rows, err := db.pool.Query(ctx, `SELECT `+messageColumns+` FROM messages
+	rows, err := db.pool.Query(ctx, `SELECT `+messageRecentColumns+` FROM messages
 		WHERE contact_id = ANY($1) AND created_at >= $2
 			AND status IN ('queued', 'sending', 'sent', 'delivered', 'outcome_unknown')
 		ORDER BY contact_id, created_at, id`, sortedUnique(contactIDs), utc(since))

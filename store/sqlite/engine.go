@@ -318,13 +318,16 @@ func (db *DB) EnrollmentList(ctx context.Context, p *nudge.EnrollmentListParams)
 }
 
 // enrollmentsLiveQuery reads the live enrollments of a JSON array of
-// contact ids, through the enrollments_contact index.
-const enrollmentsLiveQuery = `SELECT ` + enrollmentColumns + ` FROM enrollments
+// contact ids, through the enrollments_contact index, without their event
+// and steps.
+const enrollmentsLiveQuery = `SELECT id, journey_id, version, contact_id, key, state, step_id, wake_at, wait_event,
+		held_out, entered_at, updated_at, ended_at, rev FROM enrollments
 	WHERE contact_id IN (SELECT value FROM json_each(?)) AND state = 'waiting'
 	ORDER BY contact_id, id`
 
 // EnrollmentListLive returns, by contact id, the live enrollments of the
-// given contacts, each contact's ordered by id, in one statement.
+// given contacts without their event and steps, each contact's ordered by
+// id, in one statement.
 func (db *DB) EnrollmentListLive(ctx context.Context, contactIDs []string) (map[string][]*nudge.Enrollment, error) {
 	out := make(map[string][]*nudge.Enrollment, len(contactIDs))
 	if len(contactIDs) == 0 {
@@ -342,12 +345,23 @@ func (db *DB) EnrollmentListLive(ctx context.Context, contactIDs []string) (map[
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: enrollment list live: %w", err)
 	}
-	es, err := scanEnrollments(rows)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: enrollment list live: %w", err)
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			e                nudge.Enrollment
+			wake, ended      sql.NullInt64
+			entered, updated int64
+		)
+		if err := rows.Scan(&e.ID, &e.JourneyID, &e.Version, &e.ContactID, &e.Key, &e.State, &e.StepID, &wake,
+			&e.WaitEvent, &e.HeldOut, &entered, &updated, &ended, &e.Rev); err != nil {
+			return nil, fmt.Errorf("sqlite: enrollment list live: %w", err)
+		}
+		e.WakeAt, e.EndedAt = fromNullMicros(wake), fromNullMicros(ended)
+		e.EnteredAt, e.UpdatedAt = fromMicros(entered), fromMicros(updated)
+		out[e.ContactID] = append(out[e.ContactID], &e)
 	}
-	for _, e := range es {
-		out[e.ContactID] = append(out[e.ContactID], e)
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: enrollment list live: %w", err)
 	}
 	return out, nil
 }
@@ -500,6 +514,14 @@ func messagesInsertQuery(n int) string {
 		provider_id, attempts, error)
 		VALUES ` + valuesRows(n, messageInsertColumns) + `
 		ON CONFLICT (idempotency_key) DO NOTHING`
+}
+
+// fromNullMicros is fromMicros of a nullable column; NULL is the zero time.
+func fromNullMicros(v sql.NullInt64) time.Time {
+	if !v.Valid {
+		return time.Time{}
+	}
+	return fromMicros(v.Int64)
 }
 
 func nullMicros(t time.Time) any {

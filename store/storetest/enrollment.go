@@ -20,6 +20,8 @@ func testEnrollmentListLive(t *testing.T, open func(t *testing.T) nudge.Store) {
 	for i := range 12 {
 		e := waiting(id("e", i), []string{"j", "k"}[i%2], []string{"c1", "c2"}[i/6], now.Add(time.Duration(12-i)*time.Hour))
 		e.Key = fmt.Sprint(i)
+		e.Steps = map[string]nudge.StepRecord{"wait": {At: now}}
+		e.Event = &nudge.Event{MessageID: e.ID, Type: nudge.EventTrack, ContactID: e.ContactID, Name: "go", Timestamp: now, ReceivedAt: now}
 		if i%3 == 0 {
 			e.State, e.WakeAt, e.EndedAt = nudge.EnrollmentConverted, time.Time{}, now
 		}
@@ -33,10 +35,13 @@ func testEnrollmentListLive(t *testing.T, open func(t *testing.T) nudge.Store) {
 	slices.Reverse(rev)
 	mustCommit(t, s, now, &nudge.EngineCommit{Enrollments: rev})
 
+	// They come without their event and steps.
 	live := func(contactID string) []*nudge.Enrollment {
 		var out []*nudge.Enrollment
 		for _, e := range es {
 			if e.ContactID == contactID && e.Live() {
+				e = clone(e)
+				e.Event, e.Steps = nil, nil
 				out = append(out, e)
 			}
 		}
