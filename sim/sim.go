@@ -54,6 +54,12 @@ type Config struct {
 	// Progress, if set, is called after each step of the replay with the
 	// virtual time reached.
 	Progress func(now time.Time)
+	// Reports keeps what the store's reports read (the report counters,
+	// the stage history and their indexes), for a caller that reads a
+	// report of the store after the run (nudge simulate --report keeps
+	// the file). Without it the store is slimmed (sqlite.DB.Slim): cheaper
+	// to write, with the same decisions, and reports that are wrong.
+	Reports bool
 }
 
 // batchSize is how many inbox items or due enrollments the engine claims at once.
@@ -101,10 +107,13 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err := db.Migrate(ctx); err != nil {
 		return nil, fmt.Errorf("sim: %w", err)
 	}
-	// Nothing reads the store's reports or the console's indexes: the
-	// report below is the decisions and enrollments themselves.
-	if err := db.Slim(ctx); err != nil {
-		return nil, fmt.Errorf("sim: %w", err)
+	// Unless asked for, nothing reads the store's reports or the
+	// console's indexes: the report below is the decisions and
+	// enrollments themselves.
+	if !cfg.Reports {
+		if err := db.Slim(ctx); err != nil {
+			return nil, fmt.Errorf("sim: %w", err)
+		}
 	}
 
 	pol := cmp.Or(cfg.Policy, policy.Default())

@@ -324,6 +324,7 @@ func (s *Server) keepSimStore(cfg *sim.Config) (*simKeep, error) {
 	}
 	k := &simKeep{dir: dir}
 	cfg.Dir = dir
+	cfg.Reports = true // the report reads the counters a slim store drops
 	cfg.Progress = func(time.Time) {
 		if !k.once {
 			k.once = true

@@ -105,6 +105,7 @@ func keepSimStore(cfg *sim.Config) (*simKeep, error) {
 	}
 	k := &simKeep{dir: dir}
 	cfg.Dir = dir
+	cfg.Reports = true // the report reads the counters a slim store drops
 	progress := cfg.Progress
 	cfg.Progress = func(now time.Time) {
 		if !k.once {
