@@ -3,6 +3,7 @@ package smtp
 import (
 	"cmp"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"mime"
@@ -79,8 +80,8 @@ func (s *Sender) build(m *nudge.Outbound) (*envelope, error) {
 	e := &envelope{from: from.Address, to: to.Address, id: messageID(m.MessageID, s.cfg.MessageIDDomain)}
 	e.utf8 = !isASCII(e.from) || !isASCII(e.to)
 
-	w := &wire{b: make([]byte, 0, 1024+len(m.HTML)+len(m.Text)+len(m.HTML)/8+len(m.Text)/8)}
-	w.header("Date", s.cfg.Clock.Now().Format(time.RFC1123Z))
+	w := &wire{b: getBuf(1024 + len(m.HTML) + len(m.Text) + len(m.HTML)/8 + len(m.Text)/8)}
+	w.header("Date", s.date())
 	w.header("From", from.String())
 	w.header("To", to.String())
 	w.header("Subject", encodeHeader(m.Subject))
@@ -117,6 +118,42 @@ func (s *Sender) build(m *nudge.Outbound) (*envelope, error) {
 	w.raw(".\r\n")
 	e.data = w.b
 	return e, nil
+}
+
+// bufs holds the buffers of messages sent: a message is some kilobytes,
+// built and sent once.
+var bufs sync.Pool
+
+// getBuf returns an empty buffer of at least size bytes.
+func getBuf(size int) []byte {
+	if b, ok := bufs.Get().(*[]byte); ok && cap(*b) >= size {
+		return (*b)[:0]
+	}
+	return make([]byte, 0, size)
+}
+
+// putBuf gives a buffer of getBuf back; the caller no longer uses it.
+func putBuf(b []byte) {
+	if cap(b) <= 1<<20 {
+		bufs.Put(&b)
+	}
+}
+
+// dateLine is the Date header of one second.
+type dateLine struct {
+	sec  int64
+	text string
+}
+
+// date returns the Date header for now: formatted once a second.
+func (s *Sender) date() string {
+	now := s.cfg.Clock.Now()
+	if d := s.dateLine.Load(); d != nil && d.sec == now.Unix() {
+		return d.text
+	}
+	d := &dateLine{sec: now.Unix(), text: now.Format(time.RFC1123Z)}
+	s.dateLine.Store(d)
+	return d.text
 }
 
 // wire builds a message's DATA payload.
@@ -174,6 +211,29 @@ func (w *wire) part(contentType, body string) {
 // body appends text with CRLF line ends and a dot doubled where a line
 // starts with one (RFC 5321 4.5.2), ending it with a line end.
 func (w *wire) body(s string) {
+	if strings.IndexByte(s, '\r') < 0 {
+		// Only LF line ends, the common case: a line at a time.
+		for len(s) > 0 {
+			line := s
+			i := strings.IndexByte(s, '\n')
+			if i >= 0 {
+				line, s = s[:i], s[i+1:]
+			} else {
+				s = ""
+			}
+			if len(line) > 0 && line[0] == '.' {
+				w.b = append(w.b, '.')
+			}
+			w.b = append(w.b, line...)
+			w.b = append(w.b, '\r', '\n')
+		}
+		return
+	}
+	w.bodyAny(s)
+}
+
+// bodyAny is body for text with any line ends: CRLF, CR or LF.
+func (w *wire) bodyAny(s string) {
 	bol := true
 	for len(s) > 0 {
 		if bol && s[0] == '.' {
@@ -201,6 +261,26 @@ func (w *wire) body(s string) {
 // sevenBit reports whether a body can go as 7bit: ASCII without NUL, and
 // no line longer than 998 bytes (RFC 5322 2.1.1).
 func sevenBit(s string) bool {
+	if strings.IndexByte(s, '\r') < 0 {
+		// Only LF line ends, the common case: a line at a time.
+		for len(s) > 0 {
+			line := s
+			if i := strings.IndexByte(s, '\n'); i >= 0 {
+				line, s = s[:i], s[i+1:]
+			} else {
+				s = ""
+			}
+			if len(line) > 998 || !plainASCII(line) {
+				return false
+			}
+		}
+		return true
+	}
+	return sevenBitAny(s)
+}
+
+// sevenBitAny is sevenBit for text with any line ends.
+func sevenBitAny(s string) bool {
 	line := 0
 	for i := 0; i < len(s); i++ {
 		switch c := s[i]; {
@@ -237,6 +317,26 @@ func validHeaderName(name string) bool {
 	}
 	for i := 0; i < len(name); i++ {
 		if c := name[i]; c <= ' ' || c >= 0x7f || c == ':' {
+			return false
+		}
+	}
+	return true
+}
+
+// plainASCII reports whether s is ASCII without NUL, eight bytes at a
+// time.
+func plainASCII(s string) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	for len(s) >= 8 {
+		v := binary.LittleEndian.Uint64([]byte(s[:8]))
+		// A high bit set, or a zero byte (v-ones borrows into its high bit).
+		if (v|(v-ones)&^v)&highs != 0 {
+			return false
+		}
+		s = s[8:]
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c == 0 || c >= 0x80 {
 			return false
 		}
 	}

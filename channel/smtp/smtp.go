@@ -42,6 +42,7 @@ import (
 	"net/textproto"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nudge/nudge"
@@ -87,9 +88,10 @@ type Sender struct {
 	cfg    Config
 	client *mail.Client // holds the settings; connections live in the pool
 
-	idle    chan *gsmtp.Client // dialed connections not in use
-	slots   chan struct{}      // one token per open connection, idle or not
-	senders addresses
+	idle     chan *gsmtp.Client // dialed connections not in use
+	slots    chan struct{}      // one token per open connection, idle or not
+	senders  addresses
+	dateLine atomic.Pointer[dateLine]
 }
 
 var _ nudge.Sender = (*Sender)(nil)
@@ -175,6 +177,7 @@ func (s *Sender) Send(ctx context.Context, m *nudge.Outbound) (*nudge.SendResult
 	if err != nil {
 		return nil, err
 	}
+	defer putBuf(e.data)
 	for attempt := 0; ; attempt++ {
 		conn, reused, err := s.get(ctx)
 		if err != nil {
