@@ -242,10 +242,13 @@ func (g *guard) facts1(p *policy.Policy, f *contactFacts, s *Send) (*policy.Fact
 	case st.Email != nil:
 		facts.Template = st.Email.Template
 	}
-	vars := journey.Vars{Contact: s.Contact, Event: en.Event, Journey: journeyVars(j, en)}
+	// The variables, built only for an expression: most sends have none.
+	vars := func() journey.Vars {
+		return journey.Vars{Contact: s.Contact, Event: en.Event, Journey: journeyVars(j, en)}
+	}
 	if x := st.Expires; x != nil {
 		if x.At != nil {
-			t, err := x.At.EvalTime(vars)
+			t, err := x.At.EvalTime(vars())
 			if err != nil {
 				return nil, conditionDecision(st, "expires", x.At, err)
 			}
@@ -255,7 +258,7 @@ func (g *guard) facts1(p *policy.Policy, f *contactFacts, s *Send) (*policy.Fact
 		}
 	}
 	if st.Deadline != nil {
-		t, err := st.Deadline.EvalTime(vars)
+		t, err := st.Deadline.EvalTime(vars())
 		if err != nil {
 			return nil, conditionDecision(st, "deadline", st.Deadline, err)
 		}

@@ -712,57 +712,117 @@ func missingReference(ctx context.Context, tx *sql.Tx, es []*nudge.Enrollment) e
 	return nudge.Errorf(nudge.EINVALID, "an enrollment's contact or journey version does not exist")
 }
 
-func decisionArgs(d *nudge.Decision, now time.Time) ([]any, error) {
-	switch {
-	case d == nil:
-		return nil, nudge.Errorf(nudge.EINVALID, "decision required")
-	case d.ContactID == "":
-		return nil, nudge.FieldErrorf("contact_id", "required")
-	case d.Outcome == "":
-		return nil, nudge.FieldErrorf("outcome", "required")
-	case d.Reason == "":
-		return nil, nudge.FieldErrorf("reason", "required")
-	}
-	details, err := encodeDetails(d.Details)
-	if err != nil {
-		return nil, nudge.FieldErrorf("details", "cannot be stored as JSON: %v", err)
-	}
-	at := d.At
-	if at.IsZero() {
-		at = now
-	}
-	return []any{micros(at), d.ContactID, d.JourneyID, d.Version, nullString(d.EnrollmentID), d.StepID,
-		d.Channel, d.Outcome, d.Reason, d.Message, details, d.PolicyVersion}, nil
+// rowArgs collects the parameters of a commit's decision or message rows.
+// Its rows' details are written one after the other into one buffer, which
+// becomes one string once every row is in (args), each row's details a
+// part of it; and now is boxed once for every row that stores it. A
+// transition writes two or three such rows: each would otherwise cost a
+// buffer, a string and boxed times of its own, garbage the engine's drain
+// collects by the megabyte.
+type rowArgs struct {
+	args    []any
+	now     int64
+	nowArg  any
+	details []byte
+	spans   []detailsSpan
 }
 
-func messageArgs(m *nudge.Message, now time.Time) ([]any, error) {
+// detailsSpan is where a row's details are in rowArgs.details.
+type detailsSpan struct{ arg, start, end int }
+
+func newRowArgs(n, cols int, now time.Time) *rowArgs {
+	t := micros(now)
+	return &rowArgs{args: make([]any, 0, n*cols), now: t, nowArg: t}
+}
+
+// time boxes t, re-using the box of now.
+func (r *rowArgs) time(t int64) any {
+	if t == r.now {
+		return r.nowArg
+	}
+	return t
+}
+
+// addDetails encodes m as the next argument (nil for nil).
+func (r *rowArgs) addDetails(m map[string]any) error {
+	if m == nil {
+		r.args = append(r.args, nil)
+		return nil
+	}
+	start := len(r.details)
+	b, err := appendJSONMap(r.details, m)
+	if err != nil {
+		return nudge.FieldErrorf("details", "cannot be stored as JSON: %v", err)
+	}
+	r.details = b
+	r.spans = append(r.spans, detailsSpan{len(r.args), start, len(b)})
+	r.args = append(r.args, nil)
+	return nil
+}
+
+// done returns the arguments, with the details in.
+func (r *rowArgs) done() []any {
+	all := string(r.details)
+	for _, sp := range r.spans {
+		r.args[sp.arg] = all[sp.start:sp.end]
+	}
+	return r.args
+}
+
+// addDecision checks a decision and appends its row.
+func (r *rowArgs) addDecision(d *nudge.Decision) error {
+	switch {
+	case d == nil:
+		return nudge.Errorf(nudge.EINVALID, "decision required")
+	case d.ContactID == "":
+		return nudge.FieldErrorf("contact_id", "required")
+	case d.Outcome == "":
+		return nudge.FieldErrorf("outcome", "required")
+	case d.Reason == "":
+		return nudge.FieldErrorf("reason", "required")
+	}
+	at := r.now
+	if !d.At.IsZero() {
+		at = micros(d.At)
+	}
+	r.args = append(r.args, r.time(at), d.ContactID, d.JourneyID, d.Version, nullString(d.EnrollmentID), d.StepID,
+		d.Channel, d.Outcome, d.Reason, d.Message)
+	if err := r.addDetails(d.Details); err != nil {
+		return err
+	}
+	r.args = append(r.args, d.PolicyVersion)
+	return nil
+}
+
+// addMessage checks a message and appends its row.
+func (r *rowArgs) addMessage(m *nudge.Message) error {
 	switch {
 	case m == nil:
-		return nil, nudge.Errorf(nudge.EINVALID, "message required")
+		return nudge.Errorf(nudge.EINVALID, "message required")
 	case m.ID == "":
-		return nil, nudge.FieldErrorf("id", "required")
+		return nudge.FieldErrorf("id", "required")
 	case m.IdempotencyKey == "":
-		return nil, nudge.FieldErrorf("idempotency_key", "required")
+		return nudge.FieldErrorf("idempotency_key", "required")
 	case m.ContactID == "":
-		return nil, nudge.FieldErrorf("contact_id", "required")
+		return nudge.FieldErrorf("contact_id", "required")
 	case m.Channel == "":
-		return nil, nudge.FieldErrorf("channel", "required")
-	}
-	details, err := encodeDetails(m.Details)
-	if err != nil {
-		return nil, nudge.FieldErrorf("details", "cannot be stored as JSON: %v", err)
+		return nudge.FieldErrorf("channel", "required")
 	}
 	status := m.Status
 	if status == "" {
 		status = nudge.MessageQueued
 	}
-	avail := m.AvailableAt
-	if avail.IsZero() {
-		avail = now
+	avail := r.now
+	if !m.AvailableAt.IsZero() {
+		avail = micros(m.AvailableAt)
 	}
-	return []any{m.ID, m.EnrollmentID, m.ContactID, m.JourneyID, m.Version, m.StepID, m.Channel, m.Template,
-		m.Purpose, status, m.IdempotencyKey, micros(avail), details, micros(now), micros(now),
-		m.ProviderID, m.Attempts, m.Error}, nil
+	r.args = append(r.args, m.ID, m.EnrollmentID, m.ContactID, m.JourneyID, m.Version, m.StepID, m.Channel, m.Template,
+		m.Purpose, status, m.IdempotencyKey, r.time(avail))
+	if err := r.addDetails(m.Details); err != nil {
+		return err
+	}
+	r.args = append(r.args, r.nowArg, r.nowArg, m.ProviderID, m.Attempts, m.Error)
+	return nil
 }
 
 // isForeignKey reports whether err is SQLite refusing a foreign key.
@@ -806,22 +866,20 @@ func (db *DB) EngineCommit(ctx context.Context, c *nudge.EngineCommit, now time.
 	if err != nil {
 		return fmt.Errorf("sqlite: engine commit: %w", err)
 	}
-	dargs := make([]any, 0, len(c.Decisions)*decisionInsertColumns)
+	drows := newRowArgs(len(c.Decisions), decisionInsertColumns, now)
 	for i, d := range c.Decisions {
-		a, err := decisionArgs(d, now)
-		if err != nil {
+		if err := drows.addDecision(d); err != nil {
 			return fmt.Errorf("sqlite: engine commit: %w", nudge.WithField(fmt.Sprintf("decisions[%d]", i), err))
 		}
-		dargs = append(dargs, a...)
 	}
-	margs := make([]any, 0, len(c.Messages)*messageInsertColumns)
+	dargs := drows.done()
+	mrows := newRowArgs(len(c.Messages), messageInsertColumns, now)
 	for i, m := range c.Messages {
-		a, err := messageArgs(m, now)
-		if err != nil {
+		if err := mrows.addMessage(m); err != nil {
 			return fmt.Errorf("sqlite: engine commit: %w", nudge.WithField(fmt.Sprintf("messages[%d]", i), err))
 		}
-		margs = append(margs, a...)
 	}
+	margs := mrows.done()
 	if err := checkPatches(c.ContactPatches); err != nil {
 		return fmt.Errorf("sqlite: engine commit: %w", nudge.WithField("contact_patches", err))
 	}

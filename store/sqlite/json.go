@@ -11,23 +11,12 @@ import (
 	"github.com/nudge/nudge"
 )
 
-// encodeDetails encodes a decision's or a message's details as
-// json.Marshal does, byte for byte, or nil for a nil map. Every transition
-// writes details: json.Marshal reflects over each value and sorts the keys
+// appendJSONMap appends a decision's or a message's details as
+// json.Marshal encodes them, byte for byte. Every transition writes
+// details: json.Marshal reflects over each value and sorts the keys
 // through reflect.Values, and that cost (and its garbage) showed in the
 // engine's commit profile. The types details are built of are written
 // here; any other value goes through json.Marshal.
-func encodeDetails(m map[string]any) (any, error) {
-	if m == nil {
-		return nil, nil
-	}
-	b, err := appendJSONMap(make([]byte, 0, 256), m)
-	if err != nil {
-		return nil, err
-	}
-	return string(b), nil
-}
-
 func appendJSONMap(b []byte, m map[string]any) ([]byte, error) {
 	var buf [16]string
 	keys := buf[:0]

@@ -9,6 +9,15 @@ import (
 	"github.com/nudge/nudge"
 )
 
+// encodeDetails is how EngineCommit encodes one row's details.
+func encodeDetails(m map[string]any) (any, error) {
+	r := newRowArgs(1, 1, time.Time{})
+	if err := r.addDetails(m); err != nil {
+		return nil, err
+	}
+	return r.done()[0], nil
+}
+
 // encodeDetails must store what json.Marshal would: the stored text of
 // details does not depend on which encoder wrote it.
 func TestEncodeDetailsMatchesMarshal(t *testing.T) {
