@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+
+	msqlite "modernc.org/sqlite"
 )
 
 // OpenPrivate opens (creating if need be) the database file at path for a
@@ -13,8 +15,10 @@ import (
 // long as it is open: no read starts by checking for another writer's
 // changes or waits for a page cache another connection invalidated, and
 // nothing is synced to disk (a crash leaves the file unusable, which a
-// throwaway store does not mind). Queries run one at a time. Like Open, it
-// does not migrate.
+// throwaway store does not mind). Queries run one at a time. Its
+// transactions are savepoints of one transaction that Close commits
+// (savepoint.go): a transaction's end writes nothing to the file. Like
+// Open, it does not migrate.
 func OpenPrivate(path string) (*DB, error) {
 	if err := checkPath(path); err != nil {
 		return nil, err
@@ -28,10 +32,11 @@ func OpenPrivate(path string) (*DB, error) {
 	// not an in-memory database (whose cache is the whole database).
 	dsn := path + common +
 		"&_pragma=journal_mode(MEMORY)&_pragma=synchronous(OFF)&_pragma=locking_mode(EXCLUSIVE)&_txlock=immediate"
-	conn, err := sql.Open("sqlite", dsn)
+	base, err := msqlite.NewConnector(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
+	conn := sql.OpenDB(privateConnector{base})
 	// The one connection holds the lock and the only copy of the
 	// journal: it must not be closed or replaced while the store is open.
 	if err := oneConnection(conn, path); err != nil {

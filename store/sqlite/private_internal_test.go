@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"database/sql"
 	"encoding/hex"
+	"errors"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -146,4 +147,46 @@ func ExplainPlan(t testing.TB, db interface {
 		plan = append(plan, detail)
 	}
 	return strings.Join(plan, "; ")
+}
+
+// A private store's transactions are savepoints of one open transaction:
+// what they released is kept when the store is closed and opened again, and
+// once SQLite has rolled the whole transaction back, every later
+// transaction fails instead of going on without what was lost.
+func TestPrivateTransactions(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "private.db")
+	db, err := OpenPrivate(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+	if _, err := db.ContactMerge(ctx, []*nudge.ContactPatch{{ID: "c1"}}, now); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+
+	db, err = OpenPrivate(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.ContactGet(ctx, "c1"); err != nil {
+		t.Fatalf("ContactGet after reopening: %v; want the contact merged before Close", err)
+	}
+	if _, err := db.ContactMerge(ctx, []*nudge.ContactPatch{{ID: "c2"}}, now); err != nil {
+		t.Fatal(err)
+	}
+	// What an interrupted write does: the whole transaction rolls back.
+	if _, err := db.write.ExecContext(ctx, `ROLLBACK`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ContactMerge(ctx, []*nudge.ContactPatch{{ID: "c3"}}, now); !errors.Is(err, errPrivateLost) {
+		t.Errorf("ContactMerge after the transaction was rolled back: %v; want %v", err, errPrivateLost)
+	}
 }
