@@ -56,6 +56,18 @@ type dueBatch struct {
 	outs   []*nudge.EngineCommit // each enrollment's transition; nil: failed, or not computed yet
 	full   bool                  // the claim was full: there may be more
 	sorted bool                  // ens is in priority order
+
+	// Once computed (prepareDue): the transitions to commit, and all of
+	// them as one commit.
+	commits []*nudge.EngineCommit
+	all     *nudge.EngineCommit
+}
+
+// commitPreparer is a store that checks and encodes a commit ahead of its
+// EngineCommit (*sqlite.DB): the drain prepares a batch's commit while the
+// batch before it commits, off the writer's path.
+type commitPreparer interface {
+	EnginePrepare(c *nudge.EngineCommit, now time.Time) error
 }
 
 // processDue is ProcessDue; more reports that there may be more work: the
@@ -71,6 +83,7 @@ func (e *Engine) processDue(ctx context.Context) (n int, more bool, err error) {
 	if err := e.computeDue(ctx, cur, nil); err != nil {
 		return 0, cur.full, err
 	}
+	e.prepareDue(cur)
 	// next is claimed before cur commits: the writer is free now, and the
 	// claim does not see cur's new states (cur's enrollments are claimed,
 	// hence not claimed again). If a claim fails, cur still commits.
@@ -99,13 +112,22 @@ func (e *Engine) processDue(ctx context.Context) (n int, more bool, err error) {
 			}
 			done <- r
 		}()
-		var after map[string]bool // contacts of next left until cur commits
+		var (
+			after map[string]bool // contacts of next left until cur commits
+			wait  bool            // next has enrollments of those contacts
+		)
 		if next != nil {
 			after = make(map[string]bool, len(cur.ens))
 			for _, en := range cur.ens {
 				after[en.ContactID] = true
 			}
+			for _, en := range next.ens {
+				wait = wait || after[en.ContactID]
+			}
 			err = e.computeDue(ctx, next, func(contactID string) bool { return !after[contactID] })
+			if err == nil && !wait {
+				e.prepareDue(next)
+			}
 		}
 		r := <-done
 		n += r.n
@@ -113,8 +135,9 @@ func (e *Engine) processDue(ctx context.Context) (n int, more bool, err error) {
 		if r.err == nil {
 			r.err = err
 		}
-		if r.err == nil && next != nil {
+		if r.err == nil && wait {
 			r.err = e.computeDue(ctx, next, func(contactID string) bool { return after[contactID] })
+			e.prepareDue(next)
 		}
 		if r.err != nil {
 			for _, b := range []*dueBatch{next, r.ahead} {
@@ -225,19 +248,17 @@ func (e *Engine) computeDue(ctx context.Context, b *dueBatch, pass func(contactI
 	return nil
 }
 
-// commitDue commits b's transitions, in the batch's order, in one
-// EngineCommit, or on ECONFLICT one by one. It returns how many
-// transitions committed and whether they changed contacts.
-func (e *Engine) commitDue(ctx context.Context, b *dueBatch) (n int, patched bool, err error) {
-	var (
-		commits = make([]*nudge.EngineCommit, 0, len(b.outs))
-		all     = &nudge.EngineCommit{Enrollments: make([]*nudge.Enrollment, 0, len(b.outs))}
-	)
+// prepareDue gathers b's computed transitions, in the batch's order, into
+// one commit, and prepares it when the store can.
+func (e *Engine) prepareDue(b *dueBatch) {
+	b.commits = make([]*nudge.EngineCommit, 0, len(b.outs))
+	b.all = &nudge.EngineCommit{Enrollments: make([]*nudge.Enrollment, 0, len(b.outs))}
+	all := b.all
 	for _, c := range b.outs {
 		if c == nil {
 			continue
 		}
-		commits = append(commits, c)
+		b.commits = append(b.commits, c)
 		all.Enrollments = append(all.Enrollments, c.Enrollments...)
 		all.Decisions = append(all.Decisions, c.Decisions...)
 		all.Messages = append(all.Messages, c.Messages...)
@@ -245,6 +266,18 @@ func (e *Engine) commitDue(ctx context.Context, b *dueBatch) (n int, patched boo
 		all.ContactPatches = append(all.ContactPatches, c.ContactPatches...)
 		all.Released = append(all.Released, c.Released...)
 	}
+	if p, ok := e.store.(commitPreparer); ok && len(b.commits) > 1 {
+		// A commit that does not prepare fails the same way in
+		// EngineCommit, which reports it.
+		_ = p.EnginePrepare(all, b.now)
+	}
+}
+
+// commitDue commits b's transitions (prepareDue), in the batch's order, in
+// one EngineCommit, or on ECONFLICT one by one. It returns how many
+// transitions committed and whether they changed contacts.
+func (e *Engine) commitDue(ctx context.Context, b *dueBatch) (n int, patched bool, err error) {
+	commits, all := b.commits, b.all
 	if len(commits) == 0 {
 		return 0, false, nil
 	}

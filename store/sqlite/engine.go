@@ -858,30 +858,75 @@ func isForeignKey(err error) bool {
 // there was consumed by another claim (this one's lease expired), so the
 // commit fails with ECONFLICT rather than apply the same work twice.
 func (db *DB) EngineCommit(ctx context.Context, c *nudge.EngineCommit, now time.Time) error {
+	var write func(context.Context) error
+	db.prepMu.Lock()
+	for i, p := range db.prepared {
+		if p.c == c && p.now.Equal(now) {
+			write, db.prepared[i] = p.write, preparedCommit{}
+		}
+	}
+	db.prepMu.Unlock()
+	if write == nil {
+		var err error
+		if write, err = db.engineEncode(c, now); err != nil {
+			return err
+		}
+	}
+	return write(ctx)
+}
+
+// preparedCommit is a commit EnginePrepare checked and encoded, with the
+// function that writes it.
+type preparedCommit struct {
+	c     *nudge.EngineCommit
+	now   time.Time
+	write func(context.Context) error
+}
+
+// EnginePrepare checks and encodes c as EngineCommit(ctx, c, now) would,
+// ahead of that call, which then only writes; c must not change in
+// between. The engine's drain prepares a batch's commit while the batch
+// before it is written, so that the one writer does not wait for the
+// encoding too. The store keeps the last two commits prepared; an error
+// is the one EngineCommit would return.
+func (db *DB) EnginePrepare(c *nudge.EngineCommit, now time.Time) error {
+	write, err := db.engineEncode(c, now)
+	if err != nil {
+		return err
+	}
+	db.prepMu.Lock()
+	db.prepared[0], db.prepared[1] = db.prepared[1], preparedCommit{c, now, write}
+	db.prepMu.Unlock()
+	return nil
+}
+
+// engineEncode checks and encodes c, and returns the function that writes
+// it.
+func (db *DB) engineEncode(c *nudge.EngineCommit, now time.Time) (func(context.Context) error, error) {
 	if c == nil {
-		return fmt.Errorf("sqlite: engine commit: %w", nudge.Errorf(nudge.EINVALID, "a commit is required"))
+		return nil, fmt.Errorf("sqlite: engine commit: %w", nudge.Errorf(nudge.EINVALID, "a commit is required"))
 	}
 	// Check and encode everything before taking the writer.
 	runs, err := enrollmentRuns(c.Enrollments, now)
 	if err != nil {
-		return fmt.Errorf("sqlite: engine commit: %w", err)
+		return nil, fmt.Errorf("sqlite: engine commit: %w", err)
 	}
 	drows := newRowArgs(len(c.Decisions), decisionInsertColumns, now)
 	for i, d := range c.Decisions {
 		if err := drows.addDecision(d); err != nil {
-			return fmt.Errorf("sqlite: engine commit: %w", nudge.WithField(fmt.Sprintf("decisions[%d]", i), err))
+			return nil, fmt.Errorf("sqlite: engine commit: %w", nudge.WithField(fmt.Sprintf("decisions[%d]", i), err))
 		}
 	}
 	dargs := drows.done()
 	mrows := newRowArgs(len(c.Messages), messageInsertColumns, now)
 	for i, m := range c.Messages {
 		if err := mrows.addMessage(m); err != nil {
-			return fmt.Errorf("sqlite: engine commit: %w", nudge.WithField(fmt.Sprintf("messages[%d]", i), err))
+			return nil, fmt.Errorf("sqlite: engine commit: %w", nudge.WithField(fmt.Sprintf("messages[%d]", i), err))
 		}
 	}
 	margs := mrows.done()
 	if err := checkPatches(c.ContactPatches); err != nil {
-		return fmt.Errorf("sqlite: engine commit: %w", nudge.WithField("contact_patches", err))
+		return nil, fmt.Errorf("sqlite: engine commit: %w", nudge.WithField("contact_patches", err))
 	}
 	done := slices.Clone(c.InboxDone)
 	slices.Sort(done)
@@ -890,17 +935,17 @@ func (db *DB) EngineCommit(ctx context.Context, c *nudge.EngineCommit, now time.
 	var released, cancel, inboxDone string
 	if len(c.Released) > 0 {
 		if released, err = jsonArray(c.Released); err != nil {
-			return fmt.Errorf("sqlite: engine commit: %w", err)
+			return nil, fmt.Errorf("sqlite: engine commit: %w", err)
 		}
 	}
 	if len(c.CancelMessages) > 0 {
 		if cancel, err = jsonArray(c.CancelMessages); err != nil {
-			return fmt.Errorf("sqlite: engine commit: %w", err)
+			return nil, fmt.Errorf("sqlite: engine commit: %w", err)
 		}
 	}
 	if len(done) > 0 {
 		if inboxDone, err = jsonArray(done); err != nil {
-			return fmt.Errorf("sqlite: engine commit: %w", err)
+			return nil, fmt.Errorf("sqlite: engine commit: %w", err)
 		}
 	}
 	// Patches are the caller's: merge copies.
@@ -913,123 +958,125 @@ func (db *DB) EngineCommit(ctx context.Context, c *nudge.EngineCommit, now time.
 		}
 	}
 
-	ws, err := db.writeStmts(ctx)
-	if err != nil {
-		return fmt.Errorf("sqlite: engine commit: %w", err)
-	}
-	counts, err := db.reportStmts(ctx)
-	if err != nil {
-		return fmt.Errorf("sqlite: engine commit: %w", err)
-	}
-	decisionIDs := make([]int64, 0, len(c.Decisions))
-	err = db.inTx(ctx, func(tx *sql.Tx) error {
-		counted, err := counts.before(ctx, tx, c)
+	return func(ctx context.Context) error {
+		ws, err := db.writeStmts(ctx)
 		if err != nil {
-			return err
+			return fmt.Errorf("sqlite: engine commit: %w", err)
 		}
-		for i := range runs {
-			if err := writeEnrollments(ctx, tx, ws, &runs[i]); err != nil {
-				return err
-			}
+		counts, err := db.reportStmts(ctx)
+		if err != nil {
+			return fmt.Errorf("sqlite: engine commit: %w", err)
 		}
-		if released != "" {
-			if _, err := tx.StmtContext(ctx, ws.enrollmentsRelease).ExecContext(ctx, released); err != nil {
-				return err
-			}
-		}
-		// A statement inserts its rows in order, and AUTOINCREMENT gives
-		// them consecutive ids (the writer inserts nothing else meanwhile):
-		// the last one's id says every one's, without a RETURNING clause
-		// (which collects the rows in a temporary table first).
-		if err := execEach(ctx, tx, ws.decisionsInsert, decisionInsertColumns, dargs, func(rows int, r sql.Result) error {
-			last, err := r.LastInsertId()
+		decisionIDs := make([]int64, 0, len(c.Decisions))
+		err = db.inTx(ctx, func(tx *sql.Tx) error {
+			counted, err := counts.before(ctx, tx, c)
 			if err != nil {
 				return err
 			}
-			if n, err := r.RowsAffected(); err != nil || n != int64(rows) {
-				return fmt.Errorf("%d of %d decisions inserted (%v)", n, rows, err)
+			for i := range runs {
+				if err := writeEnrollments(ctx, tx, ws, &runs[i]); err != nil {
+					return err
+				}
 			}
-			for id := last - int64(rows) + 1; id <= last; id++ {
-				decisionIDs = append(decisionIDs, id)
+			if released != "" {
+				if _, err := tx.StmtContext(ctx, ws.enrollmentsRelease).ExecContext(ctx, released); err != nil {
+					return err
+				}
 			}
-			return nil
-		}); err != nil {
-			return err
-		}
-		// A message skipped for its idempotency key takes no rowid, and
-		// each one inserted takes the next (one more than the table's
-		// largest): those of this commit are the rowids from the first
-		// statement's first to the last one's last.
-		var first, last int64
-		if err := execEach(ctx, tx, ws.messagesInsert, messageInsertColumns, margs, func(rows int, r sql.Result) error {
-			n, err := r.RowsAffected()
-			if err != nil || n == 0 {
+			// A statement inserts its rows in order, and AUTOINCREMENT gives
+			// them consecutive ids (the writer inserts nothing else meanwhile):
+			// the last one's id says every one's, without a RETURNING clause
+			// (which collects the rows in a temporary table first).
+			if err := execEach(ctx, tx, ws.decisionsInsert, decisionInsertColumns, dargs, func(rows int, r sql.Result) error {
+				last, err := r.LastInsertId()
+				if err != nil {
+					return err
+				}
+				if n, err := r.RowsAffected(); err != nil || n != int64(rows) {
+					return fmt.Errorf("%d of %d decisions inserted (%v)", n, rows, err)
+				}
+				for id := last - int64(rows) + 1; id <= last; id++ {
+					decisionIDs = append(decisionIDs, id)
+				}
+				return nil
+			}); err != nil {
 				return err
 			}
-			id, err := r.LastInsertId()
-			if err != nil {
+			// A message skipped for its idempotency key takes no rowid, and
+			// each one inserted takes the next (one more than the table's
+			// largest): those of this commit are the rowids from the first
+			// statement's first to the last one's last.
+			var first, last int64
+			if err := execEach(ctx, tx, ws.messagesInsert, messageInsertColumns, margs, func(rows int, r sql.Result) error {
+				n, err := r.RowsAffected()
+				if err != nil || n == 0 {
+					return err
+				}
+				id, err := r.LastInsertId()
+				if err != nil {
+					return err
+				}
+				if first == 0 {
+					first = id - n + 1
+				}
+				last = id
+				return nil
+			}); err != nil {
 				return err
 			}
-			if first == 0 {
-				first = id - n + 1
+			if first > 0 {
+				if _, err := tx.StmtContext(ctx, ws.messagesHistory).ExecContext(ctx, first, last); err != nil {
+					return err
+				}
 			}
-			last = id
-			return nil
-		}); err != nil {
-			return err
+			if cancel != "" {
+				if _, err := tx.StmtContext(ctx, ws.messagesCancelHistory).ExecContext(ctx, micros(now), cancel); err != nil {
+					return err
+				}
+				if _, err := tx.StmtContext(ctx, ws.messagesCancel).ExecContext(ctx, micros(now), cancel); err != nil {
+					return err
+				}
+			}
+			if len(patches) > 0 {
+				if _, err := mergeContacts(ctx, tx, ws, patches, now); err != nil {
+					return err
+				}
+			}
+			if inboxDone != "" {
+				r, err := tx.StmtContext(ctx, ws.inboxDelete).ExecContext(ctx, inboxDone)
+				if err != nil {
+					return err
+				}
+				if n, err := r.RowsAffected(); err != nil {
+					return err
+				} else if n != int64(len(done)) {
+					return nudge.Errorf(nudge.ECONFLICT, "%d of %d inbox items were consumed by another claim", int64(len(done))-n, len(done))
+				}
+			}
+			return counts.after(ctx, tx, c, counted, first, last, now)
+		})
+		var stale *staleUpdate
+		if errors.As(err, &stale) {
+			err = stale.conflict(ctx, db)
 		}
-		if first > 0 {
-			if _, err := tx.StmtContext(ctx, ws.messagesHistory).ExecContext(ctx, first, last); err != nil {
-				return err
+		if err != nil {
+			return fmt.Errorf("sqlite: engine commit: %w", err)
+		}
+		for _, e := range c.Enrollments {
+			e.Rev++
+			e.UpdatedAt = fromMicros(micros(now))
+			if e.EnteredAt.IsZero() {
+				e.EnteredAt = e.UpdatedAt
 			}
 		}
-		if cancel != "" {
-			if _, err := tx.StmtContext(ctx, ws.messagesCancelHistory).ExecContext(ctx, micros(now), cancel); err != nil {
-				return err
-			}
-			if _, err := tx.StmtContext(ctx, ws.messagesCancel).ExecContext(ctx, micros(now), cancel); err != nil {
-				return err
+		for i, d := range c.Decisions {
+			d.ID = decisionIDs[i]
+			if d.At.IsZero() {
+				d.At = fromMicros(micros(now))
 			}
 		}
-		if len(patches) > 0 {
-			if _, err := mergeContacts(ctx, tx, ws, patches, now); err != nil {
-				return err
-			}
-		}
-		if inboxDone != "" {
-			r, err := tx.StmtContext(ctx, ws.inboxDelete).ExecContext(ctx, inboxDone)
-			if err != nil {
-				return err
-			}
-			if n, err := r.RowsAffected(); err != nil {
-				return err
-			} else if n != int64(len(done)) {
-				return nudge.Errorf(nudge.ECONFLICT, "%d of %d inbox items were consumed by another claim", int64(len(done))-n, len(done))
-			}
-		}
-		return counts.after(ctx, tx, c, counted, first, last, now)
-	})
-	var stale *staleUpdate
-	if errors.As(err, &stale) {
-		err = stale.conflict(ctx, db)
-	}
-	if err != nil {
-		return fmt.Errorf("sqlite: engine commit: %w", err)
-	}
-	for _, e := range c.Enrollments {
-		e.Rev++
-		e.UpdatedAt = fromMicros(micros(now))
-		if e.EnteredAt.IsZero() {
-			e.EnteredAt = e.UpdatedAt
-		}
-	}
-	for i, d := range c.Decisions {
-		d.ID = decisionIDs[i]
-		if d.At.IsZero() {
-			d.At = fromMicros(micros(now))
-		}
-	}
-	return nil
+		return nil
+	}, nil
 }
 
 const decisionColumns = `id, at, contact_id, journey_id, version, enrollment_id, step_id, channel, outcome,

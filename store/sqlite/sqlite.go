@@ -90,6 +90,9 @@ type DB struct {
 
 	keyMu sync.Mutex
 	key   []byte // workspace secret, loaded on first use
+
+	prepMu   sync.Mutex
+	prepared [2]preparedCommit // by EnginePrepare, for their EngineCommit
 }
 
 const busyTimeout = 10 * time.Second
