@@ -123,14 +123,23 @@ func isIdent(s string) bool {
 	return true
 }
 
-// render renders the plan with b; ok is false when a value is neither a
+// root is where a plan looks its objects up: for a path, the value at its
+// first used keys (which the lookup goes on from).
+type root func(path []string) (v any, used int)
+
+// mapRoot looks objects up in bindings.
+func mapRoot(b map[string]any) root {
+	return func([]string) (any, int) { return b, 0 }
+}
+
+// render renders the plan from r; ok is false when a value is neither a
 // string nor missing, and Liquid must render the part.
-func (p *plan) render(b map[string]any) (out string, ok bool) {
+func (p *plan) render(r root) (out string, ok bool) {
 	var buf [8]string
 	vals := buf[:0]
 	n := p.size
 	for _, e := range p.exprs {
-		v, ok := e.eval(b)
+		v, ok := e.eval(r)
 		if !ok {
 			return "", false
 		}
@@ -149,9 +158,9 @@ func (p *plan) render(b map[string]any) (out string, ok bool) {
 
 // eval looks the object up and applies its filters as Liquid does for a
 // string or a missing value (nil, which renders empty).
-func (e *expr) eval(b map[string]any) (string, bool) {
-	var cur any = b
-	for _, k := range e.path {
+func (e *expr) eval(r root) (string, bool) {
+	cur, used := r(e.path)
+	for _, k := range e.path[used:] {
 		if cur == nil {
 			break // a property of nothing is nothing
 		}

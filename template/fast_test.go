@@ -50,7 +50,7 @@ func TestPlanMatchesLiquid(t *testing.T) {
 			if p == nil {
 				continue
 			}
-			got, ok := p.render(b)
+			got, ok := p.render(mapRoot(b))
 			if ok {
 				fast++
 			}
@@ -82,7 +82,43 @@ func TestCompile(t *testing.T) {
 		}
 	}
 	b := bindings(Data{Contact: &nudge.Contact{Attributes: map[string]any{"first_name": "Ada"}}})
-	if out, ok := compile(`Hi {{ contact.attributes.first_name | default: "there" | escape }}`).render(b); !ok || out != "Hi Ada" {
+	if out, ok := compile(`Hi {{ contact.attributes.first_name | default: "there" | escape }}`).render(mapRoot(b)); !ok || out != "Hi Ada" {
 		t.Errorf("render = %q, %v; want \"Hi Ada\" from the plan", out, ok)
+	}
+}
+
+// Data.lookup finds what bindings hold, for every path a plan can name,
+// with every object present or missing.
+func TestLookupMatchesBindings(t *testing.T) {
+	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	full := Data{
+		Contact: &nudge.Contact{ID: "c1", Email: "a@example.org", Phone: "+14155550100", Timezone: "UTC", LifecycleStage: "lead",
+			JourneyStage: "new", IsCustomer: true, Attributes: map[string]any{"first_name": "Ada", "n": 1.0}, CreatedAt: at},
+		Event: &nudge.Event{Seq: 7, MessageID: "ev", Type: "track", ContactID: "c1", AnonymousID: "an", Name: "x",
+			Properties: map[string]any{"title": "T"}, Context: map[string]any{"ip": "1"}, Timestamp: at},
+		Journey: Journey{ID: "j", Name: "J", Version: 2},
+		Message: &nudge.Message{ID: "m", EnrollmentID: "e", ContactID: "c1", JourneyID: "j", Version: 2, StepID: "s",
+			Channel: "email", Template: "t", Purpose: "marketing", Details: map[string]any{"k": "v"}, CreatedAt: at},
+	}
+	bare := Data{Contact: &nudge.Contact{ID: "c2"}, Event: &nudge.Event{}, Message: &nudge.Message{}}
+	fields := map[string][]string{"contact": contactFields, "event": eventFields, "journey": journeyFields, "message": messageFields, "other": {"id"}}
+	for _, d := range []Data{full, bare, {}} {
+		b := bindings(d)
+		for top, fs := range fields {
+			paths := [][]string{{top}, {top, "unknown"}}
+			for _, f := range append(fs, "unknown") {
+				for _, sub := range []string{"first_name", "title", "ip", "k", "n", "missing"} {
+					paths = append(paths, []string{top, f}, []string{top, f, sub}, []string{top, f, sub, "deeper"})
+				}
+			}
+			for _, path := range paths {
+				e := expr{path: path, filters: []filter{{name: "default", arg: "d"}}}
+				got, gotOK := e.eval(d.lookup)
+				want, wantOK := e.eval(mapRoot(b))
+				if got != want || gotOK != wantOK {
+					t.Errorf("%v with %+v: lookup %q, %v; bindings %q, %v", path, d, got, gotOK, want, wantOK)
+				}
+			}
+		}
 	}
 }

@@ -59,14 +59,17 @@ func (s *Set) RenderChannel(channel, name string, data Data) (*Rendered, error) 
 	if data.Contact != nil {
 		zone = data.Contact.Timezone
 	}
-	b := bindings(data)
+	var b map[string]any // built for the first part Liquid renders
 	r := &Rendered{Channel: channel}
 	for _, p := range f.parts {
 		out, ok := "", false
 		if p.fast != nil {
-			out, ok = p.fast.render(b)
+			out, ok = p.fast.render(data.lookup)
 		}
 		if !ok {
+			if b == nil {
+				b = bindings(data)
+			}
 			t, err := s.engine(zone).template(f, p)
 			if err != nil {
 				return nil, err
@@ -147,6 +150,138 @@ func bindings(d Data) map[string]any {
 		}
 	}
 	return b
+}
+
+// lookup is a root for plans: what bindings(d) holds at the first two keys
+// of path, read from d without building the bindings. A path of one key
+// names a whole object, which is never a string.
+func (d *Data) lookup(path []string) (any, int) {
+	switch path[0] {
+	case "contact", "event", "journey", "message":
+	default:
+		return nil, 1
+	}
+	if len(path) == 1 {
+		return map[string]any{}, 1
+	}
+	return d.field(path[0], path[1]), 2
+}
+
+// field is bindings(d)[top][key], for top one of contact, event, journey
+// and message.
+func (d *Data) field(top, key string) any {
+	switch top {
+	case "contact":
+		c := d.Contact
+		if c == nil {
+			if key == "attributes" {
+				return map[string]any{}
+			}
+			return nil
+		}
+		switch key {
+		case "id":
+			return c.ID
+		case "email":
+			return c.Email
+		case "phone":
+			return c.Phone
+		case "timezone":
+			return c.Timezone
+		case "lifecycle_stage":
+			return c.LifecycleStage
+		case "journey_stage":
+			return c.JourneyStage
+		case "is_customer":
+			return c.IsCustomer
+		case "attributes":
+			return orEmpty(c.Attributes)
+		case "created_at":
+			return timeValue(c.CreatedAt)
+		case "updated_at":
+			return timeValue(c.UpdatedAt)
+		}
+	case "event":
+		e := d.Event
+		if e == nil {
+			if key == "properties" || key == "context" {
+				return map[string]any{}
+			}
+			return nil
+		}
+		switch key {
+		case "seq":
+			return e.Seq
+		case "message_id":
+			return e.MessageID
+		case "type":
+			return e.Type
+		case "contact_id":
+			return e.ContactID
+		case "anonymous_id":
+			return e.AnonymousID
+		case "name":
+			return e.Name
+		case "properties":
+			return orEmpty(e.Properties)
+		case "context":
+			return orEmpty(e.Context)
+		case "timestamp":
+			return timeValue(e.Timestamp)
+		case "received_at":
+			return timeValue(e.ReceivedAt)
+		}
+	case "journey":
+		switch key {
+		case "id":
+			return d.Journey.ID
+		case "name":
+			return d.Journey.Name
+		case "version":
+			return d.Journey.Version
+		}
+	case "message":
+		m := d.Message
+		if m == nil {
+			if key == "details" {
+				return map[string]any{}
+			}
+			return nil
+		}
+		switch key {
+		case "id":
+			return m.ID
+		case "enrollment_id":
+			return m.EnrollmentID
+		case "contact_id":
+			return m.ContactID
+		case "journey_id":
+			return m.JourneyID
+		case "version":
+			return m.Version
+		case "step_id":
+			return m.StepID
+		case "channel":
+			return m.Channel
+		case "template":
+			return m.Template
+		case "purpose":
+			return m.Purpose
+		case "details":
+			return orEmpty(m.Details)
+		case "created_at":
+			return timeValue(m.CreatedAt)
+		}
+	}
+	return nil
+}
+
+// orEmpty is m, or an empty map for nil, as bindings hold a map.
+func orEmpty(m map[string]any) map[string]any {
+	if m == nil {
+		return map[string]any{}
+	}
+	return m
 }
 
 // render renders one part, turning a panic of the Liquid library into an
