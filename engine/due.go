@@ -324,14 +324,14 @@ func (e *Engine) commitDue(ctx context.Context, b *dueBatch) (n int, patched boo
 // (nil: erased): a commit with its new state, or one that only releases it
 // (a paused journey's waits hold).
 func (e *Engine) dueCommit(ctx context.Context, en *nudge.Enrollment, c *nudge.Contact, now time.Time, g *guard) (*nudge.EngineCommit, error) {
-	release := &nudge.EngineCommit{Released: []string{en.ID}}
+	release := func() *nudge.EngineCommit { return &nudge.EngineCommit{Released: []string{en.ID}} }
 	j, meta, err := e.version(ctx, en.JourneyID, en.Version)
 	if err != nil {
 		e.log.ErrorContext(ctx, "engine: enrollment's journey version is not available; released", "enrollment_id", en.ID, "journey_id", en.JourneyID, "version", en.Version, "err", err)
-		return release, nil
+		return release(), nil
 	}
 	if meta.Status != nudge.JourneyActive {
-		return release, nil
+		return release(), nil
 	}
 	var tr *Transition
 	switch {

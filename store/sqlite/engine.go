@@ -732,7 +732,8 @@ type detailsSpan struct{ arg, start, end int }
 
 func newRowArgs(n, cols int, now time.Time) *rowArgs {
 	t := micros(now)
-	return &rowArgs{args: make([]any, 0, n*cols), now: t, nowArg: t}
+	// A send's details take about 200 bytes.
+	return &rowArgs{args: make([]any, 0, n*cols), now: t, nowArg: t, details: make([]byte, 0, n*256)}
 }
 
 // time boxes t, re-using the box of now.

@@ -75,19 +75,13 @@ func appendJSONValue(b []byte, v any) ([]byte, error) {
 			}
 			return append(b, ']'), nil
 		}
+	case []map[string]any: // a cap's counted sends
+		if v != nil {
+			return appendJSONList(b, v)
+		}
 	case []any:
 		if v != nil {
-			b = append(b, '[')
-			for i, e := range v {
-				if i > 0 {
-					b = append(b, ',')
-				}
-				var err error
-				if b, err = appendJSONValue(b, e); err != nil {
-					return nil, err
-				}
-			}
-			return append(b, ']'), nil
+			return appendJSONList(b, v)
 		}
 	}
 	enc, err := json.Marshal(v)
@@ -95,6 +89,21 @@ func appendJSONValue(b []byte, v any) ([]byte, error) {
 		return nil, err
 	}
 	return append(b, enc...), nil
+}
+
+// appendJSONList appends a list of values appendJSONValue writes.
+func appendJSONList[T any](b []byte, v []T) ([]byte, error) {
+	b = append(b, '[')
+	for i, e := range v {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		var err error
+		if b, err = appendJSONValue(b, e); err != nil {
+			return nil, err
+		}
+	}
+	return append(b, ']'), nil
 }
 
 const hexDigits = "0123456789abcdef"

@@ -33,7 +33,7 @@ func TestEncodeDetailsMatchesMarshal(t *testing.T) {
 		"numbers": {"int": 7, "neg": int64(-3), "float": 1.5, "big": 1e21, "small": 1e-7, "u": uint8(3), "nan-free": math.MaxInt64},
 		"nested": {"list": []any{"a", 1, true, nil, map[string]any{"z": 1, "a": []string{}}}, "nil": nil,
 			"nilmap": map[string]any(nil), "nilslice": []string(nil), "strmap": map[string]string{"b": "2", "a": "1"},
-			"struct": struct{ A int }{1}},
+			"struct": struct{ A int }{1}, "maps": []map[string]any{{"b": 1, "a": "x"}, nil, {}}, "nilmaps": []map[string]any(nil)},
 		"times": {"zero": time.Time{}, "nanos": at.Add(7), "offset": at.In(time.FixedZone("y", 3600+1))},
 	} {
 		t.Run(name, func(t *testing.T) {
