@@ -37,6 +37,7 @@ type simInput struct {
 	Events    string // "" : none
 	From, To  time.Time
 	Region    string
+	Policy    string // "" : the shipped default
 }
 
 // loadSim reads and checks the files of a simulation into a sim.Config.
@@ -52,6 +53,12 @@ func loadSim(in simInput, stderr io.Writer) (cfg sim.Config, closeFn func(), err
 	}
 	n := &ingest.ContactNormalizer{DefaultRegion: in.Region}
 	cfg = sim.Config{Journeys: js, From: in.From, To: in.To, Normalizer: n}
+	if in.Policy != "" {
+		// As nudge policy validate reads it: problems as file:line:col.
+		if _, cfg.Policy, err = readPolicy(in.Policy, stderr); err != nil {
+			return cfg, closeFn, err
+		}
+	}
 	if in.Events != "" {
 		f, err := os.Open(in.Events)
 		if err != nil {
@@ -122,6 +129,7 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs.StringVar(&in.Events, "events", "", "timeline: one Segment identify/track call per line, each with a timestamp")
 	fs.Var(timeFlag{&in.From}, "from", "start of the replay (default: the first event's time)")
 	fs.Var(timeFlag{&in.To}, "to", "end of the replay (default: 30 days after the last event)")
+	fs.StringVar(&in.Policy, "policy", "", "workspace policy file to simulate under, as nudge policy validate reads it (default: the shipped default policy)")
 	fs.StringVar(&in.Region, "default-region", DefaultConfig().DefaultRegion, "region for phone numbers written without +country code")
 	fs.BoolVar(&jsonOut, "json", false, "print the report as one JSON document")
 	fs.BoolVar(&summary, "summary", false, "print only the totals, not every decision (and keep only the totals in memory)")
@@ -132,7 +140,7 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	in.Journeys = append(in.Journeys, fs.Args()...)
 	if len(in.Journeys) == 0 {
-		fmt.Fprintln(stderr, "usage: nudge simulate --journey FILE... [--contacts FILE.csv] [--events FILE.jsonl] [--from T] [--to T] [--json] [--summary]")
+		fmt.Fprintln(stderr, "usage: nudge simulate --journey FILE... [--contacts FILE.csv] [--events FILE.jsonl] [--policy FILE] [--from T] [--to T] [--json] [--summary]")
 		return errUsage
 	}
 	cfg, closeFn, err := loadSim(in, stderr)
