@@ -41,10 +41,10 @@ const conflictState = "NC409"
 // claim, and the commit fails with ECONFLICT rather than apply the same
 // work twice.
 //
-// The statements go to the server as one pipelined batch: without contact
-// patches the batch is its own implicit transaction, one round trip; with
-// them, the patches are merged first in an explicit transaction that then
-// sends the batch. A moved revision or a consumed inbox item makes a
+// The commit runs in an explicit transaction: the patches are merged
+// first, then one pipelined batch reads what the report counters know of
+// the enrollments it names, and one more sends its statements, with the
+// counters' changes last (see reportcount.go). A moved revision or a consumed inbox item makes a
 // statement raise NC409 (nudge_conflict), which rolls everything back
 // without a round trip to decide.
 func (db *DB) EngineCommit(ctx context.Context, c *nudge.EngineCommit, now time.Time) error {
@@ -56,24 +56,30 @@ func (db *DB) EngineCommit(ctx context.Context, c *nudge.EngineCommit, now time.
 	if err != nil {
 		return err
 	}
-	b := &cb.batch
-	if len(c.ContactPatches) == 0 {
-		if b.Len() > 0 {
-			_, err = retry(func() (struct{}, error) { return struct{}{}, runBatch(ctx, db.pool, b) })
+	for i, p := range c.ContactPatches {
+		if p == nil || p.ID == "" {
+			return nudge.WithField(fmt.Sprintf("contact_patches[%d]", i), nudge.FieldErrorf("id", "required"))
 		}
-	} else {
-		for i, p := range c.ContactPatches {
-			if p == nil || p.ID == "" {
-				return nudge.WithField(fmt.Sprintf("contact_patches[%d]", i), nudge.FieldErrorf("id", "required"))
-			}
-		}
-		err = db.inTx(ctx, "engine commit", func(tx pgx.Tx) error {
+	}
+	err = db.inTx(ctx, "engine commit", func(tx pgx.Tx) error {
+		if len(c.ContactPatches) > 0 {
 			if err := mergeContacts(ctx, tx, c.ContactPatches, now); err != nil {
 				return err
 			}
-			return runBatch(ctx, tx, b)
-		})
-	}
+		}
+		before, stored, err := reportBefore(ctx, tx, c)
+		if err != nil {
+			return err
+		}
+		b := pgx.Batch{QueuedQueries: slices.Clone(cb.batch.QueuedQueries)}
+		if err := reportAfter(&b, c, before, stored, now); err != nil {
+			return err
+		}
+		if b.Len() == 0 {
+			return nil
+		}
+		return runBatch(ctx, tx, &b)
+	})
 	if err != nil {
 		return commitError(err)
 	}

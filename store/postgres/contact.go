@@ -431,7 +431,11 @@ func (db *DB) ContactErase(ctx context.Context, id string, now time.Time) error 
 			return err
 		}
 		// The engine's records of the contact go with it: its decision log
-		// explains messages to a person who no longer exists here.
+		// explains messages to a person who no longer exists here. What
+		// its enrollments count in the reports goes first.
+		if err := reportErase(ctx, tx, id); err != nil {
+			return err
+		}
 		for _, table := range []string{"messages", "decisions", "enrollments", "inbox", "events"} {
 			if _, err := tx.Exec(ctx, `DELETE FROM `+table+` WHERE contact_id = $1`, id); err != nil {
 				return err

@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/nudge/nudge"
+	"github.com/nudge/nudge/store/internal/reportcount"
 )
 
 var _ nudge.DeliveryStore = (*DB)(nil)
@@ -81,9 +82,13 @@ func collectMessages(rows pgx.Rows) ([]*nudge.Message, error) {
 
 const (
 	// lockMessagesQuery reads and locks messages in id order, the order
-	// cancelMessagesQuery locks them in too.
-	lockMessagesQuery = `SELECT id, status, provider_id, attempts, error, available_at FROM messages
-		WHERE id = ANY($1) ORDER BY id FOR UPDATE`
+	// cancelMessagesQuery locks them in too. With each message comes the
+	// report_messages key of its status (journey and day from its
+	// enrollment, if any).
+	lockMessagesQuery = `SELECT m.id, m.status, m.provider_id, m.attempts, m.error, m.available_at,
+			m.enrollment_id, m.step_id, m.channel, e.journey_id, e.version, nudge_report_day(e.entered_at)
+		FROM messages m LEFT JOIN enrollments e ON e.id = m.enrollment_id
+		WHERE m.id = ANY($1) ORDER BY m.id FOR UPDATE OF m`
 	updateMessagesQuery = `
 		UPDATE messages m SET status = v.status, provider_id = v.provider_id, attempts = v.attempts,
 			error = v.error, available_at = v.available_at,
@@ -107,7 +112,9 @@ const (
 // unknown message: then nothing is applied.
 //
 // The messages are read and locked in one statement, the updates applied
-// in memory, and the rows and history written in one more round trip.
+// in memory, and the rows, history and report counters (each message moved
+// once, from its status before the call to its status after it) written in
+// one more round trip.
 func (db *DB) MessageUpdate(ctx context.Context, us []*nudge.MessageUpdate, now time.Time) ([]bool, error) {
 	if err := nudge.CheckMessageUpdates(us); err != nil {
 		return nil, fmt.Errorf("message update: %w", err)
@@ -124,18 +131,28 @@ func (db *DB) MessageUpdate(ctx context.Context, us []*nudge.MessageUpdate, now 
 			return err
 		}
 		cur := make(map[string]*nudge.MessageState, len(ids))
+		counted := make(map[string]reportcount.Message, len(ids))
 		for rows.Next() {
 			var (
-				id string
-				m  nudge.MessageState
-				n  int32
+				id      string
+				m       nudge.MessageState
+				n       int32
+				c       reportcount.Message
+				journey *string
+				version *int64
+				day     *int64
 			)
-			if err := rows.Scan(&id, &m.Status, &m.ProviderID, &n, &m.Err, &m.AvailableAt); err != nil {
+			if err := rows.Scan(&id, &m.Status, &m.ProviderID, &n, &m.Err, &m.AvailableAt,
+				&c.Enrollment, &c.Key.Step, &c.Key.Channel, &journey, &version, &day); err != nil {
 				rows.Close()
 				return err
 			}
 			m.Attempts = int(n)
 			cur[id] = &m
+			if journey != nil {
+				c.Key.Journey, c.Key.Version, c.Key.Day, c.Key.Status = *journey, *version, *day, m.Status
+				counted[id] = c
+			}
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
@@ -181,6 +198,15 @@ func (db *DB) MessageUpdate(ctx context.Context, us []*nudge.MessageUpdate, now 
 		}
 		if len(hids) > 0 {
 			b.Queue(insertStatusesQuery, hids, hstatuses, hdetails, now)
+		}
+		var moved reportcount.Moves
+		for id, c := range counted {
+			if m := cur[id]; m.Changed {
+				moved.Move(c, m.Status)
+			}
+		}
+		if err := queueMoves(&b, &moved); err != nil {
+			return err
 		}
 		if b.Len() == 0 {
 			return nil

@@ -3,10 +3,12 @@ package postgres
 import (
 	"context"
 	"fmt"
-	"github.com/jackc/pgx/v5"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/nudge/nudge"
+	"github.com/nudge/nudge/store/internal/reportcount"
 )
 
 var _ nudge.ReportStore = (*DB)(nil)
@@ -48,8 +50,11 @@ func (db *DB) reportQuery(ctx context.Context, q string, args []any, scan func(r
 	return rows.Err()
 }
 
-// ReportJourney runs one grouped query per kind of count over the cohort's
-// enrollments, each on the read pool.
+// ReportJourney reads a journey's counts per cohort day from the counters
+// of migration 0013 for the whole days of the range and from the rows for
+// the parts of days at its ends, its conversions from report_conversions,
+// and what follows messages (clicks, replies, opt-outs) and contacts (stage
+// changes) from the rows; the queries run at once on the pool.
 func (db *DB) ReportJourney(ctx context.Context, p *nudge.ReportParams) (*nudge.ReportData, error) {
 	if err := nudge.CheckReportParams(p, true); err != nil {
 		return nil, err
@@ -63,58 +68,13 @@ func (db *DB) ReportJourney(ctx context.Context, p *nudge.ReportParams) (*nudge.
 		OptOuts: []nudge.ReportOptOut{}, Conversions: []nudge.ReportConversion{},
 		Stages: []nudge.ReportStageMove{}, Customers: []nudge.ReportCustomer{}, ActionDelays: []nudge.ReportActionDelay{}}
 	optedOut := map[[2]string]int64{} // step, channel: messages followed by an opt-out
-	queries := []struct {
-		name string
-		q    string
-		scan func(rows pgx.Rows) error
-	}{
-		{"cohorts", `SELECT held_out, state, reason, count(*) FROM (
-				SELECT e.held_out, e.state, coalesce((SELECT d.reason FROM decisions d
-					WHERE d.enrollment_id = e.id AND d.outcome IN ('converted', 'exited', 'completed')
-					ORDER BY d.id DESC LIMIT 1), '') AS reason
-				FROM enrollments e WHERE ` + w + `) x GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`,
-			func(rows pgx.Rows) error {
-				var c nudge.ReportCohort
-				err := rows.Scan(&c.HeldOut, &c.State, &c.Reason, &c.Count)
-				d.Cohorts = append(d.Cohorts, c)
-				return err
-			}},
-		{"outcomes", `SELECT d.step_id, d.channel, d.outcome, d.reason, count(*), count(DISTINCT d.enrollment_id)
-			FROM enrollments e JOIN decisions d ON d.enrollment_id = e.id
-			WHERE ` + w + ` GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4`,
-			func(rows pgx.Rows) error {
-				var o nudge.ReportOutcome
-				err := rows.Scan(&o.StepID, &o.Channel, &o.Outcome, &o.Reason, &o.Decisions, &o.Enrollments)
-				d.Outcomes = append(d.Outcomes, o)
-				return err
-			}},
-		{"paths", `SELECT step_id, sent, held, jheld, conv, count(*) FROM (
-				SELECT d.step_id, bool_or(d.outcome = 'sent') AS sent, bool_or(d.outcome = 'held_out') AS held,
-					bool_or(e.held_out) AS jheld, bool_or(e.state = 'converted') AS conv
-				FROM enrollments e JOIN decisions d ON d.enrollment_id = e.id
-				WHERE ` + w + ` AND d.step_id <> '' GROUP BY d.enrollment_id, d.step_id) x
-			GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5`,
-			func(rows pgx.Rows) error {
-				var r nudge.ReportPath
-				err := rows.Scan(&r.StepID, &r.Sent, &r.StepHeldOut, &r.JourneyHeldOut, &r.Converted, &r.Count)
-				d.Paths = append(d.Paths, r)
-				return err
-			}},
-		{"messages", `SELECT m.step_id, m.channel, m.status, count(*)
-			FROM enrollments e JOIN messages m ON m.enrollment_id = e.id
-			WHERE ` + w + ` GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`,
-			func(rows pgx.Rows) error {
-				var m nudge.ReportMessages
-				err := rows.Scan(&m.StepID, &m.Channel, &m.Status, &m.Count)
-				d.Messages = append(d.Messages, m)
-				return err
-			}},
+	queries := []reportQuery{
 		{"actions", `SELECT m.step_id, m.channel, ev.name, count(DISTINCT m.id)
 			FROM events ev JOIN messages m ON m.id = ev.properties->>'message_id'
 				AND m.contact_id = ev.contact_id
 			JOIN enrollments e ON e.id = m.enrollment_id
 			WHERE ev.name IN ('email.clicked', 'sms.clicked', 'sms.replied', 'email.complained') AND ` + w + `
-			GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`,
+			GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`, args,
 			func(rows pgx.Rows) error {
 				var a nudge.ReportAction
 				err := rows.Scan(&a.StepID, &a.Channel, &a.Name, &a.Messages)
@@ -128,7 +88,7 @@ func (db *DB) ReportJourney(ctx context.Context, p *nudge.ReportParams) (*nudge.
 			WHERE c.status = 'opted_out' AND c.channel IN ('sms', 'email')
 				AND (c.source IN ('keyword', 'provider') OR c.channel = 'email' AND c.source = 'form')
 				AND m.status <> 'cancelled' AND ` + w + `
-			GROUP BY 1, 2`,
+			GROUP BY 1, 2`, args,
 			func(rows pgx.Rows) error {
 				var (
 					step, ch string
@@ -146,7 +106,7 @@ func (db *DB) ReportJourney(ctx context.Context, p *nudge.ReportParams) (*nudge.
 				JOIN enrollments e ON e.id = m.enrollment_id
 				WHERE ev.name IN ('email.clicked', 'sms.clicked', 'sms.replied') AND ` + w + `
 				GROUP BY m.id, m.step_id, m.channel, 3) x
-			GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4`,
+			GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4`, args,
 			func(rows pgx.Rows) error {
 				var a nudge.ReportActionDelay
 				err := rows.Scan(&a.StepID, &a.Channel, &a.Action, &a.Minutes, &a.Count)
@@ -154,78 +114,139 @@ func (db *DB) ReportJourney(ctx context.Context, p *nudge.ReportParams) (*nudge.
 				return err
 			}},
 	}
+	// The counts come in parts, each filling its own ReportData, summed
+	// after: the counters for the whole days, the rows for the parts of
+	// days at the ends.
+	fromDay, toDay, edges := nudge.ReportDays(p)
+	parts := make([]*nudge.ReportData, 1+len(edges))
+	parts[0] = &nudge.ReportData{}
+	queries = append(queries, countQueries(p, fromDay, toDay, parts[0])...)
+	for i, e := range edges {
+		parts[1+i] = &nudge.ReportData{}
+		queries = append(queries, rowCountQueries(&e, parts[1+i])...)
+	}
+	jobs := make([]func() error, 0, len(queries)+2)
 	for _, q := range queries {
-		if err := db.reportQuery(ctx, q.q, args, q.scan); err != nil {
-			return nil, fmt.Errorf("postgres: report %s: %w", q.name, err)
+		jobs = append(jobs, func() error {
+			if err := db.reportQuery(ctx, q.q, q.args, q.scan); err != nil {
+				return fmt.Errorf("postgres: report %s: %w", q.name, err)
+			}
+			return nil
+		})
+	}
+	jobs = append(jobs, func() error {
+		if err := db.reportConversions(ctx, p, d); err != nil {
+			return fmt.Errorf("postgres: report conversions: %w", err)
 		}
+		return nil
+	}, func() error {
+		if err := db.reportStages(ctx, w, args, d); err != nil {
+			return fmt.Errorf("postgres: report stages: %w", err)
+		}
+		return nil
+	})
+	if err := reportcount.RunAll(jobs); err != nil {
+		return nil, err
 	}
-	if err := db.reportConversions(ctx, w, args, d); err != nil {
-		return nil, fmt.Errorf("postgres: report conversions: %w", err)
-	}
-	if err := db.reportStages(ctx, w, args, d); err != nil {
-		return nil, fmt.Errorf("postgres: report stages: %w", err)
-	}
+	reportcount.Merge(d, parts)
 	d.OptOuts = nudge.ReportOptOutsOf(d.Messages, optedOut)
 	return d, nil
 }
 
-// reportConversions reads the converted enrollments with the steps they
-// reached and the messages they got, in three ordered queries merged here.
-func (db *DB) reportConversions(ctx context.Context, w string, args []any, d *nudge.ReportData) error {
-	index := map[string]int{}
-	err := db.reportQuery(ctx, `SELECT e.id, e.held_out, e.entered_at, coalesce(e.ended_at, e.updated_at)
-		FROM enrollments e WHERE `+w+` AND e.state = 'converted' ORDER BY e.entered_at, e.id`, args,
-		func(rows pgx.Rows) error {
-			var (
-				id                 string
-				c                  nudge.ReportConversion
-				entered, converted time.Time
-			)
-			if err := rows.Scan(&id, &c.HeldOut, &entered, &converted); err != nil {
-				return err
-			}
-			c.EnteredAt, c.ConvertedAt = entered.UTC(), converted.UTC()
-			index[id] = len(d.Conversions)
-			d.Conversions = append(d.Conversions, c)
-			return nil
-		})
-	if err != nil || len(index) == 0 {
-		return err
+// reportConversions reads the converted enrollments p selects, with the
+// steps they reached and the messages they got, from report_conversions.
+func (db *DB) reportConversions(ctx context.Context, p *nudge.ReportParams, d *nudge.ReportData) error {
+	_, args := cohort(p, true)
+	q := `SELECT held_out, entered_at, converted_at, steps, touches FROM report_conversions
+		WHERE entered_at >= $1 AND entered_at < $2 AND journey_id = $3`
+	if p.Version > 0 {
+		q += ` AND version = $4`
 	}
-	err = db.reportQuery(ctx, `SELECT DISTINCT d.enrollment_id, d.step_id
-		FROM enrollments e JOIN decisions d ON d.enrollment_id = e.id
-		WHERE `+w+` AND e.state = 'converted' AND d.step_id <> '' ORDER BY 1, 2`, args,
-		func(rows pgx.Rows) error {
-			var id, step string
-			if err := rows.Scan(&id, &step); err != nil {
-				return err
-			}
-			if i, ok := index[id]; ok {
-				d.Conversions[i].Steps = append(d.Conversions[i].Steps, step)
-			}
-			return nil
-		})
-	if err != nil {
-		return err
+	return db.reportQuery(ctx, q+` ORDER BY journey_id, entered_at, enrollment_id`, args, func(rows pgx.Rows) error {
+		var (
+			c                  nudge.ReportConversion
+			entered, converted time.Time
+			steps, touches     string
+		)
+		if err := rows.Scan(&c.HeldOut, &entered, &converted, &steps, &touches); err != nil {
+			return err
+		}
+		c.EnteredAt, c.ConvertedAt = entered.UTC(), converted.UTC()
+		if err := reportcount.ParseConversion(&c, steps, touches); err != nil {
+			return err
+		}
+		d.Conversions = append(d.Conversions, c)
+		return nil
+	})
+}
+
+// scan adapts a scan of reportcount to a query's rows.
+func scan(f func(reportcount.Scanner) error) func(rows pgx.Rows) error {
+	return func(rows pgx.Rows) error { return f(rows) }
+}
+
+// reportQuery is one query of a report, with the scan of each of its rows.
+type reportQuery struct {
+	name string
+	q    string
+	args []any
+	scan func(rows pgx.Rows) error
+}
+
+// countQueries read the counters of migration 0013 for p's journey (and
+// version) over the cohort days [fromDay, toDay), into d.
+func countQueries(p *nudge.ReportParams, fromDay, toDay int64, d *nudge.ReportData) []reportQuery {
+	cohorts, outcomes, paths, messages := reportcount.Scans(d)
+	w, args := "journey_id = $1 AND day >= $2 AND day < $3", []any{p.JourneyID, fromDay, toDay}
+	if p.Version > 0 {
+		w += " AND version = $4"
+		args = append(args, p.Version)
 	}
-	return db.reportQuery(ctx, `SELECT m.enrollment_id, m.step_id, m.channel, m.created_at
-		FROM enrollments e JOIN messages m ON m.enrollment_id = e.id
-		WHERE `+w+` AND e.state = 'converted' AND m.status <> 'cancelled' ORDER BY 1, 4, m.id`, args,
-		func(rows pgx.Rows) error {
-			var (
-				id string
-				t  nudge.ReportTouch
-				at time.Time
-			)
-			if err := rows.Scan(&id, &t.StepID, &t.Channel, &at); err != nil {
-				return err
-			}
-			t.At = at.UTC()
-			if i, ok := index[id]; ok {
-				d.Conversions[i].Touches = append(d.Conversions[i].Touches, t)
-			}
-			return nil
-		})
+	return []reportQuery{
+		{"cohort counts", `SELECT held_out, state, reason, sum(n)::bigint FROM report_cohorts
+			WHERE ` + w + ` GROUP BY 1, 2, 3`, args,
+			scan(cohorts)},
+		{"outcome counts", `SELECT step_id, channel, outcome, reason, sum(decisions)::bigint, sum(enrollments)::bigint
+			FROM report_outcomes WHERE ` + w + ` GROUP BY 1, 2, 3, 4`, args,
+			scan(outcomes)},
+		{"path counts", `SELECT step_id, sent, step_held, journey_held, converted, sum(n)::bigint
+			FROM report_paths WHERE ` + w + ` GROUP BY 1, 2, 3, 4, 5`, args,
+			scan(paths)},
+		{"message counts", `SELECT step_id, channel, status, sum(n)::bigint
+			FROM report_messages WHERE ` + w + ` GROUP BY 1, 2, 3`, args,
+			scan(messages)},
+	}
+}
+
+// rowCountQueries count what the counters of migration 0013 hold, from the
+// rows, for the enrollments p selects (the part of a day at an end of a
+// report's range), into d.
+func rowCountQueries(p *nudge.ReportParams, d *nudge.ReportData) []reportQuery {
+	cohorts, outcomes, paths, messages := reportcount.Scans(d)
+	w, args := cohort(p, true)
+	return []reportQuery{
+		{"cohorts", `SELECT held_out, state, reason, count(*) FROM (
+				SELECT e.held_out, e.state, coalesce((SELECT d.reason FROM decisions d
+					WHERE d.enrollment_id = e.id AND d.outcome IN ('converted', 'exited', 'completed')
+					ORDER BY d.id DESC LIMIT 1), '') AS reason
+				FROM enrollments e WHERE ` + w + `) x GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`, args,
+			scan(cohorts)},
+		{"outcomes", `SELECT d.step_id, d.channel, d.outcome, d.reason, count(*), count(DISTINCT d.enrollment_id)
+			FROM enrollments e JOIN decisions d ON d.enrollment_id = e.id
+			WHERE ` + w + ` GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4`, args,
+			scan(outcomes)},
+		{"paths", `SELECT step_id, sent, held, jheld, conv, count(*) FROM (
+				SELECT d.step_id, bool_or(d.outcome = 'sent') AS sent, bool_or(d.outcome = 'held_out') AS held,
+					bool_or(e.held_out) AS jheld, bool_or(e.state = 'converted') AS conv
+				FROM enrollments e JOIN decisions d ON d.enrollment_id = e.id
+				WHERE ` + w + ` AND d.step_id <> '' GROUP BY d.enrollment_id, d.step_id) x
+			GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5`, args,
+			scan(paths)},
+		{"messages", `SELECT m.step_id, m.channel, m.status, count(*)
+			FROM enrollments e JOIN messages m ON m.enrollment_id = e.id
+			WHERE ` + w + ` GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`, args,
+			scan(messages)},
+	}
 }
 
 // ReportOverview counts every journey's cohort, and messages per contact

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/nudge/nudge"
+	"github.com/nudge/nudge/store/internal/reportcount"
 )
 
 var _ nudge.DeliveryStore = (*DB)(nil)
@@ -105,25 +106,25 @@ func (db *DB) MessageUpdate(ctx context.Context, us []*nudge.MessageUpdate, now 
 	var applied []bool
 	err = db.inTx(ctx, func(tx *sql.Tx) error {
 		cur := make(map[string]*nudge.MessageState, len(ids))
-		counted := make(map[string]reportMessage, len(ids))
+		counted := make(map[string]reportcount.Message, len(ids))
 		if err := queryTx(ctx, tx, ws.messagesRead, []any{arr}, func(rows *sql.Rows) error {
 			var (
 				id      string
 				m       nudge.MessageState
 				avail   int64
-				c       reportMessage
+				c       reportcount.Message
 				journey sql.NullString
 				version sql.NullInt64
 				entered sql.NullInt64
 			)
 			if err := rows.Scan(&id, &m.Status, &m.ProviderID, &m.Attempts, &m.Err, &avail,
-				&c.enrollment, &c.key.step, &c.key.channel, &journey, &version, &entered); err != nil {
+				&c.Enrollment, &c.Key.Step, &c.Key.Channel, &journey, &version, &entered); err != nil {
 				return err
 			}
 			m.AvailableAt = fromMicros(avail)
 			cur[id] = &m
 			if journey.Valid {
-				c.key.journey, c.key.version, c.key.day, c.key.status = journey.String, version.Int64, dayOf(entered.Int64), m.Status
+				c.Key.Journey, c.Key.Version, c.Key.Day, c.Key.Status = journey.String, version.Int64, reportcount.DayOf(entered.Int64), m.Status
 				counted[id] = c
 			}
 			return nil
@@ -161,10 +162,10 @@ func (db *DB) MessageUpdate(ctx context.Context, us []*nudge.MessageUpdate, now 
 				return err
 			}
 		}
-		var moved statusMoves
+		var moved reportcount.Moves
 		for id, c := range counted {
 			if m := cur[id]; m.Changed {
-				moved.move(c, m.Status)
+				moved.Move(c, m.Status)
 			}
 		}
 		return rs.write(ctx, tx, &moved)

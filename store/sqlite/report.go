@@ -3,16 +3,13 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"math"
 	"slices"
-	"strconv"
-	"strings"
-	"sync"
 	"time"
 
 	"github.com/nudge/nudge"
+	"github.com/nudge/nudge/store/internal/reportcount"
 )
 
 var _ nudge.ReportStore = (*DB)(nil)
@@ -143,18 +140,17 @@ func (db *DB) ReportJourney(ctx context.Context, p *nudge.ReportParams) (*nudge.
 		}
 		return nil
 	})
-	if err := runAll(jobs); err != nil {
+	if err := reportcount.RunAll(jobs); err != nil {
 		return nil, err
 	}
-	for _, c := range parts {
-		d.Cohorts = append(d.Cohorts, c.Cohorts...)
-		d.Outcomes = append(d.Outcomes, c.Outcomes...)
-		d.Paths = append(d.Paths, c.Paths...)
-		d.Messages = append(d.Messages, c.Messages...)
-	}
-	d.SumCounts()
+	reportcount.Merge(d, parts)
 	d.OptOuts = nudge.ReportOptOutsOf(d.Messages, optedOut)
 	return d, nil
+}
+
+// scan adapts a scan of reportcount to a query's rows.
+func scan(f func(reportcount.Scanner) error) func(rows *sql.Rows) error {
+	return func(rows *sql.Rows) error { return f(rows) }
 }
 
 // reportQuery is one query of a report, with the scan of each of its rows.
@@ -168,6 +164,7 @@ type reportQuery struct {
 // countQueries read the counters of migration 0013 for p's journey (and
 // version) over the cohort days [fromDay, toDay), into d.
 func countQueries(p *nudge.ReportParams, fromDay, toDay int64, d *nudge.ReportData) []reportQuery {
+	cohorts, outcomes, paths, messages := reportcount.Scans(d)
 	w, args := "journey_id = ? AND day >= ? AND day < ?", []any{p.JourneyID, fromDay, toDay}
 	if p.Version > 0 {
 		w += " AND version = ?"
@@ -176,36 +173,16 @@ func countQueries(p *nudge.ReportParams, fromDay, toDay int64, d *nudge.ReportDa
 	return []reportQuery{
 		{"cohort counts", `SELECT held_out, state, reason, sum(n) FROM report_cohorts
 			WHERE ` + w + ` GROUP BY 1, 2, 3`, args,
-			func(rows *sql.Rows) error {
-				var c nudge.ReportCohort
-				err := rows.Scan(&c.HeldOut, &c.State, &c.Reason, &c.Count)
-				d.Cohorts = append(d.Cohorts, c)
-				return err
-			}},
+			scan(cohorts)},
 		{"outcome counts", `SELECT step_id, channel, outcome, reason, sum(decisions), sum(enrollments)
 			FROM report_outcomes WHERE ` + w + ` GROUP BY 1, 2, 3, 4`, args,
-			func(rows *sql.Rows) error {
-				var o nudge.ReportOutcome
-				err := rows.Scan(&o.StepID, &o.Channel, &o.Outcome, &o.Reason, &o.Decisions, &o.Enrollments)
-				d.Outcomes = append(d.Outcomes, o)
-				return err
-			}},
+			scan(outcomes)},
 		{"path counts", `SELECT step_id, sent, step_held, journey_held, converted, sum(n)
 			FROM report_paths WHERE ` + w + ` GROUP BY 1, 2, 3, 4, 5`, args,
-			func(rows *sql.Rows) error {
-				var r nudge.ReportPath
-				err := rows.Scan(&r.StepID, &r.Sent, &r.StepHeldOut, &r.JourneyHeldOut, &r.Converted, &r.Count)
-				d.Paths = append(d.Paths, r)
-				return err
-			}},
+			scan(paths)},
 		{"message counts", `SELECT step_id, channel, status, sum(n)
 			FROM report_messages WHERE ` + w + ` GROUP BY 1, 2, 3`, args,
-			func(rows *sql.Rows) error {
-				var m nudge.ReportMessages
-				err := rows.Scan(&m.StepID, &m.Channel, &m.Status, &m.Count)
-				d.Messages = append(d.Messages, m)
-				return err
-			}},
+			scan(messages)},
 	}
 }
 
@@ -213,69 +190,35 @@ func countQueries(p *nudge.ReportParams, fromDay, toDay int64, d *nudge.ReportDa
 // rows, for the enrollments p selects (the part of a day at an end of a
 // report's range), into d.
 func rowCountQueries(p *nudge.ReportParams, d *nudge.ReportData) []reportQuery {
+	cohorts, outcomes, paths, messages := reportcount.Scans(d)
 	w, args := cohort(p, true)
 	return []reportQuery{
 		{"cohorts", `SELECT e.held_out, e.state, coalesce((SELECT d.reason FROM decisions d
 				WHERE d.enrollment_id = e.id AND d.outcome IN ('converted', 'exited', 'completed')
 				ORDER BY d.id DESC LIMIT 1), ''), count(*)
 			FROM enrollments e WHERE ` + w + ` GROUP BY 1, 2, 3`, args,
-			func(rows *sql.Rows) error {
-				var c nudge.ReportCohort
-				err := rows.Scan(&c.HeldOut, &c.State, &c.Reason, &c.Count)
-				d.Cohorts = append(d.Cohorts, c)
-				return err
-			}},
+			scan(cohorts)},
 		{"outcomes", `SELECT d.step_id, d.channel, d.outcome, d.reason, count(*), count(DISTINCT d.enrollment_id)
 			FROM enrollments e JOIN decisions d ON d.enrollment_id = e.id
 			WHERE ` + w + ` GROUP BY 1, 2, 3, 4`, args,
-			func(rows *sql.Rows) error {
-				var o nudge.ReportOutcome
-				err := rows.Scan(&o.StepID, &o.Channel, &o.Outcome, &o.Reason, &o.Decisions, &o.Enrollments)
-				d.Outcomes = append(d.Outcomes, o)
-				return err
-			}},
+			scan(outcomes)},
 		{"paths", `SELECT step_id, sent, held, jheld, conv, count(*) FROM (
 				SELECT d.step_id, max(d.outcome = 'sent') AS sent, max(d.outcome = 'held_out') AS held,
 					e.held_out AS jheld, e.state = 'converted' AS conv
 				FROM enrollments e JOIN decisions d ON d.enrollment_id = e.id
 				WHERE ` + w + ` AND d.step_id <> '' GROUP BY d.enrollment_id, d.step_id)
 			GROUP BY 1, 2, 3, 4, 5`, args,
-			func(rows *sql.Rows) error {
-				var r nudge.ReportPath
-				err := rows.Scan(&r.StepID, &r.Sent, &r.StepHeldOut, &r.JourneyHeldOut, &r.Converted, &r.Count)
-				d.Paths = append(d.Paths, r)
-				return err
-			}},
+			scan(paths)},
 		{"messages", `SELECT m.step_id, m.channel, m.status, count(*)
 			FROM enrollments e JOIN messages m ON m.enrollment_id = e.id
 			WHERE ` + w + ` GROUP BY 1, 2, 3`, args,
-			func(rows *sql.Rows) error {
-				var m nudge.ReportMessages
-				err := rows.Scan(&m.StepID, &m.Channel, &m.Status, &m.Count)
-				d.Messages = append(d.Messages, m)
-				return err
-			}},
+			scan(messages)},
 	}
-}
-
-// runAll runs jobs at once and returns their errors, after all end.
-func runAll(jobs []func() error) error {
-	errs := make([]error, len(jobs))
-	var wg sync.WaitGroup
-	for i, j := range jobs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = j()
-		}()
-	}
-	wg.Wait()
-	return errors.Join(errs...)
 }
 
 // reportConversions reads the converted enrollments p selects, with the
 // steps they reached and the messages they got, from report_conversions
-// (kept by the triggers of migration 0013).
+// (kept with the counters of migration 0013).
 func (db *DB) reportConversions(ctx context.Context, p *nudge.ReportParams, d *nudge.ReportData) error {
 	_, args := cohort(p, true)
 	q := `SELECT held_out, entered_at, converted_at, steps, touches FROM report_conversions
@@ -293,23 +236,8 @@ func (db *DB) reportConversions(ctx context.Context, p *nudge.ReportParams, d *n
 			return err
 		}
 		c.EnteredAt, c.ConvertedAt = fromMicros(entered), fromMicros(converted)
-		if steps != "" {
-			c.Steps = strings.Split(steps, ",")
-			slices.Sort(c.Steps)
-		}
-		for t := range strings.SplitSeq(touches, "\x1e") {
-			if t == "" {
-				continue
-			}
-			f := strings.Split(t, "\x1f")
-			if len(f) != 3 {
-				return fmt.Errorf("touch %q: want step, channel and time", t)
-			}
-			at, err := strconv.ParseInt(f[2], 10, 64)
-			if err != nil {
-				return fmt.Errorf("touch %q: %w", t, err)
-			}
-			c.Touches = append(c.Touches, nudge.ReportTouch{StepID: f[0], Channel: f[1], At: fromMicros(at)})
+		if err := reportcount.ParseConversion(&c, steps, touches); err != nil {
+			return err
 		}
 		d.Conversions = append(d.Conversions, c)
 		return nil
