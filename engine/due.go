@@ -52,7 +52,8 @@ func (e *Engine) ProcessDue(ctx context.Context) (int, error) {
 // dueBatch is one claim of due enrollments on its way to its commit.
 type dueBatch struct {
 	now    time.Time
-	ens    []*nudge.Enrollment   // in the order they are decided (priority)
+	ids    []string              // claimed
+	ens    []*nudge.Enrollment   // in the order they are decided (priority); nil: not read yet (loadDue)
 	outs   []*nudge.EngineCommit // each enrollment's transition; nil: failed, or not computed yet
 	full   bool                  // the claim was full: there may be more
 	sorted bool                  // ens is in priority order
@@ -79,6 +80,10 @@ func (e *Engine) processDue(ctx context.Context) (n int, more bool, err error) {
 	cur, err := e.claimDue(ctx)
 	if err != nil || cur == nil {
 		return 0, false, err
+	}
+	if err := e.loadDue(ctx, cur); err != nil {
+		e.releaseDue(ctx, cur)
+		return 0, true, err
 	}
 	if err := e.computeDue(ctx, cur, nil); err != nil {
 		return 0, cur.full, err
@@ -121,10 +126,12 @@ func (e *Engine) processDue(ctx context.Context) (n int, more bool, err error) {
 			for _, en := range cur.ens {
 				after[en.ContactID] = true
 			}
-			for _, en := range next.ens {
-				wait = wait || after[en.ContactID]
+			if err = e.loadDue(ctx, next); err == nil {
+				for _, en := range next.ens {
+					wait = wait || after[en.ContactID]
+				}
+				err = e.computeDue(ctx, next, func(contactID string) bool { return !after[contactID] })
 			}
-			err = e.computeDue(ctx, next, func(contactID string) bool { return !after[contactID] })
 			if err == nil && !wait {
 				e.prepareDue(next)
 			}
@@ -169,9 +176,29 @@ func (e *Engine) goOn(ctx context.Context, m int) bool {
 	return err == nil && !pending
 }
 
-// claimDue claims a batch of due enrollments; nil when none is due.
+// dueIDClaimer is a store that claims due enrollments in two parts
+// (*sqlite.DB): the claim on the writer, returning ids, and the read of
+// their rows, which the drain does while the writer commits the batch
+// before, off the writer's path.
+type dueIDClaimer interface {
+	EnrollmentClaimDueIDs(ctx context.Context, now time.Time, limit int, lease time.Duration) ([]string, error)
+	EnrollmentsClaimed(ctx context.Context, ids []string, now time.Time, lease time.Duration) ([]*nudge.Enrollment, error)
+}
+
+// claimDue claims a batch of due enrollments; nil when none is due. With
+// a dueIDClaimer the batch holds only its ids until loadDue reads it.
 func (e *Engine) claimDue(ctx context.Context) (*dueBatch, error) {
 	now := e.clock.Now()
+	if c, ok := e.store.(dueIDClaimer); ok {
+		ids, err := c.EnrollmentClaimDueIDs(ctx, now, e.batch, e.lease)
+		if err != nil {
+			return nil, fmt.Errorf("engine: claim due enrollments: %w", err)
+		}
+		if len(ids) == 0 {
+			return nil, nil
+		}
+		return &dueBatch{now: now, ids: ids, full: len(ids) >= e.batch}, nil
+	}
 	ens, err := e.store.EnrollmentClaimDue(ctx, now, e.batch, e.lease)
 	if err != nil {
 		return nil, fmt.Errorf("engine: claim due enrollments: %w", err)
@@ -179,17 +206,33 @@ func (e *Engine) claimDue(ctx context.Context) (*dueBatch, error) {
 	if len(ens) == 0 {
 		return nil, nil
 	}
-	return &dueBatch{now: now, ens: ens, outs: make([]*nudge.EngineCommit, len(ens)), full: len(ens) >= e.batch}, nil
+	b := &dueBatch{now: now, ens: ens, outs: make([]*nudge.EngineCommit, len(ens)), full: len(ens) >= e.batch}
+	for _, en := range ens {
+		b.ids = append(b.ids, en.ID)
+	}
+	return b, nil
+}
+
+// loadDue reads the enrollments of a batch claimed by id, unless read.
+func (e *Engine) loadDue(ctx context.Context, b *dueBatch) error {
+	if b.ens != nil {
+		return nil
+	}
+	ens, err := e.store.(dueIDClaimer).EnrollmentsClaimed(ctx, b.ids, b.now, e.lease)
+	if err != nil {
+		return fmt.Errorf("engine: read the claimed due enrollments: %w", err)
+	}
+	b.ens, b.outs = ens, make([]*nudge.EngineCommit, len(ens))
+	if b.ens == nil {
+		b.ens = []*nudge.Enrollment{}
+	}
+	return nil
 }
 
 // releaseDue gives a claimed batch back, so that the next claim takes it
 // rather than wait for its lease to expire.
 func (e *Engine) releaseDue(ctx context.Context, b *dueBatch) {
-	ids := make([]string, len(b.ens))
-	for i, en := range b.ens {
-		ids[i] = en.ID
-	}
-	if err := e.store.EngineCommit(ctx, &nudge.EngineCommit{Released: ids}, b.now); err != nil {
+	if err := e.store.EngineCommit(ctx, &nudge.EngineCommit{Released: b.ids}, b.now); err != nil {
 		e.log.ErrorContext(ctx, "engine: due enrollments not released; they are retried when their claim expires", "err", err)
 	}
 }

@@ -277,13 +277,80 @@ func (db *DB) EnrollmentClaimDue(ctx context.Context, now time.Time, limit int, 
 		return nil, fmt.Errorf("sqlite: enrollment claim due: %w", err)
 	}
 	// RETURNING does not keep the order of the subquery.
+	sortDue(es)
+	return es, nil
+}
+
+// EnrollmentClaimDueIDs claims as EnrollmentClaimDue does, and returns
+// the ids it claimed, in no order; EnrollmentsClaimed reads their rows.
+// Split so, the writer's part of a claim is the update alone: the engine's
+// drain reads the rows while the writer commits the batch before.
+func (db *DB) EnrollmentClaimDueIDs(ctx context.Context, now time.Time, limit int, lease time.Duration) ([]string, error) {
+	if err := checkLease(lease); err != nil {
+		return nil, err
+	}
+	ws, err := db.writeStmts(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: enrollment claim due: %w", err)
+	}
+	var ids []string
+	err = db.inTx(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.StmtContext(ctx, ws.enrollmentsClaimDueIDs).QueryContext(ctx, micros(now.Add(lease)), micros(now), limitOf(limit))
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				return err
+			}
+			ids = append(ids, id)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: enrollment claim due: %w", err)
+	}
+	return ids, nil
+}
+
+// EnrollmentsClaimed returns the enrollments of ids that EnrollmentClaimDueIDs
+// claimed at now for lease and that are still waiting under that claim,
+// in WakeAt order, then by id. One changed or erased since is left out:
+// its transition is not the wake's to make.
+func (db *DB) EnrollmentsClaimed(ctx context.Context, ids []string, now time.Time, lease time.Duration) ([]*nudge.Enrollment, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	arr, err := jsonArray(ids)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: enrollments claimed: %w", err)
+	}
+	st, err := db.readStmt(ctx, enrollmentsClaimedQuery)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: enrollments claimed: %w", err)
+	}
+	rows, err := st.QueryContext(ctx, arr, micros(now.Add(lease)))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: enrollments claimed: %w", err)
+	}
+	es, err := scanEnrollments(rows)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: enrollments claimed: %w", err)
+	}
+	sortDue(es)
+	return es, nil
+}
+
+// sortDue puts enrollments in claim order: by WakeAt, then by id.
+func sortDue(es []*nudge.Enrollment) {
 	slices.SortFunc(es, func(a, b *nudge.Enrollment) int {
 		if c := a.WakeAt.Compare(b.WakeAt); c != 0 {
 			return c
 		}
 		return strings.Compare(a.ID, b.ID)
 	})
-	return es, nil
 }
 
 // EnrollmentList lists enrollments by id, up to p.Limit (default 100, at
@@ -440,13 +507,18 @@ const (
 	inboxClaimQuery = `UPDATE inbox SET claimed_until = ?1
 		WHERE seq IN (SELECT seq FROM inbox WHERE claimed_until IS NULL OR claimed_until < ?2 ORDER BY seq LIMIT ?3)
 		RETURNING seq`
-	enrollmentsClaimDueQuery = `UPDATE enrollments SET claimed_until = ?1
+	enrollmentsClaimDueQuery    = enrollmentsClaimDueUpdate + ` RETURNING ` + enrollmentColumns
+	enrollmentsClaimDueIDsQuery = enrollmentsClaimDueUpdate + ` RETURNING id`
+	enrollmentsClaimDueUpdate   = `UPDATE enrollments SET claimed_until = ?1
 		WHERE id IN (
 			SELECT e.id FROM enrollments e JOIN journeys j ON j.id = e.journey_id
 			WHERE e.state = 'waiting' AND e.wake_at <= ?2 AND j.status = 'active'
 				AND (e.claimed_until IS NULL OR e.claimed_until < ?2)
-			ORDER BY e.wake_at, e.id LIMIT ?3)
-		RETURNING ` + enrollmentColumns
+			ORDER BY e.wake_at, e.id LIMIT ?3)`
+	// enrollmentsClaimedQuery reads the enrollments of a JSON array of ids
+	// that are still waiting under the claim until ?2.
+	enrollmentsClaimedQuery = `SELECT ` + enrollmentColumns + ` FROM enrollments
+		WHERE id IN (SELECT value FROM json_each(?1)) AND state = 'waiting' AND claimed_until = ?2`
 
 	enrollmentsReleaseQuery = `UPDATE enrollments SET claimed_until = NULL
 		WHERE id IN (SELECT value FROM json_each(?)) AND claimed_until IS NOT NULL`

@@ -45,6 +45,7 @@ type writeStmts struct {
 	stateUpsert      []*sql.Stmt
 
 	inboxClaim, inboxItems, enrollmentsClaimDue            *sql.Stmt
+	enrollmentsClaimDueIDs                                 *sql.Stmt
 	enrollmentsRelease                                     *sql.Stmt
 	enrollmentsInsert, enrollmentsUpdate                   []*sql.Stmt
 	decisionsInsert, messagesInsert                        []*sql.Stmt
@@ -97,6 +98,7 @@ func (db *DB) writeStmts(ctx context.Context) (*writeStmts, error) {
 		FROM inbox i LEFT JOIN events e ON e.seq = i.event_seq
 		WHERE i.seq IN (SELECT value FROM json_each(?)) ORDER BY i.seq`)
 	ws.enrollmentsClaimDue = one(enrollmentsClaimDueQuery)
+	ws.enrollmentsClaimDueIDs = one(enrollmentsClaimDueIDsQuery)
 	ws.enrollmentsInsert = many(enrollmentsInsertQuery)
 	ws.enrollmentsUpdate = many(enrollmentsUpdateQuery)
 	ws.enrollmentsRelease = one(enrollmentsReleaseQuery)

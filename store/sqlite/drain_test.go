@@ -1,0 +1,123 @@
+package sqlite_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/nudge/nudge"
+	"github.com/nudge/nudge/store/sqlite"
+)
+
+// drainDB is a migrated store with journey j and contacts c0… c(n-1), at
+// the time it returns.
+func drainDB(t *testing.T, n int) (*sqlite.DB, time.Time) {
+	t.Helper()
+	ctx := context.Background()
+	db, _ := migrated(t)
+	now := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	src := []byte("id: j\n")
+	sum := sha256.Sum256(src)
+	if _, _, err := db.JourneyPublish(ctx, &nudge.JourneyPublishParams{ID: "j", Name: "J", Source: src, Hash: hex.EncodeToString(sum[:])}, now); err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		if _, err := db.ContactMerge(ctx, []*nudge.ContactPatch{{ID: fmt.Sprintf("c%d", i)}}, now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return db, now
+}
+
+// A commit prepared ahead (EnginePrepare) is written by its EngineCommit
+// as it would have been without; one committed at another time than it was
+// prepared for is encoded again for that time, and an invalid one fails
+// to prepare as it fails to commit.
+func TestEnginePrepare(t *testing.T) {
+	ctx := context.Background()
+	db, t0 := drainDB(t, 2)
+	decision := func(reason string) *nudge.EngineCommit {
+		return &nudge.EngineCommit{Decisions: []*nudge.Decision{{ContactID: "c1", JourneyID: "j", Outcome: nudge.OutcomeSkipped,
+			Reason: reason, Details: map[string]any{"reason": reason}}}}
+	}
+	same, later := decision("same"), decision("later")
+	for _, c := range []*nudge.EngineCommit{same, later} {
+		if err := db.EnginePrepare(c, t0); err != nil {
+			t.Fatalf("EnginePrepare: %v", err)
+		}
+	}
+	if err := db.EngineCommit(ctx, same, t0); err != nil {
+		t.Fatalf("EngineCommit of a prepared commit: %v", err)
+	}
+	if err := db.EngineCommit(ctx, later, t0.Add(time.Hour)); err != nil {
+		t.Fatalf("EngineCommit of a commit prepared for another time: %v", err)
+	}
+	ds, err := db.DecisionList(ctx, &nudge.DecisionListParams{ContactID: "c1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ds) != 2 || !ds[0].At.Equal(t0) || !ds[1].At.Equal(t0.Add(time.Hour)) || ds[1].Details["reason"] != "later" {
+		t.Errorf("decisions = %+v, %+v; want same at %v, later at %v", ds[0], ds[len(ds)-1], t0, t0.Add(time.Hour))
+	}
+	bad := decision("")
+	errPrep := db.EnginePrepare(bad, t0)
+	errCommit := db.EngineCommit(ctx, bad, t0)
+	if errPrep == nil || errCommit == nil || errPrep.Error() != errCommit.Error() {
+		t.Errorf("an invalid commit: EnginePrepare = %v, EngineCommit = %v; want the same error", errPrep, errCommit)
+	}
+}
+
+// A claim in two parts (EnrollmentClaimDueIDs, then EnrollmentsClaimed)
+// claims what EnrollmentClaimDue would, and reads the claimed enrollments
+// in claim order, leaving out one that changed after the claim.
+func TestEnrollmentClaimDueIDs(t *testing.T) {
+	ctx := context.Background()
+	db, now := drainDB(t, 6)
+	c := &nudge.EngineCommit{}
+	for i := range 6 {
+		id := fmt.Sprintf("c%d", i)
+		// Due from four hours ago to now, the last in an hour; ids
+		// against the wake order.
+		c.Enrollments = append(c.Enrollments, &nudge.Enrollment{ID: fmt.Sprintf("e%d", 9-i), JourneyID: "j", Version: 1, ContactID: id,
+			State: nudge.EnrollmentWaiting, StepID: "wait", WakeAt: now.Add(time.Duration(i-4) * time.Hour),
+			Steps: map[string]nudge.StepRecord{"wait": {At: now}}})
+	}
+	if err := db.EngineCommit(ctx, c, now); err != nil {
+		t.Fatal(err)
+	}
+	ids, err := db.EnrollmentClaimDueIDs(ctx, now, 4, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(ids)
+	if want := []string{"e6", "e7", "e8", "e9"}; !slices.Equal(ids, want) {
+		t.Fatalf("claimed %v, want %v (the four due first)", ids, want)
+	}
+	if more, err := db.EnrollmentClaimDueIDs(ctx, now, 4, time.Minute); err != nil || len(more) != 1 || more[0] != "e5" {
+		t.Errorf("second claim = %v, %v; want [e5] (the first four are claimed, e4 is not due)", more, err)
+	}
+	// e8 ends after the claim.
+	ended := *c.Enrollments[1]
+	ended.State, ended.WakeAt, ended.EndedAt = nudge.EnrollmentExited, time.Time{}, now
+	if err := db.EngineCommit(ctx, &nudge.EngineCommit{Enrollments: []*nudge.Enrollment{&ended}}, now); err != nil {
+		t.Fatal(err)
+	}
+	es, err := db.EnrollmentsClaimed(ctx, ids, now, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range es {
+		got = append(got, e.ID)
+		if e.Steps["wait"].At.IsZero() {
+			t.Errorf("%s came without its steps", e.ID)
+		}
+	}
+	if want := []string{"e9", "e7", "e6"}; !slices.Equal(got, want) {
+		t.Errorf("EnrollmentsClaimed = %v, want %v (in wake order, without e8)", got, want)
+	}
+}
