@@ -473,10 +473,11 @@ type job struct {
 //
 // It commits the marks of a group, with the outcomes recorded since its
 // last commit, in one transaction. A group waits until it has a quarter of
-// the senders (or the last messages of the pass): a commit costs about as
-// much as the rows it writes, so groups of one or two, which is what a
-// free sender at a time gives, cost several times more per message, while
-// the other three quarters of the senders keep calling their providers.
+// the senders, or, once every message of the pass is ready, all that are
+// left when fewer remain: a commit costs about as much as the rows it
+// writes, so groups of one or two, which is what a free sender at a time
+// gives, cost several times more per message, while the other three
+// quarters of the senders keep calling their providers.
 func (w *Worker) markLoop(ctx context.Context, ready <-chan *job, marked chan<- *job, idle chan struct{}, b *batch, c int) {
 	group := max(1, c/4)
 	var (
@@ -512,7 +513,7 @@ func (w *Worker) markLoop(ctx context.Context, ready <-chan *job, marked chan<- 
 			return
 		}
 		n := min(len(jobs), free)
-		if n == 0 || (n < group && in != nil) {
+		if n == 0 || (n < group && (in != nil || n < len(jobs))) {
 			// Wait for a job or a free sender, whichever is missing.
 			var getJob <-chan *job
 			if len(jobs) < c {

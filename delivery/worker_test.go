@@ -682,3 +682,62 @@ func TestDeliverMarksAtMostConcurrency(t *testing.T) {
 		}
 	}
 }
+
+// markCounter is a store that records, for each MessageUpdate call that
+// marks messages sending, how many it marks.
+type markCounter struct {
+	delivery.Store
+
+	mu    sync.Mutex
+	marks []int
+}
+
+func (s *markCounter) MessageUpdate(ctx context.Context, us []*nudge.MessageUpdate, now time.Time) ([]bool, error) {
+	n := 0
+	for _, u := range us {
+		if u.Status == nudge.MessageSending {
+			n++
+		}
+	}
+	if n > 0 {
+		s.mu.Lock()
+		s.marks = append(s.marks, n)
+		s.mu.Unlock()
+	}
+	return s.Store.MessageUpdate(ctx, us, now)
+}
+
+// The marks of a pass go in groups of a quarter of the senders to its
+// end: once every message is prepared, the last ones are not marked one
+// free sender at a time. Only the pass's last group may be smaller.
+func TestDeliverMarksInGroupsToTheEnd(t *testing.T) {
+	e := newEnv(t)
+	p := &probeSender{e: e}
+	s := &markCounter{Store: e.db}
+	w := e.worker(func(c *delivery.Config) {
+		c.Store = s
+		c.Senders = map[string]nudge.Sender{nudge.ChannelSMS: p}
+		c.Concurrency = 16 // groups of 4
+		c.Batch = 100
+	})
+	e.queueMany(e.contacts("c", 100), nudge.ChannelSMS, "reminder")
+	if n := e.run(w); n != 100 {
+		t.Fatalf("the pass handled %d messages, want 100", n)
+	}
+	total, small := 0, 0
+	for i, n := range s.marks {
+		total += n
+		if n < 4 && i < len(s.marks)-1 {
+			small++
+		}
+	}
+	if small > 0 {
+		t.Errorf("%d mark calls before the last marked fewer than 4 messages (marks per call: %v)", small, s.marks)
+	}
+	if total != 100 {
+		t.Errorf("%d marks for 100 messages", total)
+	}
+	if p.maxMarked > 16 {
+		t.Errorf("%d messages were sending at once; want at most the 16 senders", p.maxMarked)
+	}
+}
