@@ -196,14 +196,14 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			events = events[1:]
 		}
 		r.Events += len(batch)
-		batch, optOut, err := inbound(ctx, db, pol.Keywords, batch, now)
+		batch, optOut, err := inbound(ctx, store, pol.Keywords, batch, now)
 		if err != nil {
 			return nil, err
 		}
 		if optOut.After(lastOptOut) {
 			lastOptOut = optOut
 		}
-		if err := ingestBatch(ctx, db, batch, now); err != nil {
+		if err := ingestBatch(ctx, store, batch, now); err != nil {
 			return nil, err
 		}
 		if err := store.step(ctx, eng, now, first || dates.at(now), first || len(batch) > 0); err != nil {
@@ -337,6 +337,11 @@ type simStore struct {
 	pauses   []*nudge.StepPause
 	pausesOK bool
 
+	// facts are the guardrails' reads of consent and suppressions by
+	// contact, as last read (see ConsentListMany).
+	fmu   sync.Mutex
+	facts map[string]*contactFacts
+
 	mu    sync.Mutex
 	wakes timeHeap
 	// later holds the enrollments with a message made available after the
@@ -346,6 +351,13 @@ type simStore struct {
 }
 
 func (s *simStore) EngineCommit(ctx context.Context, c *nudge.EngineCommit, now time.Time) error {
+	if len(c.ContactPatches) > 0 {
+		s.fmu.Lock()
+		for _, p := range c.ContactPatches {
+			s.consentChanged(p.ID)
+		}
+		s.fmu.Unlock()
+	}
 	if err := s.DB.EngineCommit(ctx, c, now); err != nil {
 		return err
 	}
@@ -368,6 +380,148 @@ func (s *simStore) EngineCommit(ctx context.Context, c *nudge.EngineCommit, now 
 		}
 	}
 	return nil
+}
+
+// contactFacts are a contact's consent states and suppressions as the
+// store returned them; consentOK and suppOK say which were read, and
+// suppressions are those of the contact's email and phone as they were.
+type contactFacts struct {
+	consent      []*nudge.ConsentState
+	consentOK    bool
+	supp         []*nudge.Suppression
+	suppOK       bool
+	email, phone string
+}
+
+// fact returns (creating) the cached facts of contact id; s.fmu is held.
+func (s *simStore) fact(id string) *contactFacts {
+	if s.facts == nil {
+		s.facts = map[string]*contactFacts{}
+	}
+	f := s.facts[id]
+	if f == nil {
+		f = &contactFacts{}
+		s.facts[id] = f
+	}
+	return f
+}
+
+// ConsentListMany is the store's, read once per contact until something
+// that can change it: a consent record (any, since contacts may share an
+// address), a change to the contact (its addresses) by an event or a
+// commit. The engine reads it for every batch. Contacts the store does not
+// have are not kept.
+func (s *simStore) ConsentListMany(ctx context.Context, contactIDs []string) (map[string][]*nudge.ConsentState, error) {
+	out := make(map[string][]*nudge.ConsentState, len(contactIDs))
+	var miss []string
+	s.fmu.Lock()
+	for _, id := range contactIDs {
+		if f := s.facts[id]; f != nil && f.consentOK {
+			out[id] = cloneAll(f.consent)
+		} else {
+			miss = append(miss, id)
+		}
+	}
+	s.fmu.Unlock()
+	if len(miss) == 0 {
+		return out, nil
+	}
+	got, err := s.DB.ConsentListMany(ctx, miss)
+	if err != nil {
+		return nil, err
+	}
+	s.fmu.Lock()
+	defer s.fmu.Unlock()
+	for id, list := range got {
+		f := s.fact(id)
+		f.consent, f.consentOK = cloneAll(list), true
+		out[id] = list
+	}
+	return out, nil
+}
+
+// SuppressionsFor is the store's, read once per contact and addresses:
+// nothing in a replay adds a suppression.
+func (s *simStore) SuppressionsFor(ctx context.Context, contacts []*nudge.Contact) (map[string][]*nudge.Suppression, error) {
+	out := make(map[string][]*nudge.Suppression, len(contacts))
+	var miss []*nudge.Contact
+	s.fmu.Lock()
+	for _, c := range contacts {
+		if c == nil {
+			continue
+		}
+		if f := s.facts[c.ID]; f != nil && f.suppOK && f.email == c.Email && f.phone == c.Phone {
+			if len(f.supp) > 0 {
+				out[c.ID] = cloneAll(f.supp)
+			}
+		} else {
+			miss = append(miss, c)
+		}
+	}
+	s.fmu.Unlock()
+	if len(miss) == 0 {
+		return out, nil
+	}
+	got, err := s.DB.SuppressionsFor(ctx, miss)
+	if err != nil {
+		return nil, err
+	}
+	s.fmu.Lock()
+	defer s.fmu.Unlock()
+	for _, c := range miss {
+		f := s.fact(c.ID)
+		f.supp, f.suppOK, f.email, f.phone = cloneAll(got[c.ID]), true, c.Email, c.Phone
+		if list, ok := got[c.ID]; ok {
+			out[c.ID] = list
+		}
+	}
+	return out, nil
+}
+
+// cloneAll copies a list and what its entries point to.
+func cloneAll[T any](list []*T) []*T {
+	if list == nil {
+		return nil
+	}
+	out := make([]*T, len(list))
+	for i, p := range list {
+		v := *p
+		out[i] = &v
+	}
+	return out
+}
+
+// consentChanged drops the consent read of contact id; s.fmu is held.
+// Its suppressions are kept, by its addresses.
+func (s *simStore) consentChanged(id string) {
+	if f := s.facts[id]; f != nil {
+		f.consent, f.consentOK = nil, false
+	}
+}
+
+// ConsentRecord is the store's; every contact's consent is read again.
+func (s *simStore) ConsentRecord(ctx context.Context, ps []*nudge.ConsentRecordParams, now time.Time) ([]nudge.ConsentRecordResult, error) {
+	s.fmu.Lock()
+	for _, f := range s.facts {
+		f.consent, f.consentOK = nil, false
+	}
+	s.fmu.Unlock()
+	return s.DB.ConsentRecord(ctx, ps, now)
+}
+
+// EventIngest is the store's; the consent of the contacts it changes is
+// read again (an identify may change their addresses). A track that
+// creates a contact changes nothing read before: ConsentListMany keeps
+// only contacts that exist.
+func (s *simStore) EventIngest(ctx context.Context, items []nudge.IngestItem, now time.Time) (*nudge.IngestResult, error) {
+	s.fmu.Lock()
+	for _, it := range items {
+		if it.Event != nil && it.Patch != nil {
+			s.consentChanged(it.Event.ContactID)
+		}
+	}
+	s.fmu.Unlock()
+	return s.DB.EventIngest(ctx, items, now)
 }
 
 // JourneyPublish is the store's; the next JourneyList reads the store.
