@@ -41,6 +41,7 @@ type plant struct {
 	Seed                  uint64
 	Contacts              int // contacts to spread enrollments over (default N)
 	Batch                 int // enrollments per EngineCommit (default 500)
+	Resends               int // more texts at step text per treated enrollment, for volume
 }
 
 type store interface {
@@ -131,6 +132,12 @@ func mustPlant(t testing.TB, s nudge.Store, p plant) {
 			m(entered, "intro", nudge.ChannelEmail)
 			d(entered.Add(time.Hour), "text", nudge.ChannelSMS, nudge.OutcomeSent, "queued")
 			m(entered.Add(time.Hour), "text", nudge.ChannelSMS)
+			for k := range p.Resends {
+				id := fmt.Sprintf("%s/text/%d", e.ID, k+1)
+				c.Messages = append(c.Messages, &nudge.Message{ID: id, EnrollmentID: e.ID, ContactID: e.ContactID,
+					JourneyID: e.JourneyID, Version: 1, StepID: "text", Channel: nudge.ChannelSMS, Template: "text",
+					Status: nudge.MessageQueued, IdempotencyKey: id, AvailableAt: entered.Add(time.Hour)})
+			}
 			if p.OptOut > 0 && rng.Float64() < p.OptOut {
 				consent = append(consent, &nudge.ConsentRecordParams{ContactID: e.ContactID, Channel: nudge.ChannelSMS,
 					Purpose: nudge.PurposeMarketing, Status: nudge.ConsentOptedOut, Source: nudge.SourceKeyword,

@@ -23,7 +23,7 @@ const (
 	reportEnrollmentsQuery = `SELECT id, journey_id, version, nudge_report_day(entered_at), held_out, state
 		FROM enrollments WHERE id = ANY($1)`
 	reportDecisionsQuery = `SELECT enrollment_id, step_id, channel, outcome, reason FROM decisions
-		WHERE enrollment_id = ANY($1) ORDER BY enrollment_id, id`
+		WHERE enrollment_id = ANY($1) AND enrollment_id <> '' ORDER BY enrollment_id, id`
 	// reportQueuedQuery reads and locks, as cancelMessagesQuery does, the
 	// queued messages a commit cancels, so that they are still queued when
 	// it does.

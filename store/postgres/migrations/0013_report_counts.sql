@@ -82,11 +82,13 @@ CREATE FUNCTION nudge_report_day(t timestamptz) RETURNS bigint
 	RETURN floor(extract(epoch FROM t) / 86400)::bigint;
 
 -- nudge_report_steps and nudge_report_touches are the steps (in no order)
--- and the touches of an enrollment's report_conversions row.
+-- and the touches of an enrollment's report_conversions row. (A query of
+-- decisions by enrollment says enrollment_id <> '', the predicate of
+-- decisions_enrollment_idx: a generic plan cannot use the index without.)
 CREATE FUNCTION nudge_report_steps(enrollment text) RETURNS text
 	LANGUAGE sql STABLE
 	RETURN coalesce((SELECT string_agg(DISTINCT d.step_id, ',')
-		FROM decisions d WHERE d.enrollment_id = enrollment AND d.step_id <> ''), '');
+		FROM decisions d WHERE d.enrollment_id = enrollment AND d.enrollment_id <> '' AND d.step_id <> ''), '');
 
 CREATE FUNCTION nudge_report_touches(enrollment text) RETURNS text
 	LANGUAGE sql STABLE
@@ -98,7 +100,7 @@ CREATE FUNCTION nudge_report_touches(enrollment text) RETURNS text
 INSERT INTO report_cohorts (journey_id, version, day, held_out, state, reason, n)
 SELECT journey_id, version, day, held_out, state, reason, count(*) FROM (
 	SELECT e.journey_id, e.version, nudge_report_day(e.entered_at) AS day, e.held_out, e.state,
-		coalesce((SELECT d.reason FROM decisions d WHERE d.enrollment_id = e.id
+		coalesce((SELECT d.reason FROM decisions d WHERE d.enrollment_id = e.id AND d.enrollment_id <> ''
 			AND d.outcome IN ('converted', 'exited', 'completed') ORDER BY d.id DESC LIMIT 1), '') AS reason
 	FROM enrollments e) x
 GROUP BY 1, 2, 3, 4, 5, 6;
