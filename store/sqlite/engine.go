@@ -804,8 +804,8 @@ type detailsSpan struct{ arg, start, end int }
 
 func newRowArgs(n, cols int, now time.Time) *rowArgs {
 	t := micros(now)
-	// A send's details take about 200 bytes.
-	return &rowArgs{args: make([]any, 0, n*cols), now: t, nowArg: t, details: make([]byte, 0, n*256)}
+	// A send's details take about 250 bytes, most other decisions none.
+	return &rowArgs{args: make([]any, 0, n*cols), now: t, nowArg: t, details: make([]byte, 0, n*128)}
 }
 
 // time boxes t, re-using the box of now.
