@@ -208,12 +208,14 @@ func browser(t *testing.T) context.Context {
 	return bctx
 }
 
-// tab opens a fresh browser context (its own cookies) for one user.
+// tab opens a fresh browser context (its own cookies) for one user. Its
+// deadline only stops a hung test: TestConsoleWidths loads 24 pages in
+// one tab, which took 46 s on a 2-core machine at load average 24.
 func tab(t *testing.T, b context.Context) context.Context {
 	t.Helper()
 	ctx, cancel := chromedp.NewContext(b, chromedp.WithNewBrowserContext())
 	t.Cleanup(cancel)
-	ctx, cancel2 := context.WithTimeout(ctx, 30*time.Second)
+	ctx, cancel2 := context.WithTimeout(ctx, 3*time.Minute)
 	t.Cleanup(cancel2)
 	return ctx
 }
