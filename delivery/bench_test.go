@@ -87,7 +87,7 @@ func cpuTime() time.Duration {
 }
 
 // recheck is the engine's dispatch re-check, as the server wires it.
-func (e *env) recheck(b *testing.B) func(context.Context, []*nudge.Message, map[string]*nudge.Contact) []string {
+func (e *env) recheck(b *testing.B) func(context.Context, []*nudge.Message, map[string]*nudge.Contact, map[string]*nudge.Enrollment) []string {
 	b.Helper()
 	eng, err := engine.New(engine.Config{Store: e.db.(engine.Store), Clock: e.clock})
 	if err != nil {

@@ -58,6 +58,7 @@ type Store interface {
 	// provider per pass (the settings page shows it).
 	nudge.ProviderStore
 	ContactGetMany(ctx context.Context, ids []string) (map[string]*nudge.Contact, error)
+	EnrollmentGetMany(ctx context.Context, ids []string) (map[string]*nudge.Enrollment, error)
 	JourneyGet(ctx context.Context, id string) (*nudge.Journey, error)
 	ConsentRecord(ctx context.Context, ps []*nudge.ConsentRecordParams, now time.Time) ([]nudge.ConsentRecordResult, error)
 	SuppressionAdd(ctx context.Context, ps []*nudge.SuppressionAddParams, now time.Time) ([]*nudge.Suppression, error)
@@ -88,10 +89,11 @@ type Config struct {
 	Prepare func(ctx context.Context, m *nudge.Message, c *nudge.Contact, o *nudge.Outbound) error
 	// Recheck is the dispatch-time re-check of goal, exit, consent and
 	// suppression, asked once per pass for the claimed messages that got
-	// that far (ms, with their contacts by id): for each message in
-	// order, the reason that cancels it, or "" to let it go. nil allows.
-	// (engine.Engine's RecheckMany reads the facts of them all at once.)
-	Recheck func(ctx context.Context, ms []*nudge.Message, contacts map[string]*nudge.Contact) (reasons []string)
+	// that far (ms, with their contacts and enrollments by id, as the pass
+	// read them): for each message in order, the reason that cancels it,
+	// or "" to let it go. nil allows. (engine.Engine's RecheckMany reads
+	// the rest of the facts of them all at once.)
+	Recheck func(ctx context.Context, ms []*nudge.Message, contacts map[string]*nudge.Contact, enrollments map[string]*nudge.Enrollment) (reasons []string)
 	// SMSLimits: a rendered SMS with lint errors fails (sms_lint).
 	SMSLimits template.SMSLimits
 	// Policy returns the workspace policy in force, read once per pass for
@@ -338,20 +340,21 @@ func (w *Worker) deliver(ctx context.Context, msgs []*nudge.Message) error {
 	if err != nil {
 		return err // as above
 	}
-	// The events that started the enrollments, for templates: one read.
+	// The enrollments, in one read: the re-check reads their states, and
+	// templates the events that started them.
 	var enIDs []string
 	for _, m := range msgs {
-		if m.EnrollmentID != "" && m.Channel != nudge.ChannelWebhook {
+		if m.EnrollmentID != "" {
 			enIDs = append(enIDs, m.EnrollmentID)
 		}
 	}
-	events, err := w.cfg.Store.EnrollmentEvents(ctx, enIDs)
+	ens, err := w.cfg.Store.EnrollmentGetMany(ctx, enIDs)
 	if err != nil {
 		// Rendering without the event would fail or mislead; the claim
 		// expires and another pass tries again.
-		return fmt.Errorf("delivery: enrollment events: %w", err)
+		return fmt.Errorf("delivery: enrollments: %w", err)
 	}
-	p := &pass{contacts: contacts, events: events, sms: sr}
+	p := &pass{contacts: contacts, enrollments: ens, sms: sr}
 
 	var b batch
 	if msgs, err = w.check(ctx, msgs, p, &b); err != nil {
@@ -450,8 +453,9 @@ func (w *Worker) record(ctx context.Context, b *batch) error {
 // pass is what one pass read for its whole batch.
 type pass struct {
 	contacts map[string]*nudge.Contact
-	events   map[string]*nudge.Event // by enrollment id
-	sms      *smsRules
+	// enrollments of the batch's messages, by id; an erased one is absent.
+	enrollments map[string]*nudge.Enrollment
+	sms         *smsRules
 }
 
 // job is a message ready for its provider.
@@ -601,7 +605,7 @@ func (w *Worker) check(ctx context.Context, msgs []*nudge.Message, p *pass, b *b
 	if w.cfg.Recheck == nil || len(out) == 0 {
 		return out, nil
 	}
-	reasons := w.cfg.Recheck(ctx, out, p.contacts)
+	reasons := w.cfg.Recheck(ctx, out, p.contacts, p.enrollments)
 	if len(reasons) != len(out) {
 		return nil, fmt.Errorf("delivery: the re-check answered for %d of %d messages", len(reasons), len(out))
 	}
@@ -773,7 +777,11 @@ func (w *Worker) outbound(ctx context.Context, m *nudge.Message, c *nudge.Contac
 	if o.To == "" {
 		return nil, ReasonNoAddress, fmt.Errorf("the contact has no %s address", m.Channel)
 	}
-	data := template.Data{Contact: c, Message: m, Event: p.events[m.EnrollmentID],
+	var ev *nudge.Event
+	if en := p.enrollments[m.EnrollmentID]; en != nil {
+		ev = en.Event
+	}
+	data := template.Data{Contact: c, Message: m, Event: ev,
 		Journey: template.Journey{ID: m.JourneyID, Name: w.journeyName(ctx, m.JourneyID), Version: m.Version}}
 	if m.Template == "" {
 		return nil, ReasonTemplateError, errors.New("the message names no template")

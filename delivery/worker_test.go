@@ -498,11 +498,14 @@ func TestDeliverRecheckCancels(t *testing.T) {
 	e := newEnv(t)
 	var asked [][]string
 	w := e.worker(func(c *delivery.Config) {
-		c.Recheck = func(_ context.Context, ms []*nudge.Message, cs map[string]*nudge.Contact) []string {
+		c.Recheck = func(_ context.Context, ms []*nudge.Message, cs map[string]*nudge.Contact, ens map[string]*nudge.Enrollment) []string {
 			reasons := make([]string, len(ms))
 			var ids []string
 			for i, m := range ms {
 				ids = append(ids, m.ID)
+				if ens[m.EnrollmentID] == nil {
+					t.Errorf("the re-check of %s was not given its enrollment %s", m.ID, m.EnrollmentID)
+				}
 				if cs[m.ContactID].ID == "c2" {
 					reasons[i] = "goal_reached"
 				}
@@ -532,7 +535,7 @@ func TestDeliverRecheckCancels(t *testing.T) {
 func TestDeliverRecheckShort(t *testing.T) {
 	e := newEnv(t)
 	w := e.worker(func(c *delivery.Config) {
-		c.Recheck = func(_ context.Context, ms []*nudge.Message, _ map[string]*nudge.Contact) []string {
+		c.Recheck = func(_ context.Context, ms []*nudge.Message, _ map[string]*nudge.Contact, _ map[string]*nudge.Enrollment) []string {
 			return make([]string, len(ms)-1)
 		}
 	})

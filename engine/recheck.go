@@ -40,15 +40,16 @@ func (e *Engine) Recheck(ctx context.Context, m *nudge.Message, c *nudge.Contact
 }
 
 // RecheckMany is Recheck for a batch (delivery's Config.Recheck): it reads
-// the facts of all of ms at once (their enrollments, the consent and
-// suppressions of their contacts, the policy, the paused steps) and
-// answers for each message, in the order of ms, the reason it may not go,
-// or "" when it may. contacts holds the messages' contacts by id (one
-// absent or nil was erased). The answers, and the decisions recorded for
+// the facts of all of ms at once (the consent and suppressions of their
+// contacts, the policy, the paused steps) and answers for each message, in
+// the order of ms, the reason it may not go, or "" when it may. contacts
+// holds the messages' contacts by id (one absent or nil was erased), and
+// enrollments their enrollments as just read (one absent was erased); nil
+// enrollments are read here. The answers, and the decisions recorded for
 // the messages stopped (in one commit), are Recheck's for each message.
-func (e *Engine) RecheckMany(ctx context.Context, ms []*nudge.Message, contacts map[string]*nudge.Contact) []string {
+func (e *Engine) RecheckMany(ctx context.Context, ms []*nudge.Message, contacts map[string]*nudge.Contact, enrollments map[string]*nudge.Enrollment) []string {
 	now := e.clock.Now()
-	f := e.readDispatchFacts(ctx, ms, contacts)
+	f := e.readDispatchFacts(ctx, ms, contacts, enrollments)
 	reasons := make([]string, len(ms))
 	var ds []*nudge.Decision
 	for i, m := range ms {
@@ -104,8 +105,8 @@ type dispatchFacts struct {
 // readDispatchFacts reads the facts the re-check of ms needs, each kind in
 // one query. A read that fails makes each message that needs it not ok
 // (consent_unavailable), as it would one at a time.
-func (e *Engine) readDispatchFacts(ctx context.Context, ms []*nudge.Message, contacts map[string]*nudge.Contact) *dispatchFacts {
-	f := &dispatchFacts{bulk: true}
+func (e *Engine) readDispatchFacts(ctx context.Context, ms []*nudge.Message, contacts map[string]*nudge.Contact, enrollments map[string]*nudge.Enrollment) *dispatchFacts {
+	f := &dispatchFacts{bulk: true, enrollments: enrollments}
 	var enIDs, cIDs []string
 	var cs []*nudge.Contact
 	seen := map[string]bool{}
@@ -124,7 +125,7 @@ func (e *Engine) readDispatchFacts(ctx context.Context, ms []*nudge.Message, con
 			cIDs, cs = append(cIDs, c.ID), append(cs, c)
 		}
 	}
-	if len(enIDs) > 0 {
+	if len(enIDs) > 0 && enrollments == nil {
 		f.enrollments, f.enErr = e.store.EnrollmentGetMany(ctx, enIDs)
 	}
 	if !guarded {

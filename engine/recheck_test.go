@@ -63,14 +63,19 @@ func (e *env) getContact(id string) *nudge.Contact {
 }
 
 // recheck re-checks m on the contact as stored now, with Recheck and
-// with RecheckMany of m alone, and checks each answer and, when not ok,
+// with RecheckMany of m alone (given its enrollment as read, as delivery
+// does, unless the read fails), and checks each answer and, when not ok,
 // the decision it recorded.
 func (e *env) recheck(m *nudge.Message, wantOK bool, wantReason, wantSentence string) {
 	e.t.Helper()
 	ways := map[string]func(*nudge.Contact) (bool, string){
 		"Recheck": func(c *nudge.Contact) (bool, string) { return e.eng.Recheck(ctx, m, c) },
 		"RecheckMany": func(c *nudge.Contact) (bool, string) {
-			r := e.eng.RecheckMany(ctx, []*nudge.Message{m}, map[string]*nudge.Contact{m.ContactID: c})
+			ens, err := e.s.EnrollmentGetMany(ctx, []string{m.EnrollmentID})
+			if err != nil {
+				ens = nil // RecheckMany reads them, and fails as the store does
+			}
+			r := e.eng.RecheckMany(ctx, []*nudge.Message{m}, map[string]*nudge.Contact{m.ContactID: c}, ens)
 			return r[0] == "", r[0]
 		},
 	}
@@ -230,7 +235,7 @@ func TestRecheckManyBatch(t *testing.T) {
 		if len(ms) != 3 {
 			t.Fatalf("%d queued texts, want 3", len(ms))
 		}
-		got := e.eng.RecheckMany(ctx, ms, cs)
+		got := e.eng.RecheckMany(ctx, ms, cs, nil)
 		want := []string{"", policy.ReasonOptedOut, engine.ReasonContactErased}
 		if !slices.Equal(got, want) {
 			t.Errorf("RecheckMany of jane, joe, ann = %q, want %q", got, want)

@@ -232,7 +232,7 @@ func (m *Main) pruneLoop(ctx context.Context) {
 // recheck is the dispatch-time re-check of goal, exit, consent and
 // suppression the delivery worker runs on each claimed batch before its
 // provider calls.
-func (m *Main) recheck() func(context.Context, []*nudge.Message, map[string]*nudge.Contact) []string {
+func (m *Main) recheck() func(context.Context, []*nudge.Message, map[string]*nudge.Contact, map[string]*nudge.Enrollment) []string {
 	return m.Engine.RecheckMany
 }
 
