@@ -81,17 +81,7 @@ func (db *DB) ReportJourney(ctx context.Context, p *nudge.ReportParams) (*nudge.
 				d.Actions = append(d.Actions, a)
 				return err
 			}},
-		// From the opt-outs, which are few, to the messages before them
-		// (LATERAL: the planner, misled by a table's statistics, would
-		// start from the cohort).
-		{"opt-outs", `SELECT m.step_id, m.channel, count(DISTINCT m.id)
-			FROM consent_ledger c CROSS JOIN LATERAL (SELECT m.id, m.step_id, m.channel, m.enrollment_id FROM messages m
-				WHERE m.contact_id = c.contact_id AND m.channel = c.channel AND m.created_at <= c.occurred_at
-					AND m.created_at > c.occurred_at - CASE c.channel WHEN 'sms' THEN interval '24 hours' ELSE interval '72 hours' END
-					AND m.status <> 'cancelled') m
-			JOIN enrollments e ON e.id = m.enrollment_id
-			WHERE c.status = 'opted_out' AND c.channel IN ('sms', 'email')
-				AND (c.source IN ('keyword', 'provider') OR c.channel = 'email' AND c.source = 'form') AND ` + w + `
+		{"opt-outs", `SELECT m.step_id, m.channel, count(DISTINCT m.id) FROM ` + optOutsJoin + ` AND ` + w + `
 			GROUP BY 1, 2`, args,
 			func(rows pgx.Rows) error {
 				var (
@@ -189,6 +179,19 @@ func scan(f func(reportcount.Scanner) error) func(rows pgx.Rows) error {
 	return func(rows pgx.Rows) error { return f(rows) }
 }
 
+// optOutsJoin joins the opt-outs (c) that count against a message to the
+// messages (m) not cancelled before them (24 h for an SMS, 72 h for an
+// email) and their enrollments (e): from the opt-outs, which are few
+// (LATERAL: the planner, misled by a table's statistics, would start from
+// the cohort). A WHERE clause on e follows it.
+const optOutsJoin = `consent_ledger c CROSS JOIN LATERAL (SELECT m.id, m.step_id, m.channel, m.enrollment_id FROM messages m
+		WHERE m.contact_id = c.contact_id AND m.channel = c.channel AND m.created_at <= c.occurred_at
+			AND m.created_at > c.occurred_at - CASE c.channel WHEN 'sms' THEN interval '24 hours' ELSE interval '72 hours' END
+			AND m.status <> 'cancelled') m
+	JOIN enrollments e ON e.id = m.enrollment_id
+	WHERE c.status = 'opted_out' AND c.channel IN ('sms', 'email')
+		AND (c.source IN ('keyword', 'provider') OR c.channel = 'email' AND c.source = 'form')`
+
 // reportQuery is one query of a report, with the scan of each of its rows.
 type reportQuery struct {
 	name string
@@ -253,63 +256,52 @@ func rowCountQueries(p *nudge.ReportParams, d *nudge.ReportData) []reportQuery {
 	}
 }
 
-// ReportOverview counts every journey's cohort, and messages per contact
-// per week over the messages queued in the range.
+// ReportOverview counts every journey's cohort and messages sent from the
+// counters of migration 0013 for the whole days of the range and from the
+// rows for the parts of days at its ends, the messages followed by an
+// opt-out from the opt-outs, which are few, and messages per contact per
+// week over the messages queued in the range.
 func (db *DB) ReportOverview(ctx context.Context, p *nudge.ReportParams) (*nudge.ReportOverviewData, error) {
 	if err := nudge.CheckReportParams(p, false); err != nil {
 		return nil, err
 	}
 	w, args := cohort(p, false)
 	o := &nudge.ReportOverviewData{Journeys: []nudge.ReportJourneyCounts{}, PerWeek: []nudge.ReportWeekBucket{}}
-	index := map[string]int{}
-	err := db.reportQuery(ctx, `SELECT j.id, count(e.id), count(*) FILTER (WHERE e.state = 'converted'),
-			count(*) FILTER (WHERE e.held_out), count(*) FILTER (WHERE e.held_out AND e.state = 'converted')
-		FROM journeys j LEFT JOIN enrollments e ON e.journey_id = j.id AND `+w+`
-		GROUP BY j.id ORDER BY j.id`, args,
-		func(rows pgx.Rows) error {
-			var c nudge.ReportJourneyCounts
-			if err := rows.Scan(&c.JourneyID, &c.Entered, &c.Converted, &c.HeldOut, &c.HeldOutConverted); err != nil {
-				return err
-			}
-			index[c.JourneyID] = len(o.Journeys)
-			o.Journeys = append(o.Journeys, c)
-			return nil
-		})
-	if err != nil {
-		return nil, fmt.Errorf("postgres: report overview: %w", err)
+	sum := reportcount.NewOverview(o)
+	fromDay, toDay, edges := nudge.ReportDays(p)
+	days := []any{fromDay, toDay}
+	queries := []reportQuery{
+		{"journeys", `SELECT id FROM journeys ORDER BY id`, nil, scan(sum.Journey)},
+		{"cohort counts", `SELECT journey_id, held_out, state, sum(n)::bigint FROM report_cohorts
+			WHERE day >= $1 AND day < $2 GROUP BY 1, 2, 3`, days, scan(sum.Cohort)},
+		{"message counts", `SELECT journey_id, channel, sum(n)::bigint FROM report_messages
+			WHERE day >= $1 AND day < $2 AND channel IN ('sms', 'email') AND status <> 'cancelled' GROUP BY 1, 2`, days, scan(sum.Sent)},
 	}
-	err = db.reportQuery(ctx, `SELECT e.journey_id, m.channel, count(*), count(*) FILTER (WHERE EXISTS (SELECT 1 FROM consent_ledger c
-				WHERE c.contact_id = m.contact_id AND c.channel = m.channel AND c.status = 'opted_out'
-					AND (c.source IN ('keyword', 'provider') OR m.channel = 'email' AND c.source = 'form')
-					AND c.occurred_at >= m.created_at
-					AND c.occurred_at < m.created_at + CASE m.channel WHEN 'sms' THEN interval '24 hours' ELSE interval '72 hours' END)),
-				0::bigint
-		FROM enrollments e JOIN messages m ON m.enrollment_id = e.id
-		WHERE `+w+` AND m.channel IN ('sms', 'email') AND m.status <> 'cancelled' GROUP BY 1, 2
-		UNION ALL
-		SELECT e.journey_id, 'complaint', 0, 0, count(DISTINCT m.id)
-		FROM events ev JOIN messages m ON m.id = ev.properties->>'message_id' AND m.contact_id = ev.contact_id
-		JOIN enrollments e ON e.id = m.enrollment_id
-		WHERE ev.name = 'email.complained' AND `+w+` GROUP BY 1`, args,
-		func(rows pgx.Rows) error {
-			var (
-				id, ch                  string
-				sent, opted, complained int64
-			)
-			if err := rows.Scan(&id, &ch, &sent, &opted, &complained); err != nil {
-				return err
-			}
-			if i, ok := index[id]; ok {
-				o.Journeys[i].AddHealth(ch, sent, opted, complained)
-			}
-			return nil
-		})
-	if err != nil {
-		return nil, fmt.Errorf("postgres: report overview: %w", err)
+	for _, e := range edges {
+		w, args := cohort(&e, false)
+		queries = append(queries,
+			reportQuery{"cohorts", `SELECT e.journey_id, e.held_out, e.state, count(*) FROM enrollments e
+				WHERE ` + w + ` GROUP BY 1, 2, 3`, args, scan(sum.Cohort)},
+			reportQuery{"messages", `SELECT e.journey_id, m.channel, count(*)
+				FROM enrollments e JOIN messages m ON m.enrollment_id = e.id
+				WHERE ` + w + ` AND m.channel IN ('sms', 'email') AND m.status <> 'cancelled' GROUP BY 1, 2`, args, scan(sum.Sent)})
 	}
+	queries = append(queries,
+		reportQuery{"opt-outs", `SELECT e.journey_id, m.channel, count(DISTINCT m.id)
+			FROM ` + optOutsJoin + ` AND ` + w + ` GROUP BY 1, 2`, args, scan(sum.Opted)},
+		reportQuery{"complaints", `SELECT e.journey_id, m.channel, count(DISTINCT m.id)
+			FROM events ev JOIN messages m ON m.id = ev.properties->>'message_id' AND m.contact_id = ev.contact_id
+			JOIN enrollments e ON e.id = m.enrollment_id
+			WHERE ev.name = 'email.complained' AND ` + w + ` GROUP BY 1, 2`, args, scan(sum.Complained)})
+	for _, q := range queries {
+		if err := db.reportQuery(ctx, q.q, q.args, q.scan); err != nil {
+			return nil, fmt.Errorf("postgres: report overview %s: %w", q.name, err)
+		}
+	}
+	sum.Done()
 	from, to := args[0], args[1]
 	week := int64(7 * 24 * 3600)
-	err = db.reportQuery(ctx, `SELECT n, count(*) FROM (
+	err := db.reportQuery(ctx, `SELECT n, count(*) FROM (
 			SELECT count(*) AS n FROM messages
 			WHERE created_at >= $1 AND created_at < $2 AND status <> 'cancelled'
 			GROUP BY contact_id, floor(extract(epoch FROM created_at) / $3)) x

@@ -16,7 +16,8 @@ import (
 // already ended, a contact erased, a second journey version — the report's
 // counts (kept per day by the store) equal a direct count of the
 // enrollments, the decision log and the outbox, over every range: the whole
-// history, a range whose ends cut days, and one version.
+// history, a range whose ends cut days, and one version; the overview's row
+// of the journey counts the same.
 func testReportCounts(t *testing.T, open func(t *testing.T) nudge.Store) {
 	s := engineFixture(t, open)
 	rs := s.(nudge.ReportStore)
@@ -140,6 +141,51 @@ func testReportCounts(t *testing.T, open func(t *testing.T) nudge.Store) {
 			t.Fatalf("ReportJourney(%+v): %v", p, err)
 		}
 		want := directCount(t, s, &p)
+		// The overview's row of the journey counts the same (over every
+		// version, as the overview does), its opt-outs as the report's.
+		if p.Version == 0 {
+			o, err := rs.ReportOverview(ctx, &nudge.ReportParams{From: p.From, To: p.To})
+			if err != nil {
+				t.Fatalf("ReportOverview(%+v): %v", p, err)
+			}
+			wantRow := nudge.ReportJourneyCounts{JourneyID: "j"}
+			for _, c := range want.Cohorts {
+				wantRow.Entered += c.Count
+				if c.State == nudge.EnrollmentConverted {
+					wantRow.Converted += c.Count
+				}
+				if c.HeldOut {
+					wantRow.HeldOut += c.Count
+					if c.State == nudge.EnrollmentConverted {
+						wantRow.HeldOutConverted += c.Count
+					}
+				}
+			}
+			for _, m := range want.Messages {
+				if m.Status != nudge.MessageCancelled && m.Channel == nudge.ChannelSMS {
+					wantRow.SMSSent += m.Count
+				} else if m.Status != nudge.MessageCancelled && m.Channel == nudge.ChannelEmail {
+					wantRow.EmailSent += m.Count
+				}
+			}
+			for _, x := range got.OptOuts {
+				if x.Channel == nudge.ChannelSMS {
+					wantRow.SMSOptedOut += x.OptedOut
+				} else {
+					wantRow.EmailUnsubscribed += x.OptedOut
+				}
+			}
+			var gotRow nudge.ReportJourneyCounts
+			for _, r := range o.Journeys {
+				if r.JourneyID == "j" {
+					gotRow = r
+				}
+			}
+			if d := diff(wantRow, gotRow); d != "" {
+				t.Errorf("ReportOverview(from %s to %s) against a direct count and the report's opt-outs (-want +got):\n%s",
+					p.From.Format(time.RFC3339), p.To.Format(time.RFC3339), d)
+			}
+		}
 		got.Actions, got.OptOuts, got.ActionDelays, got.Stages, got.Customers = nil, nil, nil, nil, nil
 		if d := diff(want, got); d != "" {
 			t.Errorf("ReportJourney(from %s to %s, version %d) against a direct count (-want +got):\n%s",

@@ -383,3 +383,89 @@ func Merge(d *nudge.ReportData, parts []*nudge.ReportData) {
 	}
 	d.SumCounts()
 }
+
+// Overview sums the overview's counts per journey from the rows of a
+// store's queries: counters for the whole days of the range, rows for the
+// parts of days at its ends.
+type Overview struct {
+	d                  *nudge.ReportOverviewData
+	index              map[string]int
+	sent, opted, compl map[[2]string]int64
+}
+
+// NewOverview starts the counts of d, one journey a row of the scan
+// Journey gives (by id).
+func NewOverview(d *nudge.ReportOverviewData) *Overview {
+	return &Overview{d: d, index: map[string]int{}, sent: map[[2]string]int64{}, opted: map[[2]string]int64{},
+		compl: map[[2]string]int64{}}
+}
+
+// Journey scans a journey's id.
+func (o *Overview) Journey(rows Scanner) error {
+	var c nudge.ReportJourneyCounts
+	if err := rows.Scan(&c.JourneyID); err != nil {
+		return err
+	}
+	o.index[c.JourneyID] = len(o.d.Journeys)
+	o.d.Journeys = append(o.d.Journeys, c)
+	return nil
+}
+
+// Cohort scans a journey's enrollments by held_out and state: journey,
+// held_out, state, count.
+func (o *Overview) Cohort(rows Scanner) error {
+	var (
+		id, state string
+		held      bool
+		n         int64
+	)
+	if err := rows.Scan(&id, &held, &state, &n); err != nil {
+		return err
+	}
+	if i, ok := o.index[id]; ok {
+		c := &o.d.Journeys[i]
+		conv := state == nudge.EnrollmentConverted
+		c.Entered += n
+		if conv {
+			c.Converted += n
+		}
+		if held {
+			c.HeldOut += n
+			if conv {
+				c.HeldOutConverted += n
+			}
+		}
+	}
+	return nil
+}
+
+// Sent, Opted and Complained scan a journey's messages not cancelled, those
+// followed by an opt-out, and the emails a complaint names: journey,
+// channel, count.
+func (o *Overview) Sent(rows Scanner) error       { return scanCount(rows, o.sent) }
+func (o *Overview) Opted(rows Scanner) error      { return scanCount(rows, o.opted) }
+func (o *Overview) Complained(rows Scanner) error { return scanCount(rows, o.compl) }
+
+func scanCount(rows Scanner, m map[[2]string]int64) error {
+	var (
+		id, ch string
+		n      int64
+	)
+	if err := rows.Scan(&id, &ch, &n); err != nil {
+		return err
+	}
+	m[[2]string{id, ch}] += n
+	return nil
+}
+
+// Done records the health counts of each journey.
+func (o *Overview) Done() {
+	for i := range o.d.Journeys {
+		c := &o.d.Journeys[i]
+		for _, ch := range []string{nudge.ChannelSMS, nudge.ChannelEmail} {
+			k := [2]string{c.JourneyID, ch}
+			c.AddHealth(ch, o.sent[k], o.opted[k], 0)
+		}
+		c.AddHealth("complaint", 0, 0, o.compl[[2]string{c.JourneyID, nudge.ChannelEmail}])
+	}
+}
