@@ -229,6 +229,12 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err := r.collect(ctx, db); err != nil {
 		return nil, err
 	}
+	// A private store's last changes reach its file when it closes (its
+	// transaction commits then): a caller that reads the file after the
+	// run (Reports) must know they did.
+	if err := db.Close(); err != nil {
+		return nil, fmt.Errorf("sim: %w", err)
+	}
 	return r, nil
 }
 
