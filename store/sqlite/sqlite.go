@@ -77,8 +77,9 @@ func LatestSchemaVersion() int { return len(migrations) }
 // DB is a Nudge store on one SQLite database file.
 type DB struct {
 	path  string
-	write *sql.DB // exactly one connection: all writes queue on it
-	read  *sql.DB // read-only connections
+	write *sql.DB       // exactly one connection: all writes queue on it
+	read  *sql.DB       // read-only connections
+	ckpt  *checkpointer // checkpoints the WAL off the writer; nil in a private store
 
 	private   bool // from OpenPrivate
 	noReports bool // slimmed: EngineCommit keeps no report counters
@@ -110,15 +111,17 @@ func Open(path string) (*DB, error) {
 	if err := checkPath(path); err != nil {
 		return nil, err
 	}
-	// The writer checkpoints every 10000 pages (40 MB of WAL) rather than
-	// 1000, which writes each hot index page back to the database less
-	// often; the WAL file is truncated back to 64 MB after a checkpoint.
+	// A checkpointer checkpoints on a connection of its own, every 10000
+	// pages (40 MB of WAL) rather than 1000, which writes each hot index
+	// page back to the database less often; the writer only past
+	// walRestartFrames (see checkpointer). The WAL file is truncated back to
+	// 64 MB after a checkpoint.
 	// The page cache stays at SQLite's default: a larger one makes every
 	// commit slower (the pager scans its whole hash table at the end of a
 	// write transaction), and mmap serves reads of the database file.
 	write, err := sql.Open("sqlite", path+common+
 		"&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)"+
-		"&_pragma=wal_autocheckpoint(10000)&_pragma=journal_size_limit(67108864)&_txlock=immediate")
+		"&_pragma=wal_autocheckpoint("+strconv.FormatUint(uint64(walRestartFrames), 10)+")&_pragma=journal_size_limit(67108864)&_txlock=immediate")
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
@@ -135,7 +138,13 @@ func Open(path string) (*DB, error) {
 	n := max(4, runtime.GOMAXPROCS(0))
 	read.SetMaxOpenConns(n)
 	read.SetMaxIdleConns(n)
-	return &DB{path: path, write: write, read: read, stmts: map[string]*sql.Stmt{}, readStmts: map[string]*sql.Stmt{}}, nil
+	ckpt, err := newCheckpointer(path)
+	if err != nil {
+		read.Close()
+		write.Close()
+		return nil, err
+	}
+	return &DB{path: path, write: write, read: read, ckpt: ckpt, stmts: map[string]*sql.Stmt{}, readStmts: map[string]*sql.Stmt{}}, nil
 }
 
 // checkPath refuses a path Open or OpenPrivate cannot take.
@@ -174,7 +183,7 @@ func (db *DB) Close() error {
 	}
 	db.stmts, db.readStmts, db.ws = map[string]*sql.Stmt{}, map[string]*sql.Stmt{}, nil
 	db.stmtMu.Unlock()
-	return errors.Join(db.read.Close(), db.write.Close())
+	return errors.Join(db.ckpt.close(), db.read.Close(), db.write.Close())
 }
 
 // Ping reports whether the database answers, on both pools.
@@ -297,6 +306,7 @@ func (db *DB) workspaceKey(ctx context.Context, q querier) ([]byte, error) {
 
 // inTx runs fn in a write transaction, committing if it returns nil.
 func (db *DB) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	db.ckpt.gate()
 	tx, err := db.write.BeginTx(ctx, nil)
 	if err != nil {
 		return err
@@ -305,7 +315,9 @@ func (db *DB) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 		tx.Rollback()
 		return err
 	}
-	return tx.Commit()
+	err = tx.Commit()
+	db.ckpt.wake()
+	return err
 }
 
 // stmt returns a statement prepared on the writer, cached by its text. It
