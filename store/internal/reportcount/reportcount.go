@@ -304,19 +304,26 @@ func ParseConversion(c *nudge.ReportConversion, steps, touches string) error {
 		c.Steps = strings.Split(steps, ",")
 		slices.Sort(c.Steps)
 	}
-	for t := range strings.SplitSeq(touches, "\x1e") {
+	if touches == "" {
+		return nil
+	}
+	c.Touches = make([]nudge.ReportTouch, 0, strings.Count(touches, "\x1e")+1)
+	for rest := touches; rest != ""; {
+		var t string
+		t, rest, _ = strings.Cut(rest, "\x1e")
 		if t == "" {
 			continue
 		}
-		f := strings.Split(t, "\x1f")
-		if len(f) != 3 {
+		step, more, ok1 := strings.Cut(t, "\x1f")
+		channel, at, ok2 := strings.Cut(more, "\x1f")
+		if !ok1 || !ok2 || strings.Contains(at, "\x1f") {
 			return fmt.Errorf("touch %q: want step, channel and time", t)
 		}
-		at, err := strconv.ParseInt(f[2], 10, 64)
+		us, err := strconv.ParseInt(at, 10, 64)
 		if err != nil {
 			return fmt.Errorf("touch %q: %w", t, err)
 		}
-		c.Touches = append(c.Touches, nudge.ReportTouch{StepID: f[0], Channel: f[1], At: time.UnixMicro(at).UTC()})
+		c.Touches = append(c.Touches, nudge.ReportTouch{StepID: step, Channel: channel, At: time.UnixMicro(us).UTC()})
 	}
 	return nil
 }
