@@ -1,7 +1,9 @@
 package delivery
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"maps"
 	"slices"
 	"strconv"
@@ -176,15 +178,20 @@ func (l RateLimits) check() error {
 // numbers. A send never happens before its slot at any level, so over any
 // window a limit's sends exceed rate × window by at most one.
 //
-// Reservations live in memory. After a restart a deferred message simply
-// takes the levels again when it comes back; with several processes each
-// applies the limits on its own (see the package doc).
+// Reservations live in memory, unless the limiter shares slots kept in
+// the store (Config.Slots, sharedlimit.go). In memory, after a restart a
+// deferred message simply takes the levels again when it comes back; with
+// several processes each applies the limits on its own (see the package
+// doc).
 type limiter struct {
 	limits RateLimits
+	slots  nudge.RateSlotStore // nil: the slots are in memory
+	log    *slog.Logger
 
 	mu       sync.Mutex
 	tat      map[string]time.Time // by level key
 	reserved map[string]reservation
+	holds    map[string]nudge.RateHold // shared: taken for this pass's messages
 	pruned   time.Time
 }
 
@@ -227,8 +234,11 @@ func (l *limiter) levels(channel, from string) []level {
 // admit reports whether message id may go now. If not, it returns the
 // slot to defer it to, or late when that slot is after deadline (the
 // message would be too old by then; nothing is reserved for it).
-func (l *limiter) admit(id, channel, from string, now, deadline time.Time) (ok bool, at time.Time, late bool) {
+func (l *limiter) admit(ctx context.Context, id, channel, from string, now, deadline time.Time) (ok bool, at time.Time, late bool) {
 	levels := l.levels(channel, from)
+	if l.slots != nil {
+		return l.admitShared(ctx, id, levels, now, deadline)
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.prune(now)

@@ -64,44 +64,58 @@ func within5(got int, want float64) bool {
 	return math.Abs(float64(got)-want) <= 0.05*want
 }
 
+// carrierRates are the carriers' usual rates of US sending numbers.
+var carrierRates = []struct {
+	name, from string
+	rate       float64
+}{
+	{"long code 1 MPS", "+14155550100", delivery.RateLongCode},
+	{"toll-free 3 MPS", "+18445550100", delivery.RateTollFree},
+	{"short code 100 MPS", "55501", delivery.RateShortCode},
+}
+
 // The carriers' usual rates for a US long code, a toll-free number and a
 // short code, each with a backlog bigger than a minute's worth: over a
 // minute the sends are within 5% of the rate, and no second holds more than
 // the rate plus one.
 func TestRateLimitAccuracy(t *testing.T) {
-	for _, tc := range []struct {
-		name, from string
-		rate       float64
-	}{
-		{"long code 1 MPS", "+14155550100", delivery.RateLongCode},
-		{"toll-free 3 MPS", "+18445550100", delivery.RateTollFree},
-		{"short code 100 MPS", "55501", delivery.RateShortCode},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			e := newEnv(t)
-			sms := e.sink(nudge.ChannelSMS)
-			w := e.worker(func(c *delivery.Config) {
-				c.Senders = map[string]nudge.Sender{nudge.ChannelSMS: sms}
-				c.From = map[string]string{nudge.ChannelSMS: tc.from}
-				c.Limits = delivery.RateLimits{SenderDefaults: true}
-			})
-			backlog := int(tc.rate*60*1.5) + 10
-			e.queueMany(e.contacts("c", backlog), nudge.ChannelSMS, "reminder")
-			start := e.clock.Now()
-			e.runFor(w, 61*time.Second, 100*time.Millisecond)
+	for _, tc := range carrierRates {
+		for _, slots := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/store slots %v", tc.name, slots), func(t *testing.T) {
+				e := newEnv(t)
+				sms := e.sink(nudge.ChannelSMS)
+				w := e.worker(func(c *delivery.Config) {
+					c.Senders = map[string]nudge.Sender{nudge.ChannelSMS: sms}
+					c.From = map[string]string{nudge.ChannelSMS: tc.from}
+					c.Limits = delivery.RateLimits{SenderDefaults: true}
+					e.storeSlots(c, slots)
+				})
+				backlog := int(tc.rate*60*1.5) + 10
+				e.queueMany(e.contacts("c", backlog), nudge.ChannelSMS, "reminder")
+				start := e.clock.Now()
+				e.runFor(w, 61*time.Second, 100*time.Millisecond)
 
-			total, peak := perWindow(sms.Records(), start, time.Minute)
-			t.Logf("%v MPS: %d sent in the first minute (%.2f%% off), at most %d in a second", tc.rate, total, 100*(float64(total)/(tc.rate*60)-1), peak)
-			if want := tc.rate * 60; !within5(total, want) {
-				t.Errorf("sent %d in a minute at %v MPS; want %v ± 5%%", total, tc.rate, want)
-			}
-			if limit := int(math.Ceil(tc.rate)) + 1; peak > limit {
-				t.Errorf("%d sent within one second at %v MPS; want at most %d", peak, tc.rate, limit)
-			}
-			if total >= backlog {
-				t.Fatalf("the backlog of %d ran out: the test measures nothing", backlog)
-			}
-		})
+				total, peak := perWindow(sms.Records(), start, time.Minute)
+				t.Logf("%v MPS: %d sent in the first minute (%.2f%% off), at most %d in a second", tc.rate, total, 100*(float64(total)/(tc.rate*60)-1), peak)
+				if want := tc.rate * 60; !within5(total, want) {
+					t.Errorf("sent %d in a minute at %v MPS; want %v ± 5%%", total, tc.rate, want)
+				}
+				if limit := int(math.Ceil(tc.rate)) + 1; peak > limit {
+					t.Errorf("%d sent within one second at %v MPS; want at most %d", peak, tc.rate, limit)
+				}
+				if total >= backlog {
+					t.Fatalf("the backlog of %d ran out: the test measures nothing", backlog)
+				}
+			})
+		}
+	}
+}
+
+// storeSlots keeps c's rate-limit slots in the store when slots is set
+// (on SQLite, one process: the results must be the same as in memory).
+func (e *env) storeSlots(c *delivery.Config, slots bool) {
+	if slots {
+		c.Slots = e.db.(nudge.RateSlotStore)
 	}
 }
 
@@ -110,6 +124,12 @@ func TestRateLimitAccuracy(t *testing.T) {
 // from the first second. The SMS waiting for their number's slots hold no
 // workspace slots (that would have cost the email ten seconds here).
 func TestRateLimitOneSenderDoesNotBlockAnother(t *testing.T) {
+	for _, slots := range []bool{false, true} {
+		t.Run(fmt.Sprintf("store slots %v", slots), func(t *testing.T) { testOneSenderDoesNotBlockAnother(t, slots) })
+	}
+}
+
+func testOneSenderDoesNotBlockAnother(t *testing.T, slots bool) {
 	e := newEnv(t)
 	sms, mail := e.sink(nudge.ChannelSMS), e.sink(nudge.ChannelEmail)
 	w := e.worker(func(c *delivery.Config) {
@@ -117,6 +137,7 @@ func TestRateLimitOneSenderDoesNotBlockAnother(t *testing.T) {
 		c.From = map[string]string{nudge.ChannelSMS: "+14155550100", nudge.ChannelEmail: "news@mail.example.com"}
 		c.Limits = delivery.RateLimits{Sender: map[string]float64{"+14155550100": 1},
 			Provider: map[string]float64{nudge.ChannelEmail: 50}, Workspace: 60}
+		e.storeSlots(c, slots)
 	})
 	e.queueMany(e.contacts("s", 600), nudge.ChannelSMS, "reminder")
 	e.clock.Advance(time.Millisecond) // the email is queued after the SMS
@@ -144,6 +165,12 @@ func TestRateLimitOneSenderDoesNotBlockAnother(t *testing.T) {
 // A backlog that cannot go before its maximum age fails at once with the
 // reason, instead of waiting to fail later or holding slots.
 func TestRateLimitPastMaxAgeFails(t *testing.T) {
+	for _, slots := range []bool{false, true} {
+		t.Run(fmt.Sprintf("store slots %v", slots), func(t *testing.T) { testPastMaxAgeFails(t, slots) })
+	}
+}
+
+func testPastMaxAgeFails(t *testing.T, slots bool) {
 	e := newEnv(t)
 	sms := e.sink(nudge.ChannelSMS)
 	w := e.worker(func(c *delivery.Config) {
@@ -151,6 +178,7 @@ func TestRateLimitPastMaxAgeFails(t *testing.T) {
 		c.From = map[string]string{nudge.ChannelSMS: "+14155550100"}
 		c.Limits = delivery.RateLimits{SenderDefaults: true}
 		c.MaxAge = 10 * time.Second
+		e.storeSlots(c, slots)
 	})
 	ids := e.queueMany(e.contacts("c", 30), nudge.ChannelSMS, "reminder")
 	e.run(w)

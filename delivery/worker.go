@@ -117,6 +117,10 @@ type Config struct {
 	// workspace; the zero value is no limit. A message without a free
 	// slot is deferred to its slot, not waited for (see RateLimits).
 	Limits RateLimits
+	// Slots, when set, keeps the limits' slots in the store, shared by
+	// every worker on it (several nodes on one PostgreSQL); nil keeps
+	// them in this Worker's memory.
+	Slots nudge.RateSlotStore
 }
 
 // Worker delivers the outbox. RunOnce may be called from several
@@ -165,8 +169,10 @@ func New(cfg Config) (*Worker, error) {
 	for ch, s := range cfg.Senders {
 		providers[ch] = ProviderName(s)
 	}
-	return &Worker{cfg: cfg, log: cfg.Logger, journeys: map[string]string{}, limits: newLimiter(cfg.Limits),
-		providers: providers}, nil
+	w := &Worker{cfg: cfg, log: cfg.Logger, journeys: map[string]string{}, limits: newLimiter(cfg.Limits),
+		providers: providers}
+	w.limits.share(cfg.Slots, cfg.Logger)
+	return w, nil
 }
 
 // ProviderName is how a sender is named in provider status reports: its
@@ -359,6 +365,9 @@ func (w *Worker) deliver(ctx context.Context, msgs []*nudge.Message) error {
 	var b batch
 	if msgs, err = w.check(ctx, msgs, p, &b); err != nil {
 		return err // nothing was marked; the claim expires
+	}
+	if err := w.limits.take(ctx, msgs, w.cfg.Clock.Now()); err != nil {
+		return fmt.Errorf("delivery: rate limit holds: %w", err) // as above
 	}
 	if len(msgs) > 0 {
 		w.dispatch(ctx, msgs, p, &b)
@@ -630,7 +639,7 @@ func (w *Worker) prepare(ctx context.Context, m *nudge.Message, p *pass, b *batc
 	fail := func(reason, text string, extra ...any) { w.fail(ctx, b, m, reason, text, extra...) }
 	sender := w.cfg.Senders[m.Channel]
 	if w.limits != nil && m.Channel != nudge.ChannelWebhook {
-		ok, at, late := w.limits.admit(m.ID, m.Channel, w.cfg.From[m.Channel], now, m.CreatedAt.Add(w.cfg.MaxAge))
+		ok, at, late := w.limits.admit(ctx, m.ID, m.Channel, w.cfg.From[m.Channel], now, m.CreatedAt.Add(w.cfg.MaxAge))
 		switch {
 		case late:
 			fail(ReasonRateLimit, fmt.Sprintf("the rate limits of its sender have no free slot before its maximum age of %s", w.cfg.MaxAge))

@@ -79,7 +79,16 @@ steps:
 
 func newEnv(t testing.TB) *env {
 	t.Helper()
-	e := &env{t: t, ctx: context.Background(), db: nudgetest.SQLite(t), clock: nudgetest.NewClock(nudgetest.Epoch),
+	return newEnvOn(t, nudgetest.SQLite(t))
+}
+
+// newEnvOn is newEnv on the store db.
+func newEnvOn(t testing.TB, db interface {
+	nudge.Store
+	nudge.DeliveryStore
+}) *env {
+	t.Helper()
+	e := &env{t: t, ctx: context.Background(), db: db, clock: nudgetest.NewClock(nudgetest.Epoch),
 		tw: newFakeTwilio(t), mail: startMailSink(t, true), set: loadTemplates(t)}
 	if _, _, err := e.db.JourneyPublish(e.ctx, &nudge.JourneyPublishParams{ID: "webinar", Name: "Webinar reminders",
 		Source: []byte(webinarJourney)}, e.clock.Now()); err != nil {

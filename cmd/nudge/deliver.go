@@ -247,6 +247,11 @@ func (m *Main) newDelivery() (*delivery.Worker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--rate-limits (NUDGE_RATE_LIMITS): %w", err)
 	}
+	// Nodes serving one PostgreSQL share the limits' slots, kept there.
+	var slots nudge.RateSlotStore
+	if isPostgres(m.Config.DB) {
+		slots, _ = m.Store.(nudge.RateSlotStore)
+	}
 	callbacks := map[string]string{}
 	if dc.PublicURL != "" && dc.TwilioAccountSID != "" {
 		callbacks[nudge.ChannelSMS] = strings.TrimSuffix(dc.PublicURL, "/") + "/v1/webhooks/twilio/status"
@@ -289,6 +294,7 @@ func (m *Main) newDelivery() (*delivery.Worker, error) {
 		Prepare:        prepare,
 		Lease:          m.Config.Lease,
 		Limits:         limits,
+		Slots:          slots,
 		Policy:         storedPolicy(m.Store),
 	})
 }

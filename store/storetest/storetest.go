@@ -93,6 +93,7 @@ func Run(t *testing.T, open func(t *testing.T) nudge.Store) {
 	t.Run("ReportCounts", func(t *testing.T) { testReportCounts(t, open) })
 	t.Run("Link", func(t *testing.T) { testLink(t, open) })
 	t.Run("Webhook", func(t *testing.T) { testWebhook(t, open) })
+	t.Run("RateSlots", func(t *testing.T) { testRateSlots(t, open) })
 }
 
 // now is the fixed time every test starts from.
