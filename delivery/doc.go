@@ -67,9 +67,15 @@
 // cell rate algorithm), so over a minute a backlogged sender sends its
 // rate × 60, never more than its rate plus one in any second.
 //
-// The limits are kept in each process's memory: with several nodes on
-// PostgreSQL, each node applies them on its own, so give each node its
-// share (a 1 MPS long code served by two nodes: 0.5 each).
+// The limits' slots are kept in the Worker's memory, or, with
+// Config.Slots, in the store: nudge serve on PostgreSQL does that, so the
+// nodes serving one database share each limit (two nodes on a 1 MPS long
+// code send 60 a minute together, not 120). A limit's next free slot and
+// each deferred message's hold are rows, reserved with one upsert per
+// message and level; a message deferred by one node and claimed by another
+// goes on from its hold. A slot is wasted (the limit undershoots by it)
+// only when the message that reserved it ends before it is sent: its
+// template fails, its SMS budget is spent, it is cancelled while it waits.
 //
 // # Webhook messages
 //
