@@ -125,39 +125,49 @@ func (e *env) storeSlots(c *delivery.Config, slots bool) {
 // workspace slots (that would have cost the email ten seconds here).
 func TestRateLimitOneSenderDoesNotBlockAnother(t *testing.T) {
 	for _, slots := range []bool{false, true} {
-		t.Run(fmt.Sprintf("store slots %v", slots), func(t *testing.T) { testOneSenderDoesNotBlockAnother(t, slots) })
+		t.Run(fmt.Sprintf("store slots %v", slots), func(t *testing.T) { testOneSenderDoesNotBlockAnother(t, newEnv(t), 1, slots) })
 	}
 }
 
-func testOneSenderDoesNotBlockAnother(t *testing.T, slots bool) {
-	e := newEnv(t)
-	sms, mail := e.sink(nudge.ChannelSMS), e.sink(nudge.ChannelEmail)
-	w := e.worker(func(c *delivery.Config) {
-		c.Senders = map[string]nudge.Sender{nudge.ChannelSMS: sms, nudge.ChannelEmail: mail}
-		c.From = map[string]string{nudge.ChannelSMS: "+14155550100", nudge.ChannelEmail: "news@mail.example.com"}
-		c.Limits = delivery.RateLimits{Sender: map[string]float64{"+14155550100": 1},
-			Provider: map[string]float64{nudge.ChannelEmail: 50}, Workspace: 60}
-		e.storeSlots(c, slots)
-	})
+// testOneSenderDoesNotBlockAnother runs the test above with nodes Workers
+// on e's store passing concurrently, each with its own sinks.
+func testOneSenderDoesNotBlockAnother(t *testing.T, e *env, nodes int, slots bool) {
+	var ws []*delivery.Worker
+	var sinks []*logsink.Sender
+	for range nodes {
+		sms, mail := e.sink(nudge.ChannelSMS), e.sink(nudge.ChannelEmail)
+		sinks = append(sinks, sms, mail)
+		ws = append(ws, e.worker(func(c *delivery.Config) {
+			c.Senders = map[string]nudge.Sender{nudge.ChannelSMS: sms, nudge.ChannelEmail: mail}
+			c.From = map[string]string{nudge.ChannelSMS: "+14155550100", nudge.ChannelEmail: "news@mail.example.com"}
+			c.Limits = delivery.RateLimits{Sender: map[string]float64{"+14155550100": 1},
+				Provider: map[string]float64{nudge.ChannelEmail: 50}, Workspace: 60}
+			e.storeSlots(c, slots)
+		}))
+	}
 	e.queueMany(e.contacts("s", 600), nudge.ChannelSMS, "reminder")
 	e.clock.Advance(time.Millisecond) // the email is queued after the SMS
 	e.queueMany(e.contacts("m", 3600), nudge.ChannelEmail, "welcome")
 	start := e.clock.Now()
-	e.runFor(w, 61*time.Second, 100*time.Millisecond)
+	e.runNodesFor(ws, 61*time.Second, 100*time.Millisecond)
 
-	smsSent, smsPeak := perWindow(sms.Records(), start, time.Minute)
-	mailSent, mailPeak := perWindow(mail.Records(), start, time.Minute)
+	var sms, mail []logsink.Record
+	for i := 0; i < len(sinks); i += 2 {
+		sms, mail = append(sms, sinks[i].Records()...), append(mail, sinks[i+1].Records()...)
+	}
+	smsSent, smsPeak := perWindow(sms, start, time.Minute)
+	mailSent, mailPeak := perWindow(mail, start, time.Minute)
+	t.Logf("%d node(s): SMS %d in a minute, at most %d in a second; email %d, at most %d", nodes, smsSent, smsPeak, mailSent, mailPeak)
 	if !within5(smsSent, 60) || smsPeak > 2 {
 		t.Errorf("SMS: %d in a minute, at most %d in a second; want 60 ± 5%%, at most 2", smsSent, smsPeak)
 	}
 	if !within5(mailSent, 3000) || mailPeak > 51 {
 		t.Errorf("email: %d in a minute, at most %d in a second; want 3000 ± 5%%, at most 51", mailSent, mailPeak)
 	}
-	if first, _ := perWindow(mail.Records(), start, time.Second); first < 40 {
+	if first, _ := perWindow(mail, start, time.Second); first < 40 {
 		t.Errorf("email in the first second: %d; want about 50: the SMS backlog held it", first)
 	}
-	all := append(sms.Records(), mail.Records()...)
-	if _, peak := perWindow(all, start, time.Minute); peak > 61 {
+	if _, peak := perWindow(append(sms, mail...), start, time.Minute); peak > 61 {
 		t.Errorf("%d messages within one second; want at most the workspace's 60 + 1", peak)
 	}
 }

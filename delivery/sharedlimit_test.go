@@ -103,3 +103,16 @@ func TestRateLimitSharedAcrossNodes(t *testing.T) {
 		})
 	}
 }
+
+// Three levels (a 1 MPS number, email's provider at 50/s, the workspace at
+// 60/s) shared by two nodes on one PostgreSQL: a message deferred at one
+// level by one node goes on from there on the other (its hold), and the
+// texts' backlog holds no workspace slots that the email needs.
+func TestRateLimitSharedLevelsAcrossNodes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a minute of 3,600 emails on PostgreSQL; skipped with -short")
+	}
+	db := nudgetest.Postgres(t)
+	e := newEnvOn(t, db)
+	testOneSenderDoesNotBlockAnother(t, e, 2, true)
+}
