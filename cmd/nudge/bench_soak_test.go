@@ -3,6 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -23,6 +26,11 @@ func TestSoakShort(t *testing.T) {
 	r, err := runSoak(ctx, o, &out)
 	t.Log("\n" + out.String())
 	if err != nil {
+		// What the server logged says why it stopped moving.
+		if log, rerr := os.ReadFile(filepath.Join(o.dir, "serve.log")); rerr == nil {
+			lines := strings.Split(strings.TrimSpace(string(log)), "\n")
+			t.Logf("the last of serve.log:\n%s", strings.Join(lines[max(0, len(lines)-60):], "\n"))
+		}
 		t.Fatal(err)
 	}
 	if r.limited == 0 {

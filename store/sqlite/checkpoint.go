@@ -44,10 +44,18 @@ var (
 type checkpointer struct {
 	conn *sql.DB
 	shm  string // the wal-index file, whose header holds the WAL's frame counts
-	kick chan struct{}
-	stop chan struct{}
-	done chan struct{}
-	once sync.Once
+	// shmFile is shm, opened once by run and kept open until closeShm,
+	// which DB.Close calls after every connection of the store is closed.
+	// Closing a descriptor of a file drops every POSIX lock the process
+	// holds on it (https://sqlite.org/howtocorrupt.html, 2.2), SQLite's
+	// shared-memory locks included: opening and closing it on each look,
+	// as this did at first, made readers and the writer fail with
+	// SQLITE_IOERR_IN_PAGE under load (TestSoakShort).
+	shmFile *os.File
+	kick    chan struct{}
+	stop    chan struct{}
+	done    chan struct{}
+	once    sync.Once
 	// holding is set while a RESTART checkpoint holds mu, which the
 	// writer then waits for before a transaction.
 	holding atomic.Bool
@@ -112,7 +120,12 @@ func (c *checkpointer) run() {
 		case <-c.kick:
 		}
 		every := walCheckpointFrames
-		frames, backfilled, ok := walFrames(c.shm, &hdr)
+		if c.shmFile == nil {
+			if f, err := os.Open(c.shm); err == nil {
+				c.shmFile = f
+			}
+		}
+		frames, backfilled, ok := walFrames(c.shmFile, &hdr)
 		if frames+walCheckpointFrames >= walRestartFrames {
 			every /= 4
 		}
@@ -151,17 +164,25 @@ func (c *checkpointer) checkpoint(mode string) bool {
 // the frames in the WAL (mxFrame, at byte 16) and those of them checkpointed
 // into the database (nBackfill, at byte 96), in native byte order. The
 // header is read without SQLite's locks: the counts only decide when to
-// checkpoint. ok is false if the file cannot be read.
-func walFrames(shm string, hdr *[136]byte) (frames, backfilled uint32, ok bool) {
-	f, err := os.Open(shm)
-	if err != nil {
+// checkpoint. ok is false if the file cannot be read. f stays open (see
+// checkpointer.shmFile).
+func walFrames(f *os.File, hdr *[136]byte) (frames, backfilled uint32, ok bool) {
+	if f == nil {
 		return 0, 0, false
 	}
-	defer f.Close()
 	if _, err := f.ReadAt(hdr[:], 0); err != nil {
 		return 0, 0, false
 	}
 	return binary.NativeEndian.Uint32(hdr[16:]), binary.NativeEndian.Uint32(hdr[96:]), true
+}
+
+// closeShm closes the wal-index file, once no connection of the store is
+// open (see shmFile). c may be nil.
+func (c *checkpointer) closeShm() {
+	if c != nil && c.shmFile != nil {
+		c.shmFile.Close()
+		c.shmFile = nil
+	}
 }
 
 // close stops the checkpointer and closes its connection. c may be nil.

@@ -183,7 +183,9 @@ func (db *DB) Close() error {
 	}
 	db.stmts, db.readStmts, db.ws = map[string]*sql.Stmt{}, map[string]*sql.Stmt{}, nil
 	db.stmtMu.Unlock()
-	return errors.Join(db.ckpt.close(), db.read.Close(), db.write.Close())
+	err := errors.Join(db.ckpt.close(), db.read.Close(), db.write.Close())
+	db.ckpt.closeShm() // last: closing it drops the process's locks on it
+	return err
 }
 
 // Ping reports whether the database answers, on both pools.
