@@ -83,7 +83,9 @@ func reportBefore(ctx context.Context, tx pgx.Tx, c *nudge.EngineCommit) (map[st
 		return before, stored, nil
 	}
 	var b pgx.Batch
-	readEnrollments(&b, ids, before)
+	if len(ids) > 0 {
+		readEnrollments(&b, ids, before)
+	}
 	if len(c.CancelMessages) > 0 {
 		b.Queue(reportQueuedQuery, c.CancelMessages).Query(func(rows pgx.Rows) error {
 			var id, step, channel string

@@ -295,19 +295,14 @@ func (db *DB) EnrollmentClaimDueIDs(ctx context.Context, now time.Time, limit in
 	}
 	var ids []string
 	err = db.inTx(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.StmtContext(ctx, ws.enrollmentsClaimDueIDs).QueryContext(ctx, micros(now.Add(lease)), micros(now), limitOf(limit))
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
+		return queryTx(ctx, tx, ws.enrollmentsClaimDueIDs, []any{micros(now.Add(lease)), micros(now), limitOf(limit)}, func(rows *sql.Rows) error {
 			var id string
 			if err := rows.Scan(&id); err != nil {
 				return err
 			}
 			ids = append(ids, id)
-		}
-		return rows.Err()
+			return nil
+		})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: enrollment claim due: %w", err)

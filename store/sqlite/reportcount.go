@@ -69,27 +69,18 @@ type reportStmts struct {
 	conversionsDelete, conversionsPut  *sql.Stmt
 }
 
-// On a slim store (Slim) there are none, and nil counts nothing.
+// reportStmts returns the counters' statements of EngineCommit, prepared
+// once with the writer's others (writeStmts). On a slim store (Slim) there
+// are none, and nil counts nothing.
 func (db *DB) reportStmts(ctx context.Context) (*reportStmts, error) {
 	if db.noReports {
 		return nil, nil
 	}
-	var r reportStmts
-	for _, p := range []struct {
-		s **sql.Stmt
-		q string
-	}{{&r.enrollments, reportEnrollmentsQuery}, {&r.decisions, reportDecisionsQuery}, {&r.inserted, reportInsertedQuery},
-		{&r.queued, reportQueuedQuery},
-		{&r.cohorts, reportCohortsAddQuery}, {&r.outcomes, reportOutcomesAddQuery}, {&r.paths, reportPathsAddQuery},
-		{&r.messages, reportMessagesAddQuery}, {&r.conversionsDelete, reportConversionsDeleteQuery},
-		{&r.conversionsPut, reportConversionsPutQuery}} {
-		s, err := db.stmt(ctx, p.q)
-		if err != nil {
-			return nil, err
-		}
-		*p.s = s
+	ws, err := db.writeStmts(ctx)
+	if err != nil {
+		return nil, err
 	}
-	return &r, nil
+	return &ws.report, nil
 }
 
 // before reads, in the commit's transaction before it writes, the
@@ -213,21 +204,18 @@ func (rs *reportStmts) after(ctx context.Context, tx *sql.Tx, c *nudge.EngineCom
 // statusStmts write reportcount.Moves.
 type statusStmts struct{ messages, touches *sql.Stmt }
 
-// statusStmts prepares the statements of reportcount.Moves on the writer.
-// On a slim store (Slim) there are none, and nil counts nothing.
+// statusStmts returns the statements of reportcount.Moves, prepared once
+// with the writer's others (writeStmts). On a slim store (Slim) there are
+// none, and nil counts nothing.
 func (db *DB) statusStmts(ctx context.Context) (*statusStmts, error) {
 	if db.noReports {
 		return nil, nil
 	}
-	m, err := db.stmt(ctx, reportMessagesAddQuery)
+	ws, err := db.writeStmts(ctx)
 	if err != nil {
 		return nil, err
 	}
-	t, err := db.stmt(ctx, reportTouchesQuery)
-	if err != nil {
-		return nil, err
-	}
-	return &statusStmts{m, t}, nil
+	return &ws.status, nil
 }
 
 // write applies s in tx: one statement for the counters, and one for the

@@ -53,6 +53,9 @@ type writeStmts struct {
 	inboxDelete                                            *sql.Stmt
 
 	messagesClaim, messagesRead, messageUpdate, statusInsert *sql.Stmt
+
+	report reportStmts // the counters' statements of EngineCommit
+	status statusStmts // and of MessageUpdate
 }
 
 // writeStmts returns the writer's statements, preparing them on first use.
@@ -112,6 +115,14 @@ func (db *DB) writeStmts(ctx context.Context) (*writeStmts, error) {
 	ws.messageUpdate = one(messageUpdateQuery)
 	ws.statusInsert = one(statusInsertQuery)
 	ws.inboxDelete = one(inboxDeleteQuery)
+	ws.report = reportStmts{
+		enrollments: one(reportEnrollmentsQuery), decisions: one(reportDecisionsQuery), inserted: one(reportInsertedQuery),
+		queued:  one(reportQueuedQuery),
+		cohorts: one(reportCohortsAddQuery), outcomes: one(reportOutcomesAddQuery), paths: one(reportPathsAddQuery),
+		messages: one(reportMessagesAddQuery), conversionsDelete: one(reportConversionsDeleteQuery),
+		conversionsPut: one(reportConversionsPutQuery),
+	}
+	ws.status = statusStmts{messages: ws.report.messages, touches: one(reportTouchesQuery)}
 	if first != nil {
 		return nil, first
 	}
