@@ -7,7 +7,6 @@ import (
 	"errors"
 	"hash/fnv"
 	"log/slog"
-	"slices"
 	"sync"
 	"time"
 
@@ -243,8 +242,9 @@ func (d *Dispatcher) Emit(ctx context.Context, ev Event) {
 	}
 }
 
-// holdUnstored keeps deliveries the store refused, up to Unstored of
-// them; past it the oldest are given up, each logged as an error.
+// holdUnstored keeps deliveries the store refused, after those already
+// held, up to Unstored of them; past it the oldest are given up, each
+// logged as an error.
 func (d *Dispatcher) holdUnstored(ctx context.Context, ps []*nudge.WebhookPending) {
 	d.umu.Lock()
 	defer d.umu.Unlock()
@@ -254,27 +254,35 @@ func (d *Dispatcher) holdUnstored(ctx context.Context, ps []*nudge.WebhookPendin
 			d.log.ErrorContext(ctx, "webhook: too many events waiting for the store; this one will not be delivered",
 				"event_id", p.EventID, "event", p.Event, "subscription", p.SubscriptionID, "waiting", d.cfg.Unstored)
 		}
-		d.unstored = slices.Delete(d.unstored, 0, over)
+		d.unstored = d.unstored[over:]
 	}
 }
 
 // storeUnstored offers the deliveries the store refused to it again, in
 // one write, and reports whether none is left waiting. Each keeps the
-// time it was emitted as its AvailableAt.
+// time it was emitted as its AvailableAt. The lock is not held during the
+// write, so an Emit never waits on a store that hangs; what the store
+// refuses again goes back before what was held meanwhile.
 func (d *Dispatcher) storeUnstored(ctx context.Context) bool {
 	d.umu.Lock()
-	defer d.umu.Unlock()
-	if len(d.unstored) == 0 {
+	ps := d.unstored
+	d.unstored = nil
+	d.umu.Unlock()
+	if len(ps) == 0 {
 		return true
 	}
-	if err := d.cfg.Store.WebhookEnqueue(ctx, d.unstored, d.cfg.Clock.Now()); err != nil {
+	if err := d.cfg.Store.WebhookEnqueue(ctx, ps, d.cfg.Clock.Now()); err != nil {
 		if ctx.Err() == nil {
-			d.log.WarnContext(ctx, "webhook: waiting events still not stored", "events", len(d.unstored), "error", err)
+			d.log.WarnContext(ctx, "webhook: waiting events still not stored", "events", len(ps), "error", err)
 		}
+		d.umu.Lock()
+		held := d.unstored
+		d.unstored = ps
+		d.umu.Unlock()
+		d.holdUnstored(ctx, held)
 		return false
 	}
-	d.log.InfoContext(ctx, "webhook: waiting events stored", "events", len(d.unstored))
-	d.unstored = nil
+	d.log.InfoContext(ctx, "webhook: waiting events stored", "events", len(ps))
 	return true
 }
 
