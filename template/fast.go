@@ -127,11 +127,6 @@ func isIdent(s string) bool {
 // first used keys (which the lookup goes on from).
 type root func(path []string) (v any, used int)
 
-// mapRoot looks objects up in bindings.
-func mapRoot(b map[string]any) root {
-	return func([]string) (any, int) { return b, 0 }
-}
-
 // render renders the plan from r; ok is false when a value is neither a
 // string nor missing, and Liquid must render the part.
 func (p *plan) render(r root) (out string, ok bool) {

@@ -122,3 +122,9 @@ func TestLookupMatchesBindings(t *testing.T) {
 		}
 	}
 }
+
+// mapRoot looks objects up in bindings, as Liquid does: the reference the
+// plans' own lookups are compared with.
+func mapRoot(b map[string]any) root {
+	return func([]string) (any, int) { return b, 0 }
+}

@@ -112,41 +112,26 @@ func timeValue(t time.Time) any {
 func bindings(d Data) map[string]any {
 	b := map[string]any{"contact": map[string]any{"attributes": map[string]any{}}, "event": map[string]any{"properties": map[string]any{}, "context": map[string]any{}}, "message": map[string]any{"details": map[string]any{}}}
 	if c := d.Contact; c != nil {
-		attrs := c.Attributes
-		if attrs == nil {
-			attrs = map[string]any{}
-		}
 		b["contact"] = map[string]any{
 			"id": c.ID, "email": c.Email, "phone": c.Phone, "timezone": c.Timezone,
 			"lifecycle_stage": c.LifecycleStage, "journey_stage": c.JourneyStage,
-			"is_customer": c.IsCustomer, "attributes": attrs,
+			"is_customer": c.IsCustomer, "attributes": orEmpty(c.Attributes),
 			"created_at": timeValue(c.CreatedAt), "updated_at": timeValue(c.UpdatedAt),
 		}
 	}
 	if e := d.Event; e != nil {
-		props, ctx := e.Properties, e.Context
-		if props == nil {
-			props = map[string]any{}
-		}
-		if ctx == nil {
-			ctx = map[string]any{}
-		}
 		b["event"] = map[string]any{
 			"seq": e.Seq, "message_id": e.MessageID, "type": e.Type, "contact_id": e.ContactID,
-			"anonymous_id": e.AnonymousID, "name": e.Name, "properties": props, "context": ctx,
+			"anonymous_id": e.AnonymousID, "name": e.Name, "properties": orEmpty(e.Properties), "context": orEmpty(e.Context),
 			"timestamp": timeValue(e.Timestamp), "received_at": timeValue(e.ReceivedAt),
 		}
 	}
 	b["journey"] = map[string]any{"id": d.Journey.ID, "name": d.Journey.Name, "version": d.Journey.Version}
 	if m := d.Message; m != nil {
-		details := m.Details
-		if details == nil {
-			details = map[string]any{}
-		}
 		b["message"] = map[string]any{
 			"id": m.ID, "enrollment_id": m.EnrollmentID, "contact_id": m.ContactID, "journey_id": m.JourneyID,
 			"version": m.Version, "step_id": m.StepID, "channel": m.Channel, "template": m.Template,
-			"purpose": m.Purpose, "details": details, "created_at": timeValue(m.CreatedAt),
+			"purpose": m.Purpose, "details": orEmpty(m.Details), "created_at": timeValue(m.CreatedAt),
 		}
 	}
 	return b
