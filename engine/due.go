@@ -144,7 +144,9 @@ func (e *Engine) processDue(ctx context.Context) (n int, more bool, err error) {
 		}
 		if r.err == nil && wait {
 			r.err = e.computeDue(ctx, next, func(contactID string) bool { return after[contactID] })
-			e.prepareDue(next)
+			if r.err == nil {
+				e.prepareDue(next)
+			}
 		}
 		if r.err != nil {
 			for _, b := range []*dueBatch{next, r.ahead} {
