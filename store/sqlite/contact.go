@@ -413,7 +413,7 @@ func (db *DB) ContactErase(ctx context.Context, id string, now time.Time) error 
 		for _, q := range []string{
 			`UPDATE links SET contact_id = '', message_id = '', journey_id = '', step_id = '' WHERE contact_id = ?`,
 			`DELETE FROM events WHERE contact_id = ?`,
-			`DELETE FROM inbox WHERE contact_id = ?`,
+			`DELETE FROM inbox WHERE contact_id = ?`, // and db.inbox's, below
 			`DELETE FROM decisions WHERE contact_id = ?`,
 			`DELETE FROM messages WHERE contact_id = ?`,
 			`DELETE FROM enrollments WHERE contact_id = ?`,
@@ -422,6 +422,7 @@ func (db *DB) ContactErase(ctx context.Context, id string, now time.Time) error 
 				return err
 			}
 		}
+		db.inbox.erase(id)
 		_, err = tx.ExecContext(ctx, `DELETE FROM contacts WHERE id = ?`, id)
 		return err
 	})

@@ -62,6 +62,9 @@ func inboxAddContacts(ctx context.Context, tx *sql.Tx, ws *writeStmts, changes [
 	if len(changes) == 0 {
 		return nil
 	}
+	if ws.inbox != nil {
+		return ws.inbox.addChanges(changes, micros(now))
+	}
 	arr, err := jsonArray(changes)
 	if err != nil {
 		return err
@@ -90,6 +93,9 @@ func (db *DB) InboxClaim(ctx context.Context, now time.Time, limit int, lease ti
 		return nil, err
 	}
 	n := limitOf(limit)
+	if db.inbox != nil {
+		return db.inbox.claim(now, n, lease)
+	}
 	ws, err := db.writeStmts(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: inbox claim: %w", err)
@@ -141,6 +147,9 @@ func (db *DB) InboxClaim(ctx context.Context, now time.Time, limit int, lease ti
 // not claimed, or whose claim expired before now. The engine asks it
 // between the batches of a drain, to serve events first.
 func (db *DB) InboxPending(ctx context.Context, now time.Time) (bool, error) {
+	if db.inbox != nil {
+		return db.inbox.pending(now), nil
+	}
 	st, err := db.readStmt(ctx, `SELECT EXISTS (SELECT 1 FROM inbox WHERE claimed_until IS NULL OR claimed_until < ?)`)
 	if err != nil {
 		return false, fmt.Errorf("sqlite: inbox pending: %w", err)
@@ -1110,7 +1119,11 @@ func (db *DB) engineEncode(c *nudge.EngineCommit, now time.Time) (func(context.C
 					return err
 				}
 			}
-			if inboxDone != "" {
+			if db.inbox != nil {
+				if err := db.inbox.consume(done); err != nil {
+					return err
+				}
+			} else if inboxDone != "" {
 				r, err := tx.StmtContext(ctx, ws.inboxDelete).ExecContext(ctx, inboxDone)
 				if err != nil {
 					return err

@@ -217,9 +217,12 @@ func (db *DB) EventIngest(ctx context.Context, items []nudge.IngestItem, now tim
 		if err != nil {
 			return err
 		}
-		var changes any // NULL without identifies
+		var (
+			changes any // NULL without identifies
+			bySeq   map[string]contactChange
+		)
 		if len(patches) > 0 {
-			bySeq := make(map[string]contactChange, len(patches))
+			bySeq = make(map[string]contactChange, len(patches))
 			for k, r := range results {
 				before := befores[k]
 				if created[r.Contact.ID] {
@@ -229,6 +232,11 @@ func (db *DB) EventIngest(ctx context.Context, items []nudge.IngestItem, now tim
 				seq := stored[items[of[k]].Event.MessageID]
 				bySeq[strconv.FormatInt(seq, 10)] = contactChange{ID: r.Contact.ID, Before: before, After: r.Contact}
 			}
+		}
+		if db.inbox != nil {
+			return db.inbox.addEvents(args, stored, bySeq, micros(now))
+		}
+		if len(bySeq) > 0 {
 			b, err := json.Marshal(bySeq)
 			if err != nil {
 				return err
@@ -357,7 +365,9 @@ func (db *DB) EventPrune(ctx context.Context, before time.Time) (int64, error) {
 			if err != nil {
 				return err
 			}
-			n, err = r.RowsAffected()
+			if n, err = r.RowsAffected(); err == nil && n < pruneBatch {
+				db.inbox.prune(before) // all of them are gone now
+			}
 			return err
 		})
 		if err != nil {

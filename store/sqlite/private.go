@@ -17,8 +17,9 @@ import (
 // nothing is synced to disk (a crash leaves the file unusable, which a
 // throwaway store does not mind). Queries run one at a time. Its
 // transactions are savepoints of one transaction that Close commits
-// (savepoint.go): a transaction's end writes nothing to the file. Like
-// Open, it does not migrate.
+// (savepoint.go): a transaction's end writes nothing to the file. Its
+// inbox is kept in memory (private_inbox.go), not in the file. Like Open,
+// it does not migrate.
 func OpenPrivate(path string) (*DB, error) {
 	if err := checkPath(path); err != nil {
 		return nil, err
@@ -36,13 +37,14 @@ func OpenPrivate(path string) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
-	conn := sql.OpenDB(privateConnector{base})
+	inbox := &memInbox{}
+	conn := sql.OpenDB(privateConnector{base, inbox})
 	// The one connection holds the lock and the only copy of the
 	// journal: it must not be closed or replaced while the store is open.
 	if err := oneConnection(conn, path); err != nil {
 		return nil, err
 	}
-	return &DB{path: path, write: conn, read: conn, private: true, stmts: map[string]*sql.Stmt{}, readStmts: map[string]*sql.Stmt{}}, nil
+	return &DB{path: path, write: conn, read: conn, private: true, inbox: inbox, stmts: map[string]*sql.Stmt{}, readStmts: map[string]*sql.Stmt{}}, nil
 }
 
 // slimIndexes are the indexes that only the console's pages, the reports,

@@ -190,3 +190,64 @@ func TestPrivateTransactions(t *testing.T) {
 		t.Errorf("ContactMerge after the transaction was rolled back: %v; want %v", err, errPrivateLost)
 	}
 }
+
+// A private store's inbox is in memory, and a transaction that rolls back
+// takes its changes to the inbox with it: a commit that fails after
+// merging a contact leaves neither the contact's change nor the removal of
+// the items it consumed, and its file's inbox table stays empty.
+func TestPrivateInbox(t *testing.T) {
+	ctx := context.Background()
+	db, err := OpenPrivate(filepath.Join(t.TempDir(), "private.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+	const lease = time.Minute
+	if _, err := db.ContactMerge(ctx, []*nudge.ContactPatch{{ID: "c1"}}, now); err != nil {
+		t.Fatal(err)
+	}
+	items, err := db.InboxClaim(ctx, now, 10, lease)
+	if err != nil || len(items) != 1 {
+		t.Fatalf("InboxClaim = %d items, %v; want the contact's creation", len(items), err)
+	}
+	// The second item does not exist: the commit fails after its patch.
+	err = db.EngineCommit(ctx, &nudge.EngineCommit{
+		ContactPatches: []*nudge.ContactPatch{{ID: "c1", Attributes: map[string]any{"plan": "pro"}}},
+		InboxDone:      []int64{items[0].Seq, items[0].Seq + 1},
+	}, now)
+	if nudge.ErrorCode(err) != nudge.ECONFLICT {
+		t.Fatalf("EngineCommit consuming a missing item: %v; want ECONFLICT", err)
+	}
+	c, err := db.ContactGet(ctx, "c1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := c.Attributes["plan"]; ok {
+		t.Errorf("the failed commit's patch was kept: %v", c.Attributes)
+	}
+	later := now.Add(2 * lease)
+	if pending, err := db.InboxPending(ctx, now); err != nil || pending {
+		t.Errorf("InboxPending within the claim = %v, %v; want false", pending, err)
+	}
+	again, err := db.InboxClaim(ctx, later, 10, lease)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(again) != 1 || again[0].Seq != items[0].Seq || again[0].After == nil || again[0].Before != nil {
+		t.Fatalf("InboxClaim after the lease = %+v; want only the creation of c1 again", again)
+	}
+	if err := db.EngineCommit(ctx, &nudge.EngineCommit{InboxDone: []int64{again[0].Seq}}, later); err != nil {
+		t.Fatal(err)
+	}
+	if pending, err := db.InboxPending(ctx, later.Add(time.Hour)); err != nil || pending {
+		t.Errorf("InboxPending after the item was consumed = %v, %v; want false", pending, err)
+	}
+	var rows int
+	if err := db.write.QueryRowContext(ctx, `SELECT count(*) FROM inbox`).Scan(&rows); err != nil || rows != 0 {
+		t.Errorf("the file's inbox table has %d rows (%v); want none", rows, err)
+	}
+}

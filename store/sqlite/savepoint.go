@@ -29,6 +29,7 @@ var errPrivateLost = errors.New("the private store's transaction was rolled back
 // privateConnector opens the connection of a private store.
 type privateConnector struct {
 	driver.Connector // modernc.org/sqlite's, for the DSN
+	inbox            *memInbox
 }
 
 func (c privateConnector) Connect(ctx context.Context) (driver.Conn, error) {
@@ -41,7 +42,7 @@ func (c privateConnector) Connect(ctx context.Context) (driver.Conn, error) {
 		conn.Close()
 		return nil, errors.New("sqlite: the driver's connection lacks an interface the private store needs")
 	}
-	p := &privateConn{fullConn: full}
+	p := &privateConn{fullConn: full, inbox: c.inbox}
 	if h, ok := conn.(interface {
 		RegisterRollbackHook(msqlite.RollbackHookFn)
 	}); ok {
@@ -70,6 +71,8 @@ type privateConn struct {
 	fullConn
 	open bool        // the outer transaction is open (database/sql uses a connection from one goroutine at a time)
 	lost atomic.Bool // SQLite rolled the outer transaction back
+
+	inbox *memInbox // the store's, whose staged changes a savepoint's end applies or drops
 }
 
 // Unwrap returns the driver's connection (modernc.org/sqlite's Limit looks for it).
@@ -110,13 +113,16 @@ type savepoint struct{ c *privateConn }
 
 func (s savepoint) Commit() error {
 	if s.c.lost.Load() {
+		s.c.inbox.end(false)
 		return errPrivateLost
 	}
 	_, err := s.c.ExecContext(context.Background(), `RELEASE tx`, nil)
+	s.c.inbox.end(err == nil)
 	return err
 }
 
 func (s savepoint) Rollback() error {
+	s.c.inbox.end(false)
 	if s.c.lost.Load() {
 		return errPrivateLost
 	}

@@ -81,8 +81,9 @@ type DB struct {
 	read  *sql.DB       // read-only connections
 	ckpt  *checkpointer // checkpoints the WAL off the writer; nil in a private store
 
-	private   bool // from OpenPrivate
-	noReports bool // slimmed: EngineCommit keeps no report counters
+	private   bool      // from OpenPrivate
+	noReports bool      // slimmed: EngineCommit keeps no report counters
+	inbox     *memInbox // a private store's inbox (private_inbox.go); nil: the table
 
 	stmtMu    sync.Mutex
 	stmts     map[string]*sql.Stmt // prepared on write, by query text

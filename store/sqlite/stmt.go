@@ -54,6 +54,8 @@ type writeStmts struct {
 
 	messagesClaim, messagesRead, messageUpdate, statusInsert *sql.Stmt
 
+	inbox *memInbox // the DB's, if in memory
+
 	report reportStmts // the counters' statements of EngineCommit
 	status statusStmts // and of MessageUpdate
 }
@@ -123,6 +125,7 @@ func (db *DB) writeStmts(ctx context.Context) (*writeStmts, error) {
 		conversionsPut: one(reportConversionsPutQuery),
 	}
 	ws.status = statusStmts{messages: ws.report.messages, touches: one(reportTouchesQuery)}
+	ws.inbox = db.inbox
 	if first != nil {
 		return nil, first
 	}
