@@ -57,6 +57,10 @@ type dueBatch struct {
 	outs   []*nudge.EngineCommit // each enrollment's transition; nil: failed, or not computed yet
 	full   bool                  // the claim was full: there may be more
 	sorted bool                  // ens is in priority order
+	// live are the live enrollments of ens's contacts, by contact, read
+	// with ens (loadDue; nil: not read), for the guardrails of those
+	// computed before anything else commits.
+	live map[string][]*nudge.Enrollment
 
 	// Once computed (prepareDue): the transitions to commit, and all of
 	// them as one commit.
@@ -85,7 +89,7 @@ func (e *Engine) processDue(ctx context.Context) (n int, more bool, err error) {
 		e.releaseDue(ctx, cur)
 		return 0, true, err
 	}
-	if err := e.computeDue(ctx, cur, nil); err != nil {
+	if err := e.computeDue(ctx, cur, nil, cur.live); err != nil {
 		return 0, cur.full, err
 	}
 	e.prepareDue(cur)
@@ -130,7 +134,7 @@ func (e *Engine) processDue(ctx context.Context) (n int, more bool, err error) {
 				for _, en := range next.ens {
 					wait = wait || after[en.ContactID]
 				}
-				err = e.computeDue(ctx, next, func(contactID string) bool { return !after[contactID] })
+				err = e.computeDue(ctx, next, func(contactID string) bool { return !after[contactID] }, next.live)
 			}
 			if err == nil && !wait {
 				e.prepareDue(next)
@@ -143,7 +147,9 @@ func (e *Engine) processDue(ctx context.Context) (n int, more bool, err error) {
 			r.err = err
 		}
 		if r.err == nil && wait {
-			r.err = e.computeDue(ctx, next, func(contactID string) bool { return after[contactID] })
+			// cur's commit changed these contacts' enrollments: the
+			// guardrails read them again.
+			r.err = e.computeDue(ctx, next, func(contactID string) bool { return after[contactID] }, nil)
 			if r.err == nil {
 				e.prepareDue(next)
 			}
@@ -181,10 +187,12 @@ func (e *Engine) goOn(ctx context.Context, m int) bool {
 // dueIDClaimer is a store that claims due enrollments in two parts
 // (*sqlite.DB): the claim on the writer, returning ids, and the read of
 // their rows, which the drain does while the writer commits the batch
-// before, off the writer's path.
+// before, off the writer's path. The read returns, with the claimed
+// enrollments, the live enrollments of their contacts (as
+// EnrollmentListLive would), which the guardrails need.
 type dueIDClaimer interface {
 	EnrollmentClaimDueIDs(ctx context.Context, now time.Time, limit int, lease time.Duration) ([]string, error)
-	EnrollmentsClaimed(ctx context.Context, ids []string, now time.Time, lease time.Duration) ([]*nudge.Enrollment, error)
+	EnrollmentsClaimed(ctx context.Context, ids []string, now time.Time, lease time.Duration) ([]*nudge.Enrollment, map[string][]*nudge.Enrollment, error)
 }
 
 // claimDue claims a batch of due enrollments; nil when none is due. With
@@ -220,11 +228,11 @@ func (e *Engine) loadDue(ctx context.Context, b *dueBatch) error {
 	if b.ens != nil {
 		return nil
 	}
-	ens, err := e.store.(dueIDClaimer).EnrollmentsClaimed(ctx, b.ids, b.now, e.lease)
+	ens, live, err := e.store.(dueIDClaimer).EnrollmentsClaimed(ctx, b.ids, b.now, e.lease)
 	if err != nil {
 		return fmt.Errorf("engine: read the claimed due enrollments: %w", err)
 	}
-	b.ens, b.outs = ens, make([]*nudge.EngineCommit, len(ens))
+	b.ens, b.outs, b.live = ens, make([]*nudge.EngineCommit, len(ens)), live
 	if b.ens == nil {
 		b.ens = []*nudge.Enrollment{}
 	}
@@ -241,11 +249,12 @@ func (e *Engine) releaseDue(ctx context.Context, b *dueBatch) {
 
 // computeDue computes the transitions of b's enrollments whose contact
 // passes (nil: all of them), with the guardrails' facts of those contacts
-// read in bulk now. The first call puts the batch in priority order: a
+// read in bulk now, but for their live enrollments when live holds them
+// (nil: read too). The first call puts the batch in priority order: a
 // higher-priority journey's send is decided first, and a lower one
 // competing for the same cap sees it. A contact's enrollments are all
 // computed by one call.
-func (e *Engine) computeDue(ctx context.Context, b *dueBatch, pass func(contactID string) bool) error {
+func (e *Engine) computeDue(ctx context.Context, b *dueBatch, pass func(contactID string) bool, live map[string][]*nudge.Enrollment) error {
 	var ids []string
 	seen := make(map[string]bool, len(b.ens))
 	for _, en := range b.ens {
@@ -261,7 +270,7 @@ func (e *Engine) computeDue(ctx context.Context, b *dueBatch, pass func(contactI
 	if err != nil {
 		return fmt.Errorf("engine: read the contacts of due enrollments: %w", err)
 	}
-	g := e.newGuard(ctx, b.now, contacts, nil)
+	g := e.newGuard(ctx, b.now, contacts, live)
 	for _, en := range b.ens {
 		g.batch[en.ID] = true
 	}

@@ -73,7 +73,8 @@ func TestEnginePrepare(t *testing.T) {
 
 // A claim in two parts (EnrollmentClaimDueIDs, then EnrollmentsClaimed)
 // claims what EnrollmentClaimDue would, and reads the claimed enrollments
-// in claim order, leaving out one that changed after the claim.
+// in claim order, leaving out one that changed after the claim, with the
+// live enrollments of their contacts.
 func TestEnrollmentClaimDueIDs(t *testing.T) {
 	ctx := context.Background()
 	db, now := drainDB(t, 6)
@@ -106,7 +107,19 @@ func TestEnrollmentClaimDueIDs(t *testing.T) {
 	if err := db.EngineCommit(ctx, &nudge.EngineCommit{Enrollments: []*nudge.Enrollment{&ended}}, now); err != nil {
 		t.Fatal(err)
 	}
-	es, err := db.EnrollmentsClaimed(ctx, ids, now, time.Minute)
+	// c0 (of e9) has a second live enrollment in the journey,
+	// under another key, claimed by nobody; c4 (of e5, claimed by the
+	// second claim) one more.
+	other := []*nudge.Enrollment{
+		{ID: "f0", JourneyID: "j", Key: "second", Version: 1, ContactID: "c0", State: nudge.EnrollmentWaiting, StepID: "wait",
+			WakeAt: now.Add(time.Hour), Steps: map[string]nudge.StepRecord{"wait": {At: now}}},
+		{ID: "f4", JourneyID: "j", Key: "second", Version: 1, ContactID: "c4", State: nudge.EnrollmentWaiting, StepID: "wait",
+			WakeAt: now.Add(time.Hour), Steps: map[string]nudge.StepRecord{"wait": {At: now}}},
+	}
+	if err := db.EngineCommit(ctx, &nudge.EngineCommit{Enrollments: other}, now); err != nil {
+		t.Fatal(err)
+	}
+	es, live, err := db.EnrollmentsClaimed(ctx, ids, now, time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,5 +132,29 @@ func TestEnrollmentClaimDueIDs(t *testing.T) {
 	}
 	if want := []string{"e9", "e7", "e6"}; !slices.Equal(got, want) {
 		t.Errorf("EnrollmentsClaimed = %v, want %v (in wake order, without e8)", got, want)
+	}
+	// The live ones of c0, c2 and c3 (e8's contact c1 has none left),
+	// as EnrollmentListLive lists them.
+	want, err := db.EnrollmentListLive(ctx, []string{"c0", "c1", "c2", "c3"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(live) != 3 || len(want) != 3 {
+		t.Errorf("live enrollments of %d contacts, EnrollmentListLive of %d; want 3", len(live), len(want))
+	}
+	for cid, ws := range want {
+		var gotIDs, wantIDs []string
+		for _, e := range live[cid] {
+			gotIDs = append(gotIDs, e.ID)
+			if e.ID == "f0" && (e.Steps != nil || e.Rev != 1 || !e.WakeAt.Equal(now.Add(time.Hour))) {
+				t.Errorf("f0, not claimed: steps %v, rev %d, wake %v; want no steps, rev 1, its wake time", e.Steps, e.Rev, e.WakeAt)
+			}
+		}
+		for _, e := range ws {
+			wantIDs = append(wantIDs, e.ID)
+		}
+		if !slices.Equal(gotIDs, wantIDs) {
+			t.Errorf("live enrollments of %s = %v, want %v", cid, gotIDs, wantIDs)
+		}
 	}
 }

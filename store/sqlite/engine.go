@@ -215,15 +215,17 @@ func limitOf(n int) int { return limit(n, 100, 10000) }
 const enrollmentColumns = `id, journey_id, version, contact_id, key, state, step_id, wake_at, wait_event,
 	held_out, event, steps, entered_at, updated_at, ended_at, rev`
 
-func scanEnrollment(s scanner) (*nudge.Enrollment, error) {
+// scanEnrollment scans a row of enrollmentColumns, then of more, if any.
+func scanEnrollment(s scanner, more ...any) (*nudge.Enrollment, error) {
 	var (
 		e                nudge.Enrollment
 		wake, ended      sql.NullInt64
 		event, steps     sql.NullString
 		entered, updated int64
 	)
-	if err := s.Scan(&e.ID, &e.JourneyID, &e.Version, &e.ContactID, &e.Key, &e.State, &e.StepID, &wake,
-		&e.WaitEvent, &e.HeldOut, &event, &steps, &entered, &updated, &ended, &e.Rev); err != nil {
+	dst := append([]any{&e.ID, &e.JourneyID, &e.Version, &e.ContactID, &e.Key, &e.State, &e.StepID, &wake,
+		&e.WaitEvent, &e.HeldOut, &event, &steps, &entered, &updated, &ended, &e.Rev}, more...)
+	if err := s.Scan(dst...); err != nil {
 		return nil, err
 	}
 	if wake.Valid {
@@ -322,29 +324,47 @@ func (db *DB) EnrollmentClaimDueIDs(ctx context.Context, now time.Time, limit in
 // EnrollmentsClaimed returns the enrollments of ids that EnrollmentClaimDueIDs
 // claimed at now for lease and that are still waiting under that claim,
 // in WakeAt order, then by id. One changed or erased since is left out:
-// its transition is not the wake's to make.
-func (db *DB) EnrollmentsClaimed(ctx context.Context, ids []string, now time.Time, lease time.Duration) ([]*nudge.Enrollment, error) {
+// its transition is not the wake's to make. With them it returns, by
+// contact id, the live enrollments of their contacts as
+// EnrollmentListLive does (each contact's by id; the claimed ones with
+// their event and steps), which the engine's guardrails read anyway: one
+// statement reads both, each row once.
+func (db *DB) EnrollmentsClaimed(ctx context.Context, ids []string, now time.Time, lease time.Duration) ([]*nudge.Enrollment, map[string][]*nudge.Enrollment, error) {
+	live := map[string][]*nudge.Enrollment{}
 	if len(ids) == 0 {
-		return nil, nil
+		return nil, live, nil
 	}
 	arr, err := jsonArray(ids)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: enrollments claimed: %w", err)
+		return nil, nil, fmt.Errorf("sqlite: enrollments claimed: %w", err)
 	}
 	st, err := db.readStmt(ctx, enrollmentsClaimedQuery)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: enrollments claimed: %w", err)
+		return nil, nil, fmt.Errorf("sqlite: enrollments claimed: %w", err)
+	}
+	want := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		want[id] = true
 	}
 	rows, err := st.QueryContext(ctx, arr, micros(now.Add(lease)))
+	var es []*nudge.Enrollment
+	err = scanRows(rows, err, func(rows *sql.Rows) error {
+		var claimed bool
+		e, err := scanEnrollment(rows, &claimed)
+		if err != nil {
+			return err
+		}
+		live[e.ContactID] = append(live[e.ContactID], e)
+		if claimed && want[e.ID] {
+			es = append(es, e)
+		}
+		return nil
+	})
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: enrollments claimed: %w", err)
-	}
-	es, err := scanEnrollments(rows)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: enrollments claimed: %w", err)
+		return nil, nil, fmt.Errorf("sqlite: enrollments claimed: %w", err)
 	}
 	sortDue(es)
-	return es, nil
+	return es, live, nil
 }
 
 // sortDue puts enrollments in claim order: by WakeAt, then by id.
@@ -519,10 +539,17 @@ const (
 			WHERE e.state = 'waiting' AND e.wake_at <= ?2 AND j.status = 'active'
 				AND (e.claimed_until IS NULL OR e.claimed_until < ?2)
 			ORDER BY e.wake_at, e.id LIMIT ?3)`
-	// enrollmentsClaimedQuery reads the enrollments of a JSON array of ids
-	// that are still waiting under the claim until ?2.
-	enrollmentsClaimedQuery = `SELECT ` + enrollmentColumns + ` FROM enrollments
-		WHERE id IN (SELECT value FROM json_each(?1)) AND state = 'waiting' AND claimed_until = ?2`
+	// enrollmentsClaimedQuery reads the live enrollments of the contacts
+	// of a JSON array of ids, each contact's by id, and says which are
+	// still waiting under the claim until ?2; only those come with their
+	// event and steps.
+	enrollmentsClaimedQuery = `SELECT id, journey_id, version, contact_id, key, state, step_id, wake_at, wait_event,
+			held_out, iif(claimed_until IS ?2, event, NULL), iif(claimed_until IS ?2, steps, NULL),
+			entered_at, updated_at, ended_at, rev, claimed_until IS ?2
+		FROM enrollments
+		WHERE contact_id IN (SELECT contact_id FROM enrollments WHERE id IN (SELECT value FROM json_each(?1)))
+			AND state = 'waiting'
+		ORDER BY contact_id, id`
 
 	enrollmentsReleaseQuery = `UPDATE enrollments SET claimed_until = NULL
 		WHERE id IN (SELECT value FROM json_each(?)) AND claimed_until IS NOT NULL`
