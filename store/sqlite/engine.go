@@ -1110,12 +1110,13 @@ func (db *DB) engineEncode(c *nudge.EngineCommit, now time.Time) (func(context.C
 			// each one inserted takes the next (one more than the table's
 			// largest): those of this commit are the rowids from the first
 			// statement's first to the last one's last.
-			var first, last int64
+			var first, last, inserted int64
 			if err := execEach(ctx, tx, ws.messagesInsert, messageInsertColumns, margs, func(rows int, r sql.Result) error {
 				n, err := r.RowsAffected()
 				if err != nil || n == 0 {
 					return err
 				}
+				inserted += n
 				id, err := r.LastInsertId()
 				if err != nil {
 					return err
@@ -1161,7 +1162,10 @@ func (db *DB) engineEncode(c *nudge.EngineCommit, now time.Time) (func(context.C
 					return nudge.Errorf(nudge.ECONFLICT, "%d of %d inbox items were consumed by another claim", int64(len(done))-n, len(done))
 				}
 			}
-			return counts.after(ctx, tx, c, counted, first, last, now)
+			// Unless one was skipped, or the commit cancels queued messages
+			// (its own among them), the messages are stored as given.
+			asGiven := inserted == int64(len(c.Messages)) && cancel == ""
+			return counts.after(ctx, tx, c, counted, first, last, asGiven, now)
 		})
 		var stale *staleUpdate
 		if errors.As(err, &stale) {

@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"fmt"
@@ -150,15 +151,24 @@ func (rs *reportStmts) before(ctx context.Context, tx *sql.Tx, c *nudge.EngineCo
 // after moves the counters from what the enrollments c names counted
 // before it (see before) to what they count after it, counts the messages
 // it inserted (rowids first to last; none if first is 0) with their status
-// after it, and writes the report_conversions rows of the enrollments
-// converted before or after it.
+// after it, from c's own when they are stored as given (asGiven), and
+// writes the report_conversions rows of the enrollments converted before
+// or after it.
 func (rs *reportStmts) after(ctx context.Context, tx *sql.Tx, c *nudge.EngineCommit, before map[string]*reportcount.Enrollment,
-	first, last int64, now time.Time) error {
+	first, last int64, asGiven bool, now time.Time) error {
 	if rs == nil || len(before) == 0 && len(c.Enrollments) == 0 {
 		return nil
 	}
 	r, after, converted := reportcount.Commit(c, before, now)
-	if first > 0 {
+	switch {
+	case asGiven:
+		// An empty status is stored as queued.
+		for _, m := range c.Messages {
+			if a := after[m.EnrollmentID]; a != nil {
+				r.AddMessage(a, m.StepID, m.Channel, cmp.Or(m.Status, nudge.MessageQueued), 1)
+			}
+		}
+	case first > 0:
 		err := queryTx(ctx, tx, rs.inserted, []any{first, last}, func(rows *sql.Rows) error {
 			var eid, step, channel, status string
 			if err := rows.Scan(&eid, &step, &channel, &status); err != nil {

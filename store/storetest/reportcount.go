@@ -57,11 +57,12 @@ func testReportCounts(t *testing.T, open func(t *testing.T) nudge.Store) {
 			d(e2, now.Add(2*h), "intro", nudge.ChannelEmail, nudge.OutcomeHeldOut, "held_out"),
 			d(e3, now.Add(4*h), "", "", nudge.OutcomeEntered, "entered_event"),
 			d(e3, now.Add(4*h), "intro", nudge.ChannelEmail, nudge.OutcomeSent, "queued")}})
-	// e1's text is deferred twice for the same reason, then sent; its
+	// e1's text is deferred twice for the same reason, then sent (its
+	// intro email again with it, skipped for its idempotency key); its
 	// email is delivered, its text sent then delivered.
 	e1 = mustEnrollment(t, s, "e1")
 	mustCommit(t, s, now.Add(5*h), &nudge.EngineCommit{Enrollments: []*nudge.Enrollment{e1},
-		Messages: []*nudge.Message{msg("m2", e1, "text", nudge.ChannelSMS)},
+		Messages: []*nudge.Message{msg("m1again", e1, "intro", nudge.ChannelEmail), msg("m2", e1, "text", nudge.ChannelSMS)},
 		Decisions: []*nudge.Decision{d(e1, now.Add(h), "text", nudge.ChannelSMS, nudge.OutcomeDeferred, "quiet_hours"),
 			d(e1, now.Add(2*h), "text", nudge.ChannelSMS, nudge.OutcomeDeferred, "quiet_hours"),
 			d(e1, now.Add(5*h), "text", nudge.ChannelSMS, nudge.OutcomeSent, "queued")}})
@@ -72,12 +73,13 @@ func testReportCounts(t *testing.T, open func(t *testing.T) nudge.Store) {
 	mustRecord(t, s, now.Add(6*h), &nudge.ConsentRecordParams{ContactID: "c3", Channel: nudge.ChannelSMS, Purpose: nudge.PurposeMarketing,
 		Status: nudge.ConsentOptedOut, Source: nudge.SourceKeyword, OccurredAt: now.Add(6 * h)})
 	// e1 converts; e2 (in the holdout) completes; e3 exits, its queued
-	// email cancelled.
+	// email cancelled, and with it the one its exit queues.
 	e1, e2, e3 = mustEnrollment(t, s, "e1"), mustEnrollment(t, s, "e2"), mustEnrollment(t, s, "e3")
 	e1.State, e1.EndedAt = nudge.EnrollmentConverted, now.Add(8*h)
 	e2.State, e2.HeldOut, e2.EndedAt = nudge.EnrollmentCompleted, true, now.Add(8*h)
 	e3.State, e3.EndedAt = nudge.EnrollmentExited, now.Add(8*h)
 	mustCommit(t, s, now.Add(8*h), &nudge.EngineCommit{Enrollments: []*nudge.Enrollment{e1, e2, e3}, CancelMessages: []string{"e3"},
+		Messages: []*nudge.Message{msg("m3b", e3, "bye", nudge.ChannelEmail)},
 		Decisions: []*nudge.Decision{d(e1, now.Add(8*h), "", "", nudge.OutcomeConverted, "goal_met"),
 			d(e2, now.Add(8*h), "", "", nudge.OutcomeCompleted, "completed"),
 			d(e3, now.Add(8*h), "", "", nudge.OutcomeExited, "unsubscribed")}})
