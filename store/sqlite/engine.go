@@ -582,10 +582,10 @@ const (
 // whose id exists or that would be a second live enrollment (in the table
 // or earlier in the statement), and returns the ids of those inserted.
 func enrollmentsInsertQuery(n int) string {
-	row := "(" + placeholders(enrollmentInsertColumns) + ", 1)"
+	row := strings.TrimSuffix(rowOrEmpty(enrollmentInsertColumns, 4, 6, 8), ")") + ", 1)"
 	return `INSERT INTO enrollments (id, journey_id, version, contact_id, key, state, step_id,
 		wake_at, wait_event, held_out, event, steps, entered_at, updated_at, ended_at, rev)
-		VALUES ` + strings.Repeat(row+", ", n-1) + row + `
+		VALUES ` + repeatRow(n, row) + `
 		ON CONFLICT DO NOTHING RETURNING id`
 }
 
@@ -594,7 +594,7 @@ func enrollmentsInsertQuery(n int) string {
 // outer loop of the join). An id given twice is updated at most once.
 func enrollmentsUpdateQuery(n int) string {
 	return `WITH v (id, state, step_id, wake_at, wait_event, held_out, event, steps, entered_at, updated_at,
-		ended_at, rev) AS (VALUES ` + valuesRows(n, enrollmentUpdateColumns) + `)
+		ended_at, rev) AS (VALUES ` + repeatRow(n, rowOrEmpty(enrollmentUpdateColumns, 2, 4)) + `)
 		UPDATE enrollments SET state = v.state, step_id = v.step_id, wake_at = v.wake_at,
 			wait_event = v.wait_event, held_out = v.held_out, event = v.event, steps = v.steps,
 			entered_at = v.entered_at, updated_at = v.updated_at, ended_at = v.ended_at,
@@ -606,7 +606,7 @@ func enrollmentsUpdateQuery(n int) string {
 func decisionsInsertQuery(n int) string {
 	return `INSERT INTO decisions (at, contact_id, journey_id, version, enrollment_id, step_id,
 		channel, outcome, reason, message, details, policy_version)
-		VALUES ` + valuesRows(n, decisionInsertColumns)
+		VALUES ` + repeatRow(n, rowOrEmpty(decisionInsertColumns, 5, 6, 9))
 }
 
 // messagesInsertQuery inserts n messages, in order, skipping any whose
@@ -615,7 +615,7 @@ func messagesInsertQuery(n int) string {
 	return `INSERT INTO messages (id, enrollment_id, contact_id, journey_id, version, step_id,
 		channel, template, purpose, status, idempotency_key, available_at, details, created_at, updated_at,
 		provider_id, attempts, error)
-		VALUES ` + valuesRows(n, messageInsertColumns) + `
+		VALUES ` + repeatRow(n, rowOrEmpty(messageInsertColumns, 5, 7, 8, 15, 17)) + `
 		ON CONFLICT (idempotency_key) DO NOTHING`
 }
 
@@ -681,12 +681,14 @@ func appendEnrollmentArgs(dst []any, e *nudge.Enrollment, now time.Time) ([]any,
 	if entered.IsZero() {
 		entered = now
 	}
+	// Key, step id and wait event: NULL when empty (rowOrEmpty).
 	if e.Rev == 0 {
-		return append(dst, e.ID, e.JourneyID, e.Version, e.ContactID, e.Key, e.State, e.StepID, nullMicros(e.WakeAt),
-			e.WaitEvent, e.HeldOut, event, steps, micros(entered), micros(now), nullMicros(e.EndedAt)), nil
+		return append(dst, e.ID, e.JourneyID, e.Version, e.ContactID, nullString(e.Key), e.State, nullString(e.StepID),
+			nullMicros(e.WakeAt), nullString(e.WaitEvent), e.HeldOut, event, steps, micros(entered), micros(now),
+			nullMicros(e.EndedAt)), nil
 	}
-	return append(dst, e.ID, e.State, e.StepID, nullMicros(e.WakeAt), e.WaitEvent, e.HeldOut, event, steps,
-		micros(entered), micros(now), nullMicros(e.EndedAt), e.Rev), nil
+	return append(dst, e.ID, e.State, nullString(e.StepID), nullMicros(e.WakeAt), nullString(e.WaitEvent), e.HeldOut,
+		event, steps, micros(entered), micros(now), nullMicros(e.EndedAt), e.Rev), nil
 }
 
 // enrollmentRun is a run of consecutive enrollments of a commit that are
@@ -889,8 +891,9 @@ func (r *rowArgs) addDecision(d *nudge.Decision) error {
 	if !d.At.IsZero() {
 		at = micros(d.At)
 	}
-	r.args = append(r.args, r.time(at), d.ContactID, d.JourneyID, d.Version, nullString(d.EnrollmentID), d.StepID,
-		d.Channel, d.Outcome, d.Reason, d.Message)
+	// Step, channel and message: NULL when empty (rowOrEmpty).
+	r.args = append(r.args, r.time(at), d.ContactID, d.JourneyID, d.Version, nullString(d.EnrollmentID),
+		nullString(d.StepID), nullString(d.Channel), d.Outcome, d.Reason, nullString(d.Message))
 	if err := r.addDetails(d.Details); err != nil {
 		return err
 	}
@@ -920,12 +923,14 @@ func (r *rowArgs) addMessage(m *nudge.Message) error {
 	if !m.AvailableAt.IsZero() {
 		avail = micros(m.AvailableAt)
 	}
-	r.args = append(r.args, m.ID, m.EnrollmentID, m.ContactID, m.JourneyID, m.Version, m.StepID, m.Channel, m.Template,
-		m.Purpose, status, m.IdempotencyKey, r.time(avail))
+	// Step, template, purpose, provider id and error: NULL when empty
+	// (rowOrEmpty).
+	r.args = append(r.args, m.ID, m.EnrollmentID, m.ContactID, m.JourneyID, m.Version, nullString(m.StepID), m.Channel,
+		nullString(m.Template), nullString(m.Purpose), status, m.IdempotencyKey, r.time(avail))
 	if err := r.addDetails(m.Details); err != nil {
 		return err
 	}
-	r.args = append(r.args, r.nowArg, r.nowArg, m.ProviderID, m.Attempts, m.Error)
+	r.args = append(r.args, r.nowArg, r.nowArg, nullString(m.ProviderID), m.Attempts, nullString(m.Error))
 	return nil
 }
 

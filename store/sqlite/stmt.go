@@ -29,8 +29,28 @@ type rowsQuery func(n int) string
 
 // valuesRows returns n rows of cols placeholders each: "(?, ?), (?, ?)".
 func valuesRows(n, cols int) string {
-	row := "(" + placeholders(cols) + ")"
+	return repeatRow(n, "("+placeholders(cols)+")")
+}
+
+// repeatRow returns n copies of a row, separated by commas.
+func repeatRow(n int, row string) string {
 	return strings.Repeat(row+", ", n-1) + row
+}
+
+// rowOrEmpty returns a row of cols placeholders, "(?, ?, …)", with
+// coalesce(?, ”) at the (0-based) columns orEmpty, whose value is bound
+// as NULL when it is empty (nullString): modernc's driver copies every
+// text it binds into memory of its C heap, an empty one too, and the
+// engine's commits bind several empty ones a row.
+func rowOrEmpty(cols int, orEmpty ...int) string {
+	ps := make([]string, cols)
+	for i := range ps {
+		ps[i] = "?"
+	}
+	for _, i := range orEmpty {
+		ps[i] = "coalesce(?, '')"
+	}
+	return "(" + strings.Join(ps, ", ") + ")"
 }
 
 // writeStmts are the statements of the write paths, prepared on the writer.
