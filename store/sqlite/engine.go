@@ -223,8 +223,10 @@ func scanEnrollment(s scanner, more ...any) (*nudge.Enrollment, error) {
 		event, steps     sql.NullString
 		entered, updated int64
 	)
-	dst := append([]any{&e.ID, &e.JourneyID, &e.Version, &e.ContactID, &e.Key, &e.State, &e.StepID, &wake,
-		&e.WaitEvent, &e.HeldOut, &event, &steps, &entered, &updated, &ended, &e.Rev}, more...)
+	dst := make([]any, 0, 16+len(more))
+	dst = append(dst, &e.ID, &e.JourneyID, &e.Version, &e.ContactID, &e.Key, &e.State, &e.StepID, &wake,
+		&e.WaitEvent, &e.HeldOut, &event, &steps, &entered, &updated, &ended, &e.Rev)
+	dst = append(dst, more...)
 	if err := s.Scan(dst...); err != nil {
 		return nil, err
 	}
@@ -707,7 +709,19 @@ func enrollmentRuns(es []*nudge.Enrollment, now time.Time) ([]enrollmentRun, err
 	for i, e := range es {
 		insert := e != nil && e.Rev == 0
 		if len(runs) == 0 || runs[len(runs)-1].insert != insert {
-			runs = append(runs, enrollmentRun{insert: insert})
+			// Room for the whole run: a drain's batch is one run of
+			// hundreds of updates.
+			n, cols := 1, enrollmentUpdateColumns
+			if insert {
+				cols = enrollmentInsertColumns
+			}
+			for _, x := range es[i+1:] {
+				if (x != nil && x.Rev == 0) != insert {
+					break
+				}
+				n++
+			}
+			runs = append(runs, enrollmentRun{insert: insert, es: make([]*nudge.Enrollment, 0, n), args: make([]any, 0, n*cols)})
 		}
 		r := &runs[len(runs)-1]
 		a, err := appendEnrollmentArgs(r.args, e, now)
