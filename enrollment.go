@@ -85,7 +85,14 @@ type EngineCommit struct {
 	// equal the stored Rev, else the whole commit fails with ECONFLICT; the
 	// stored Rev is then incremented). Committing clears a claim.
 	Enrollments []*Enrollment
-	Decisions   []*Decision
+	// Prior optionally holds the enrollments updated as the caller read
+	// them at their Rev: Prior[i] for Enrollments[i] (nil, or past the
+	// end: not given). A store may take the stored journey, version,
+	// entry time, held-out flag and state from there rather than read
+	// them (SQLite's report counters do); it then fails an update whose
+	// row holds others with ECONFLICT, as it does a stale Rev.
+	Prior     []*Enrollment
+	Decisions []*Decision
 	// Messages go to the outbox; one whose IdempotencyKey exists is skipped.
 	Messages []*Message
 	// CancelMessages cancels the queued messages of these enrollment ids:

@@ -306,7 +306,7 @@ func (e *Engine) computeDue(ctx context.Context, b *dueBatch, pass func(contactI
 // one commit, and prepares it when the store can.
 func (e *Engine) prepareDue(b *dueBatch) {
 	b.commits = make([]*nudge.EngineCommit, 0, len(b.outs))
-	b.all = &nudge.EngineCommit{Enrollments: make([]*nudge.Enrollment, 0, len(b.outs))}
+	b.all = &nudge.EngineCommit{Enrollments: make([]*nudge.Enrollment, 0, len(b.outs)), Prior: make([]*nudge.Enrollment, 0, len(b.outs))}
 	all := b.all
 	for _, c := range b.outs {
 		if c == nil {
@@ -314,6 +314,13 @@ func (e *Engine) prepareDue(b *dueBatch) {
 		}
 		b.commits = append(b.commits, c)
 		all.Enrollments = append(all.Enrollments, c.Enrollments...)
+		for i := range c.Enrollments {
+			var p *nudge.Enrollment
+			if i < len(c.Prior) {
+				p = c.Prior[i]
+			}
+			all.Prior = append(all.Prior, p)
+		}
 		all.Decisions = append(all.Decisions, c.Decisions...)
 		all.Messages = append(all.Messages, c.Messages...)
 		all.CancelMessages = append(all.CancelMessages, c.CancelMessages...)
@@ -417,5 +424,10 @@ func (e *Engine) dueCommit(ctx context.Context, en *nudge.Enrollment, c *nudge.C
 	}
 	commit := &nudge.EngineCommit{}
 	add(commit, tr)
+	if len(commit.Enrollments) == 1 && commit.Enrollments[0].ID == en.ID {
+		// en is the enrollment as claimed and read, at the Rev the
+		// commit updates: the store need not read it again.
+		commit.Prior = []*nudge.Enrollment{en}
+	}
 	return commit, nil
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/nudge/nudge"
 	"github.com/nudge/nudge/store/sqlite"
 )
@@ -156,5 +157,76 @@ func TestEnrollmentClaimDueIDs(t *testing.T) {
 		if !slices.Equal(gotIDs, wantIDs) {
 			t.Errorf("live enrollments of %s = %v, want %v", cid, gotIDs, wantIDs)
 		}
+	}
+}
+
+// An update given its prior (EngineCommit.Prior) counts in the reports as
+// one without, and fails with ECONFLICT, changing nothing, when the
+// stored row is not as the prior says, even at the revision given.
+func TestEnginePrior(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	report := func(prior bool) []*nudge.ReportData {
+		t.Helper()
+		db, _ := drainDB(t, 2)
+		var es []*nudge.Enrollment
+		for i := range 2 {
+			es = append(es, &nudge.Enrollment{ID: fmt.Sprintf("e%d", i), JourneyID: "j", Version: 1, ContactID: fmt.Sprintf("c%d", i),
+				State: nudge.EnrollmentWaiting, StepID: "wait", WakeAt: now, HeldOut: i == 1, EnteredAt: now.Add(-49 * time.Hour)})
+		}
+		entered := &nudge.EngineCommit{Enrollments: es, Decisions: []*nudge.Decision{
+			{ContactID: "c0", JourneyID: "j", Version: 1, EnrollmentID: "e0", StepID: "wait", Outcome: nudge.OutcomeEntered, Reason: "entered_event"}}}
+		if err := db.EngineCommit(ctx, entered, now.Add(-25*time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		read, err := db.EnrollmentGetMany(ctx, []string{"e0", "e1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := &nudge.EngineCommit{}
+		for _, id := range []string{"e0", "e1"} {
+			n := *read[id]
+			n.State, n.WakeAt, n.EndedAt = nudge.EnrollmentCompleted, time.Time{}, now
+			c.Enrollments = append(c.Enrollments, &n)
+			c.Decisions = append(c.Decisions, &nudge.Decision{ContactID: n.ContactID, JourneyID: "j", Version: 1, EnrollmentID: id,
+				Outcome: nudge.OutcomeCompleted, Reason: "completed"})
+			if prior {
+				c.Prior = append(c.Prior, read[id])
+			}
+		}
+		// A prior that says e0 was held out: the commit fails, whole.
+		if prior {
+			wrong := *read["e0"]
+			wrong.HeldOut = true
+			bad := *c
+			bad.Prior = []*nudge.Enrollment{&wrong, read["e1"]}
+			if err := db.EngineCommit(ctx, &bad, now); nudge.ErrorCode(err) != nudge.ECONFLICT {
+				t.Fatalf("a commit with a prior not as stored: %v; want ECONFLICT", err)
+			}
+			if got, err := db.EnrollmentGetMany(ctx, []string{"e0", "e1"}); err != nil || got["e0"].Rev != 1 || got["e1"].Rev != 1 {
+				t.Fatalf("after the failed commit: %v, %v; want both at revision 1", got, err)
+			}
+		}
+		if err := db.EngineCommit(ctx, c, now); err != nil {
+			t.Fatalf("EngineCommit (prior given: %v): %v", prior, err)
+		}
+		// The whole history, and the days after the one they entered on
+		// (from midnight: whole days are read from the counters).
+		var ds []*nudge.ReportData
+		for _, p := range []nudge.ReportParams{{JourneyID: "j"}, {JourneyID: "j", From: now.Add(-33 * time.Hour)}} {
+			d, err := db.ReportJourney(ctx, &p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ds = append(ds, d)
+		}
+		return ds
+	}
+	without, with := report(false), report(true)
+	if diff := cmp.Diff(without, with); diff != "" {
+		t.Errorf("reports with the prior given differ from without (-without +with):\n%s", diff)
+	}
+	if len(with[0].Cohorts) == 0 {
+		t.Errorf("no cohort counted: %+v", with[0])
 	}
 }

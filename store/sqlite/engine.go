@@ -575,7 +575,7 @@ const (
 
 const (
 	enrollmentInsertColumns = 15
-	enrollmentUpdateColumns = 12
+	enrollmentUpdateColumns = 17
 	decisionInsertColumns   = 12
 	messageInsertColumns    = 18
 )
@@ -592,16 +592,22 @@ func enrollmentsInsertQuery(n int) string {
 }
 
 // enrollmentsUpdateQuery updates n enrollments, each only if its stored
-// revision is the one given, in the order given (the rows of v are the
-// outer loop of the join). An id given twice is updated at most once.
+// revision is the one given and, when its prior is given (p_state not
+// NULL), its stored journey, version, entry time, held-out flag and state
+// are the prior's, in the order given (the rows of v are the outer loop
+// of the join). An id given twice is updated at most once.
 func enrollmentsUpdateQuery(n int) string {
 	return `WITH v (id, state, step_id, wake_at, wait_event, held_out, event, steps, entered_at, updated_at,
-		ended_at, rev) AS (VALUES ` + repeatRow(n, rowOrEmpty(enrollmentUpdateColumns, 2, 4)) + `)
+		ended_at, rev, p_journey, p_version, p_entered, p_held_out, p_state) AS (VALUES ` +
+		repeatRow(n, rowOrEmpty(enrollmentUpdateColumns, 2, 4)) + `)
 		UPDATE enrollments SET state = v.state, step_id = v.step_id, wake_at = v.wake_at,
 			wait_event = v.wait_event, held_out = v.held_out, event = v.event, steps = v.steps,
 			entered_at = v.entered_at, updated_at = v.updated_at, ended_at = v.ended_at,
 			rev = enrollments.rev + 1, claimed_until = NULL
-		FROM v WHERE enrollments.id = v.id AND enrollments.rev = v.rev`
+		FROM v WHERE enrollments.id = v.id AND enrollments.rev = v.rev
+			AND (v.p_state IS NULL OR enrollments.journey_id = v.p_journey AND enrollments.version = v.p_version
+				AND enrollments.entered_at = v.p_entered AND enrollments.held_out = v.p_held_out
+				AND enrollments.state = v.p_state)`
 }
 
 // decisionsInsertQuery inserts n decisions, in order.
@@ -646,8 +652,9 @@ func nullString(s string) any {
 var enrollmentStates = []string{nudge.EnrollmentWaiting, nudge.EnrollmentCompleted, nudge.EnrollmentConverted, nudge.EnrollmentExited}
 
 // appendEnrollmentArgs checks an enrollment and appends the parameters of
-// its row in enrollmentsInsertQuery (Rev 0) or enrollmentsUpdateQuery.
-func appendEnrollmentArgs(dst []any, e *nudge.Enrollment, now time.Time) ([]any, error) {
+// its row in enrollmentsInsertQuery (Rev 0) or enrollmentsUpdateQuery,
+// where prior (nil: not given) is the update's EngineCommit.Prior.
+func appendEnrollmentArgs(dst []any, e, prior *nudge.Enrollment, now time.Time) ([]any, error) {
 	switch {
 	case e == nil:
 		return nil, nudge.Errorf(nudge.EINVALID, "enrollment required")
@@ -663,6 +670,8 @@ func appendEnrollmentArgs(dst []any, e *nudge.Enrollment, now time.Time) ([]any,
 		return nil, nudge.FieldErrorf("state", "%q is not one of %s", e.State, strings.Join(enrollmentStates, ", "))
 	case e.Rev < 0:
 		return nil, nudge.FieldErrorf("rev", "%d is negative", e.Rev)
+	case prior != nil && prior.ID != e.ID:
+		return nil, nudge.FieldErrorf("prior", "is enrollment %q, not %q", prior.ID, e.ID)
 	}
 	var event, steps any
 	if e.Event != nil {
@@ -689,8 +698,12 @@ func appendEnrollmentArgs(dst []any, e *nudge.Enrollment, now time.Time) ([]any,
 			nullMicros(e.WakeAt), nullString(e.WaitEvent), e.HeldOut, event, steps, micros(entered), micros(now),
 			nullMicros(e.EndedAt)), nil
 	}
-	return append(dst, e.ID, e.State, nullString(e.StepID), nullMicros(e.WakeAt), nullString(e.WaitEvent), e.HeldOut,
-		event, steps, micros(entered), micros(now), nullMicros(e.EndedAt), e.Rev), nil
+	dst = append(dst, e.ID, e.State, nullString(e.StepID), nullMicros(e.WakeAt), nullString(e.WaitEvent), e.HeldOut,
+		event, steps, micros(entered), micros(now), nullMicros(e.EndedAt), e.Rev)
+	if prior == nil {
+		return append(dst, nil, nil, nil, nil, nil), nil
+	}
+	return append(dst, prior.JourneyID, prior.Version, micros(prior.EnteredAt), prior.HeldOut, prior.State), nil
 }
 
 // enrollmentRun is a run of consecutive enrollments of a commit that are
@@ -700,11 +713,13 @@ func appendEnrollmentArgs(dst []any, e *nudge.Enrollment, now time.Time) ([]any,
 type enrollmentRun struct {
 	insert bool
 	es     []*nudge.Enrollment
+	prior  []*nudge.Enrollment // of an update run: es's EngineCommit.Prior, nil where not given
 	args   []any
 }
 
-// enrollmentRuns checks and encodes a commit's enrollments.
-func enrollmentRuns(es []*nudge.Enrollment, now time.Time) ([]enrollmentRun, error) {
+// enrollmentRuns checks and encodes a commit's enrollments, given prior
+// as EngineCommit.Prior.
+func enrollmentRuns(es, prior []*nudge.Enrollment, now time.Time) ([]enrollmentRun, error) {
 	var runs []enrollmentRun
 	for i, e := range es {
 		insert := e != nil && e.Rev == 0
@@ -722,14 +737,22 @@ func enrollmentRuns(es []*nudge.Enrollment, now time.Time) ([]enrollmentRun, err
 				n++
 			}
 			runs = append(runs, enrollmentRun{insert: insert, es: make([]*nudge.Enrollment, 0, n), args: make([]any, 0, n*cols)})
+			if !insert {
+				runs[len(runs)-1].prior = make([]*nudge.Enrollment, 0, n)
+			}
 		}
 		r := &runs[len(runs)-1]
-		a, err := appendEnrollmentArgs(r.args, e, now)
+		var p *nudge.Enrollment
+		if !insert && i < len(prior) {
+			p = prior[i]
+		}
+		a, err := appendEnrollmentArgs(r.args, e, p, now)
 		if err != nil {
 			return nil, nudge.WithField(fmt.Sprintf("enrollments[%d]", i), err)
 		}
 		r.args = a
 		r.es = append(r.es, e)
+		r.prior = append(r.prior, p)
 	}
 	return runs, nil
 }
@@ -749,7 +772,7 @@ func writeEnrollments(ctx context.Context, tx *sql.Tx, ws *writeStmts, r *enroll
 			return err
 		})
 		if err == nil && changed != len(r.es) {
-			err = &staleUpdate{r.es}
+			err = &staleUpdate{r.es, r.prior}
 		}
 		return err
 	}
@@ -786,24 +809,30 @@ func writeEnrollments(ctx context.Context, tx *sql.Tx, ws *writeStmts, r *enroll
 
 // staleUpdate is a run of enrollment updates that changed fewer rows than
 // it has: one of them was not at the revision given.
-type staleUpdate struct{ es []*nudge.Enrollment }
+type staleUpdate struct{ es, prior []*nudge.Enrollment }
 
 func (*staleUpdate) Error() string { return "an enrollment changed concurrently" }
 
 // conflict names the first enrollment of the run that is not at its
 // revision in the database as it is (the run's transaction rolled back):
-// one that is not stored, or whose stored revision is another, or an id
-// given a second time.
+// one that is not stored, or whose stored revision is another, or whose
+// row is not as its prior says, or an id given a second time.
 func (u *staleUpdate) conflict(ctx context.Context, db *DB) error {
 	seen := make(map[string]bool, len(u.es))
-	for _, e := range u.es {
-		var rev int64
-		err := db.read.QueryRowContext(ctx, `SELECT rev FROM enrollments WHERE id = ?`, e.ID).Scan(&rev)
+	for i, e := range u.es {
+		var s nudge.Enrollment
+		var entered int64
+		err := db.read.QueryRowContext(ctx, `SELECT rev, journey_id, version, entered_at, held_out, state FROM enrollments WHERE id = ?`,
+			e.ID).Scan(&s.Rev, &s.JourneyID, &s.Version, &entered, &s.HeldOut, &s.State)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}
-		if seen[e.ID] || err != nil || rev != e.Rev {
+		if seen[e.ID] || err != nil || s.Rev != e.Rev {
 			return nudge.Errorf(nudge.ECONFLICT, "enrollment %q changed concurrently (revision %d is not the stored one)", e.ID, e.Rev)
+		}
+		if p := u.prior[i]; p != nil && (p.JourneyID != s.JourneyID || p.Version != s.Version ||
+			micros(p.EnteredAt) != entered || p.HeldOut != s.HeldOut || p.State != s.State) {
+			return nudge.Errorf(nudge.ECONFLICT, "enrollment %q at revision %d is not stored as its prior says", e.ID, e.Rev)
 		}
 		seen[e.ID] = true
 	}
@@ -1030,7 +1059,7 @@ func (db *DB) engineEncode(c *nudge.EngineCommit, now time.Time) (func(context.C
 		return nil, fmt.Errorf("sqlite: engine commit: %w", nudge.Errorf(nudge.EINVALID, "a commit is required"))
 	}
 	// Check and encode everything before taking the writer.
-	runs, err := enrollmentRuns(c.Enrollments, now)
+	runs, err := enrollmentRuns(c.Enrollments, c.Prior, now)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: engine commit: %w", err)
 	}

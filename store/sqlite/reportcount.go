@@ -86,7 +86,9 @@ func (db *DB) reportStmts(ctx context.Context) (*reportStmts, error) {
 
 // before reads, in the commit's transaction before it writes, the
 // enrollments c names as the counters know them, with the queued messages
-// it cancels (see reportcount.Commit).
+// it cancels (see reportcount.Commit). The rows of the updates whose
+// prior c gives are not read: the update fails unless the stored row is
+// as the prior says (enrollmentsUpdateQuery).
 func (rs *reportStmts) before(ctx context.Context, tx *sql.Tx, c *nudge.EngineCommit) (map[string]*reportcount.Enrollment, error) {
 	if rs == nil {
 		return nil, nil
@@ -96,24 +98,45 @@ func (rs *reportStmts) before(ctx context.Context, tx *sql.Tx, c *nudge.EngineCo
 	if len(ids) == 0 {
 		return before, nil
 	}
+	for i, p := range c.Prior[:min(len(c.Prior), len(c.Enrollments))] {
+		if e := c.Enrollments[i]; p != nil && e.Rev > 0 {
+			before[e.ID] = &reportcount.Enrollment{Journey: p.JourneyID, Version: p.Version, Day: reportcount.Day(p.EnteredAt),
+				HeldOut: p.HeldOut, State: p.State}
+		}
+	}
+	read := ids
+	if len(before) > 0 {
+		read = make([]string, 0, len(ids)-len(before))
+		for _, id := range ids {
+			if before[id] == nil {
+				read = append(read, id)
+			}
+		}
+	}
 	arr, err := jsonArray(ids)
 	if err != nil {
 		return nil, err
 	}
-	if err := queryTx(ctx, tx, rs.enrollments, []any{arr}, func(rows *sql.Rows) error {
-		var (
-			id      string
-			e       reportcount.Enrollment
-			entered int64
-		)
-		if err := rows.Scan(&id, &e.Journey, &e.Version, &entered, &e.HeldOut, &e.State); err != nil {
-			return err
+	if len(read) > 0 {
+		unread, err := jsonArray(read)
+		if err != nil {
+			return nil, err
 		}
-		e.Day = reportcount.DayOf(entered)
-		before[id] = &e
-		return nil
-	}); err != nil {
-		return nil, err
+		if err := queryTx(ctx, tx, rs.enrollments, []any{unread}, func(rows *sql.Rows) error {
+			var (
+				id      string
+				e       reportcount.Enrollment
+				entered int64
+			)
+			if err := rows.Scan(&id, &e.Journey, &e.Version, &entered, &e.HeldOut, &e.State); err != nil {
+				return err
+			}
+			e.Day = reportcount.DayOf(entered)
+			before[id] = &e
+			return nil
+		}); err != nil {
+			return nil, err
+		}
 	}
 	err = queryTx(ctx, tx, rs.decisions, []any{arr}, func(rows *sql.Rows) error {
 		var (
