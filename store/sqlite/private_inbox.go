@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nudge/nudge"
 )
@@ -49,7 +50,7 @@ type memItem struct {
 	seq           int64
 	contactID     string
 	at            int64 // micros
-	before, after []byte
+	before, after itemContact
 	event         *memEvent
 	claimedUntil  int64 // micros; 0: not claimed
 }
@@ -151,18 +152,105 @@ func (m *memInbox) addChanges(changes []contactChange, now int64) error {
 	return nil
 }
 
-// setChange keeps the contacts of a change as the table would, in JSON.
+// setChange keeps the contacts of a change.
 func (it *memItem) setChange(ch contactChange) error {
 	var err error
-	if ch.Before != nil {
-		if it.before, err = json.Marshal(ch.Before); err != nil {
-			return err
+	if it.before, err = keepContact(ch.Before); err != nil {
+		return err
+	}
+	it.after, err = keepContact(ch.After)
+	return err
+}
+
+// itemContact is a contact of an item as the table would keep it: a
+// copy, when decoding the JSON of the contact would give the same (its
+// strings are UTF-8, its times UTC and its attributes JSON values, as the
+// store's contacts are: see normalize), else the JSON.
+type itemContact struct {
+	c    *nudge.Contact
+	json []byte
+}
+
+func keepContact(c *nudge.Contact) (itemContact, error) {
+	if c == nil {
+		return itemContact{}, nil
+	}
+	if cc, ok := copyContact(c); ok {
+		return itemContact{c: cc}, nil
+	}
+	b, err := json.Marshal(c)
+	return itemContact{json: b}, err
+}
+
+// get returns the contact as decoding its JSON would, nil if none.
+func (ic itemContact) get() (*nudge.Contact, error) {
+	var c *nudge.Contact
+	switch {
+	case ic.c != nil:
+		c, _ = copyContact(ic.c)
+	case ic.json != nil:
+		if err := json.Unmarshal(ic.json, &c); err != nil {
+			return nil, err
 		}
 	}
-	if ch.After != nil {
-		it.after, err = json.Marshal(ch.After)
+	if c != nil && c.Attributes == nil {
+		c.Attributes = map[string]any{}
 	}
-	return err
+	return c, nil
+}
+
+// copyContact copies c and its attributes, if the copy is what decoding
+// its JSON would give.
+func copyContact(c *nudge.Contact) (*nudge.Contact, bool) {
+	for _, s := range []string{c.ID, c.Email, c.Phone, c.Timezone, c.LifecycleStage, c.JourneyStage} {
+		if !utf8.ValidString(s) {
+			return nil, false
+		}
+	}
+	for _, t := range []time.Time{c.CreatedAt, c.UpdatedAt} {
+		if t.Location() != time.UTC || t.Year() < 0 || t.Year() > 9999 {
+			return nil, false
+		}
+	}
+	cc := *c
+	if c.Attributes != nil {
+		a, ok := copyJSON(c.Attributes)
+		if !ok {
+			return nil, false
+		}
+		cc.Attributes = a.(map[string]any)
+	}
+	return &cc, true
+}
+
+// copyJSON copies a value decoded from JSON (ok false for anything else).
+func copyJSON(v any) (any, bool) {
+	switch v := v.(type) {
+	case nil, bool, float64:
+		return v, true
+	case string:
+		return v, utf8.ValidString(v)
+	case []any:
+		out := make([]any, len(v))
+		for i, x := range v {
+			var ok bool
+			if out[i], ok = copyJSON(x); !ok {
+				return nil, false
+			}
+		}
+		return out, true
+	case map[string]any:
+		out := make(map[string]any, len(v))
+		for k, x := range v {
+			y, ok := copyJSON(x)
+			if !ok || !utf8.ValidString(k) {
+				return nil, false
+			}
+			out[k] = y
+		}
+		return out, true
+	}
+	return nil, false
 }
 
 // consume stages the deletion of the items done (sorted, without
@@ -250,18 +338,12 @@ func (m *memInbox) pending(now time.Time) bool {
 // decode makes the item a claim returns, as scanInboxItem does of a row.
 func (it *memItem) decode() (*nudge.InboxItem, error) {
 	out := &nudge.InboxItem{Seq: it.seq, ContactID: it.contactID, At: fromMicros(it.at)}
-	for _, c := range []struct {
-		src []byte
-		dst **nudge.Contact
-	}{{it.before, &out.Before}, {it.after, &out.After}} {
-		if c.src != nil {
-			if err := json.Unmarshal(c.src, c.dst); err != nil {
-				return nil, fmt.Errorf("inbox item %d: contact: %w", it.seq, err)
-			}
-			if (*c.dst).Attributes == nil {
-				(*c.dst).Attributes = map[string]any{}
-			}
-		}
+	var err error
+	if out.Before, err = it.before.get(); err == nil {
+		out.After, err = it.after.get()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("inbox item %d: contact: %w", it.seq, err)
 	}
 	ev := it.event
 	if ev == nil {

@@ -5,12 +5,14 @@ import (
 	"crypto/sha256"
 	"database/sql"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/nudge/nudge"
 )
 
@@ -32,14 +34,7 @@ func TestSlim(t *testing.T) {
 		t.Error("Slim of a store from Open: no error, want a refusal (the console reads its indexes and reports)")
 	}
 
-	db, err := OpenPrivate(filepath.Join(t.TempDir(), "private.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if err := db.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	db := mustOpenPrivate(t)
 	schema := func() map[string]bool {
 		t.Helper()
 		rows, err := db.read.QueryContext(ctx, `SELECT name FROM sqlite_schema WHERE type IN ('index', 'trigger')`)
@@ -197,14 +192,7 @@ func TestPrivateTransactions(t *testing.T) {
 // the items it consumed, and its file's inbox table stays empty.
 func TestPrivateInbox(t *testing.T) {
 	ctx := context.Background()
-	db, err := OpenPrivate(filepath.Join(t.TempDir(), "private.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if err := db.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	db := mustOpenPrivate(t)
 	now := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
 	const lease = time.Minute
 	if _, err := db.ContactMerge(ctx, []*nudge.ContactPatch{{ID: "c1"}}, now); err != nil {
@@ -250,4 +238,71 @@ func TestPrivateInbox(t *testing.T) {
 	if err := db.write.QueryRowContext(ctx, `SELECT count(*) FROM inbox`).Scan(&rows); err != nil || rows != 0 {
 		t.Errorf("the file's inbox table has %d rows (%v); want none", rows, err)
 	}
+}
+
+// A private inbox's item gives its contacts as decoding their JSON (the
+// inbox table's form) would, whether it keeps a copy or, for a contact a
+// copy would not match, the JSON.
+func TestPrivateInboxContacts(t *testing.T) {
+	at := time.Date(2026, 3, 1, 9, 0, 0, 123456000, time.UTC)
+	paris, err := time.LoadLocation("Europe/Paris")
+	if err != nil {
+		t.Fatal(err)
+	}
+	attrs := func() map[string]any {
+		return map[string]any{"n": 3.5, "big": 1e21, "s": "é<>&", "ok": true, "none": nil,
+			"list": []any{1.0, "two", map[string]any{"x": []any{}}}, "obj": map[string]any{"y": false}}
+	}
+	for name, c := range map[string]*nudge.Contact{
+		"stored":            {ID: "c1", Email: "a@example.com", Phone: "+14155550100", Timezone: "Europe/Paris", IsCustomer: true, Attributes: attrs(), CreatedAt: at, UpdatedAt: at},
+		"no attributes":     {ID: "c2", CreatedAt: at, UpdatedAt: at},
+		"not UTF-8":         {ID: "c3", Email: "a\xffb@example.com", Attributes: attrs(), CreatedAt: at, UpdatedAt: at},
+		"not UTC":           {ID: "c4", Attributes: attrs(), CreatedAt: at.In(paris), UpdatedAt: at},
+		"not a JSON number": {ID: "c5", Attributes: map[string]any{"n": 3}, CreatedAt: at, UpdatedAt: at},
+	} {
+		t.Run(name, func(t *testing.T) {
+			b, err := json.Marshal(c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var want *nudge.Contact
+			if err := json.Unmarshal(b, &want); err != nil {
+				t.Fatal(err)
+			}
+			if want.Attributes == nil {
+				want.Attributes = map[string]any{}
+			}
+			kept, err := keepContact(c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := kept.get()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := cmp.Diff(want, got); d != "" {
+				t.Errorf("the item's contact (-decoded JSON +got):\n%s", d)
+			}
+			// Each claim gets its own: changing one changes no other.
+			got.Attributes["new"] = true
+			if again, _ := kept.get(); again.Attributes["new"] != nil {
+				t.Error("a change to one claim's contact shows in the next")
+			}
+		})
+	}
+}
+
+// mustOpenPrivate opens a migrated private store in a temporary directory,
+// closed when the test ends.
+func mustOpenPrivate(t *testing.T) *DB {
+	t.Helper()
+	db, err := OpenPrivate(filepath.Join(t.TempDir(), "private.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if err := db.Migrate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return db
 }
