@@ -3,6 +3,7 @@ package sim_test
 import (
 	"bytes"
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -14,6 +15,20 @@ import (
 
 // runExample simulates examples/NAME and returns the report and its text.
 func runExample(t testing.TB, name string) (*sim.Report, string) {
+	t.Helper()
+	r, err := sim.Run(context.Background(), exampleConfig(t, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	if err := r.WriteText(&b, false); err != nil {
+		t.Fatal(err)
+	}
+	return r, b.String()
+}
+
+// exampleConfig is the simulation of examples/NAME.
+func exampleConfig(t testing.TB, name string) sim.Config {
 	t.Helper()
 	dir := filepath.Join("..", "examples", name)
 	jf := filepath.Join(dir, "journey.yaml")
@@ -44,17 +59,13 @@ func runExample(t testing.TB, name string) (*sim.Report, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := sim.Run(context.Background(), sim.Config{
-		Journeys: []*journey.Journey{j}, Contacts: cf, Events: events, Normalizer: n, Dir: t.TempDir(),
-	})
+	contacts, err := io.ReadAll(cf)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var b bytes.Buffer
-	if err := r.WriteText(&b, false); err != nil {
-		t.Fatal(err)
+	return sim.Config{
+		Journeys: []*journey.Journey{j}, Contacts: bytes.NewReader(contacts), Events: events, Normalizer: n, Dir: t.TempDir(),
 	}
-	return r, b.String()
 }
 
 // webinarJourney parses examples/webinar/journey.yaml (templates unchecked).

@@ -140,6 +140,43 @@ var notSent = map[string]bool{
 	nudge.OutcomeHeldOut: true, nudge.OutcomeNotEntered: true,
 }
 
+// decisionTallier reads every decision with what a tally counts
+// (sqlite.DB.DecisionTally).
+type decisionTallier interface {
+	DecisionTally(ctx context.Context, fn func(d *nudge.Decision)) error
+}
+
+// listDecisions tallies every decision and, unless the report holds the
+// totals only, keeps each contact's in byContact.
+func (r *Report) listDecisions(ctx context.Context, s nudge.Store, tally func(*nudge.Decision), byContact map[string]*ContactDecisions) error {
+	var after int64
+	for {
+		ds, err := s.DecisionList(ctx, &nudge.DecisionListParams{AfterID: after, Limit: 10000})
+		if err != nil {
+			return fmt.Errorf("sim: list decisions: %w", err)
+		}
+		for _, d := range ds {
+			tally(d)
+			if r.totalsOnly {
+				continue
+			}
+			cd := byContact[d.ContactID]
+			if cd == nil {
+				cd = &ContactDecisions{ContactID: d.ContactID}
+				byContact[d.ContactID] = cd
+			}
+			cd.Decisions = append(cd.Decisions, &Decision{
+				At: d.At, JourneyID: d.JourneyID, EnrollmentID: d.EnrollmentID, StepID: d.StepID, Channel: d.Channel,
+				Outcome: d.Outcome, Reason: d.Reason, Message: d.Message, Details: d.Details,
+			})
+		}
+		if len(ds) < 10000 {
+			return nil
+		}
+		after = ds[len(ds)-1].ID
+	}
+}
+
 // collect reads the decisions and enrollments the replay left and sums them.
 func (r *Report) collect(ctx context.Context, s nudge.Store) error {
 	byContact := map[string]*ContactDecisions{}
@@ -148,38 +185,24 @@ func (r *Report) collect(ctx context.Context, s nudge.Store) error {
 	reasons := map[ReasonCount]int{}
 	r.Totals.Messages = map[string]int{}
 	r.Contacts = []*ContactDecisions{}
-	var after int64
-	for {
-		ds, err := s.DecisionList(ctx, &nudge.DecisionListParams{AfterID: after, Limit: 10000})
-		if err != nil {
+	tally := func(d *nudge.Decision) {
+		r.Totals.Decisions++
+		switch {
+		case d.Outcome == nudge.OutcomeSent:
+			r.Totals.Messages[d.Channel]++
+			sent[d.ContactID]++
+			perStep[StepCount{JourneyID: d.JourneyID, StepID: d.StepID, Channel: d.Channel}]++
+		case notSent[d.Outcome]:
+			reasons[ReasonCount{Outcome: d.Outcome, Reason: d.Reason}]++
+		}
+	}
+	// The totals alone need no decision's message or details.
+	if t, ok := s.(decisionTallier); ok && r.totalsOnly {
+		if err := t.DecisionTally(ctx, tally); err != nil {
 			return fmt.Errorf("sim: list decisions: %w", err)
 		}
-		for _, d := range ds {
-			r.Totals.Decisions++
-			if !r.totalsOnly {
-				cd := byContact[d.ContactID]
-				if cd == nil {
-					cd = &ContactDecisions{ContactID: d.ContactID}
-					byContact[d.ContactID] = cd
-				}
-				cd.Decisions = append(cd.Decisions, &Decision{
-					At: d.At, JourneyID: d.JourneyID, EnrollmentID: d.EnrollmentID, StepID: d.StepID, Channel: d.Channel,
-					Outcome: d.Outcome, Reason: d.Reason, Message: d.Message, Details: d.Details,
-				})
-			}
-			switch {
-			case d.Outcome == nudge.OutcomeSent:
-				r.Totals.Messages[d.Channel]++
-				sent[d.ContactID]++
-				perStep[StepCount{JourneyID: d.JourneyID, StepID: d.StepID, Channel: d.Channel}]++
-			case notSent[d.Outcome]:
-				reasons[ReasonCount{Outcome: d.Outcome, Reason: d.Reason}]++
-			}
-		}
-		if len(ds) < 10000 {
-			break
-		}
-		after = ds[len(ds)-1].ID
+	} else if err := r.listDecisions(ctx, s, tally, byContact); err != nil {
+		return err
 	}
 	for _, id := range slices.Sorted(maps.Keys(byContact)) {
 		cd := byContact[id]

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/nudge/nudge/ingest"
 	"github.com/nudge/nudge/journey"
 	"github.com/nudge/nudge/sim"
@@ -33,6 +34,31 @@ func TestDeterministic(t *testing.T) {
 			}
 			if !bytes.Equal(j1.Bytes(), j2.Bytes()) {
 				t.Error("JSON reports differ")
+			}
+		})
+	}
+}
+
+// TestTotalsOnly: a report of the totals alone has the same totals as the
+// whole report, without the contacts' decisions.
+func TestTotalsOnly(t *testing.T) {
+	for _, name := range []string{"webinar", "stalled-prospect", "onboarding", "renewal"} {
+		t.Run(name, func(t *testing.T) {
+			whole, _ := runExample(t, name)
+			cfg := exampleConfig(t, name)
+			cfg.TotalsOnly = true
+			totals, err := sim.Run(context.Background(), cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if whole.Totals.Decisions == 0 || len(whole.Contacts) == 0 {
+				t.Fatalf("the whole report has %d decisions of %d contacts; want some", whole.Totals.Decisions, len(whole.Contacts))
+			}
+			if d := cmp.Diff(whole.Totals, totals.Totals); d != "" {
+				t.Errorf("totals (-whole report +totals only):\n%s", d)
+			}
+			if len(totals.Contacts) != 0 {
+				t.Errorf("the totals-only report has %d contacts' decisions; want none", len(totals.Contacts))
 			}
 		})
 	}

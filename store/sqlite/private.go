@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/nudge/nudge"
+
 	msqlite "modernc.org/sqlite"
 )
 
@@ -104,5 +106,33 @@ func (db *DB) Slim(ctx context.Context) error {
 		return fmt.Errorf("sqlite: slim: %w", err)
 	}
 	db.noReports = true
+	return nil
+}
+
+// DecisionTally calls fn with every decision, in id order, read in one
+// statement with only what a tally of outcomes counts: its contact,
+// journey, step, channel, outcome and reason. The simulator's totals read
+// it instead of DecisionList, which decodes every decision's message and
+// details. fn must not keep d, which the next row reuses.
+func (db *DB) DecisionTally(ctx context.Context, fn func(d *nudge.Decision)) error {
+	st, err := db.readStmt(ctx, `SELECT contact_id, journey_id, step_id, channel, outcome, reason FROM decisions ORDER BY id`)
+	if err != nil {
+		return fmt.Errorf("sqlite: decision tally: %w", err)
+	}
+	rows, err := st.QueryContext(ctx)
+	if err != nil {
+		return fmt.Errorf("sqlite: decision tally: %w", err)
+	}
+	defer rows.Close()
+	var d nudge.Decision
+	for rows.Next() {
+		if err := rows.Scan(&d.ContactID, &d.JourneyID, &d.StepID, &d.Channel, &d.Outcome, &d.Reason); err != nil {
+			return fmt.Errorf("sqlite: decision tally: %w", err)
+		}
+		fn(&d)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("sqlite: decision tally: %w", err)
+	}
 	return nil
 }
