@@ -13,3 +13,11 @@ import (
 func BenchmarkEngineCommit(b *testing.B) {
 	storetest.BenchEngineCommit(b, nudgetest.Postgres(b), 500)
 }
+
+// BenchmarkMessageUpdate writes the status changes of delivery, a sending
+// mark and an outcome per message in groups of 20
+// (storetest.BenchMessageUpdate). Run: NUDGE_TEST_POSTGRES=… go test
+// ./store/postgres -run '^$' -bench MessageUpdate -benchtime 40x
+func BenchmarkMessageUpdate(b *testing.B) {
+	storetest.BenchMessageUpdate(b, nudgetest.Postgres(b), 20)
+}

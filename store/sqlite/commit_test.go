@@ -13,3 +13,12 @@ func BenchmarkEngineCommit(b *testing.B) {
 	db, _ := migrated(b)
 	storetest.BenchEngineCommit(b, db, 500)
 }
+
+// BenchmarkMessageUpdate writes the status changes of delivery, a sending
+// mark and an outcome per message in groups of 20
+// (storetest.BenchMessageUpdate). Run: go test ./store/sqlite -run '^$'
+// -bench MessageUpdate -benchtime 40x
+func BenchmarkMessageUpdate(b *testing.B) {
+	db, _ := migrated(b)
+	storetest.BenchMessageUpdate(b, db, 20)
+}
