@@ -21,7 +21,7 @@ const (
 	// messagesClaimQuery walks messages_queued in (available_at, id)
 	// order; claimed messages stay queued (and in the index) until their
 	// worker moves them to sending. Left to itself the planner prefers
-	// messages_status and sorts every queued message.
+	// messages_status_created and sorts every queued message.
 	messagesClaimQuery = `UPDATE messages SET claimed_until = ?1
 		WHERE id IN (
 			SELECT id FROM messages INDEXED BY messages_queued

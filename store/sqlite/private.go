@@ -62,7 +62,7 @@ var slimIndexes = []string{
 	"contacts_created_at", "contacts_email", "contacts_phone", "contacts_lifecycle_stage", "contacts_journey_stage",
 	"contacts_updated_at",
 	"messages_channel_created", "messages_contact", "messages_created", "messages_journey_created", "messages_provider",
-	"messages_status", "messages_status_created",
+	"messages_status_created",
 	"decisions_contact", "decisions_journey",
 	"enrollments_journey",
 	"events_received_at",
