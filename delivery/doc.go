@@ -13,13 +13,15 @@
 //     that died (their claim expired). SMS is at-most-once: such a message
 //     becomes outcome_unknown and is never sent again. Email is requeued
 //     when Config.EmailAtLeastOnce is set, else outcome_unknown too.
-//  2. Claims a batch of due queued messages and loads their contacts in one
-//     read. It checks the maximum age (failed, max_age), then re-checks the
-//     guardrails of the messages left, all at once (Config.Recheck:
-//     cancelled with its reason). Several goroutines (Config.Concurrency)
-//     then take the messages one by one: find the address (failed,
-//     no_address), render the template (failed, template_error), mark the
-//     message sending, and call the provider.
+//  2. Claims a batch of due queued messages and reads it in parts (twice
+//     Config.Concurrency messages, then twice as many each time), each
+//     part's contacts and enrollments in one read: it checks the maximum
+//     age (failed, max_age), then re-checks the guardrails of the part's
+//     messages left, all at once (Config.Recheck: cancelled with its
+//     reason). Several goroutines (Config.Concurrency) take the messages
+//     of each part one by one, while the next part is read: find the
+//     address (failed, no_address), render the template (failed,
+//     template_error), mark the message sending, and call the provider.
 //  3. Records the outcomes of the batch in one transaction: sent with the
 //     provider's id; failed at once with the provider's code on a permanent
 //     refusal (and, when the provider says the recipient opted out, an

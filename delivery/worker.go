@@ -328,7 +328,55 @@ func (b *batch) putBack(us []*nudge.MessageUpdate) {
 	b.mu.Unlock()
 }
 
+// deliver takes a claimed batch through its checks and its provider
+// calls. The batch is read and checked in parts, each twice the size of
+// the one before from 2×Concurrency up, so that the senders start on the
+// first part while the rest is read and re-checked (the reads and the
+// re-check were a fifth of a pass during which no sender had work); and
+// each part is re-checked just before its messages go, not when the
+// batch was claimed.
 func (w *Worker) deliver(ctx context.Context, msgs []*nudge.Message) error {
+	sr, err := w.smsRules(ctx, msgs)
+	if err != nil {
+		return err // nothing was marked; the claims expire
+	}
+	var b batch
+	parts := make(chan part, 1)
+	read := make(chan error, 1)
+	n := len(msgs)
+	go func() {
+		defer close(parts)
+		size := 2 * w.cfg.Concurrency
+		for len(msgs) > 0 {
+			k := min(size, len(msgs))
+			p, err := w.readPart(ctx, msgs[:k], sr, &b)
+			if err != nil {
+				// The rest is not sent; its claims expire and another
+				// pass tries again. What the parts before decided stands.
+				read <- err
+				return
+			}
+			if len(p.msgs) > 0 {
+				parts <- p
+			}
+			msgs, size = msgs[k:], 2*size
+		}
+		read <- nil
+	}()
+	w.dispatch(ctx, parts, n, &b)
+	return errors.Join(<-read, w.record(ctx, &b))
+}
+
+// part is some of a batch, read and checked, with what was read for it.
+type part struct {
+	msgs []*nudge.Message
+	p    *pass
+}
+
+// readPart reads what msgs need (contacts, enrollments, rate limit holds)
+// and checks them; it returns the messages that passed, with what was
+// read. An error is a store failure: nothing of msgs was marked.
+func (w *Worker) readPart(ctx context.Context, msgs []*nudge.Message, sr *smsRules, b *batch) (part, error) {
 	ids := make([]string, 0, len(msgs))
 	seen := map[string]bool{}
 	for _, m := range msgs {
@@ -339,12 +387,7 @@ func (w *Worker) deliver(ctx context.Context, msgs []*nudge.Message) error {
 	}
 	contacts, err := w.cfg.Store.ContactGetMany(ctx, ids)
 	if err != nil {
-		// The claim expires and another pass tries again; nothing was marked.
-		return fmt.Errorf("delivery: contacts: %w", err)
-	}
-	sr, err := w.smsRules(ctx, msgs)
-	if err != nil {
-		return err // as above
+		return part{}, fmt.Errorf("delivery: contacts: %w", err)
 	}
 	// The enrollments, in one read: the re-check reads their states, and
 	// templates the events that started them.
@@ -356,33 +399,27 @@ func (w *Worker) deliver(ctx context.Context, msgs []*nudge.Message) error {
 	}
 	ens, err := w.cfg.Store.EnrollmentGetMany(ctx, enIDs)
 	if err != nil {
-		// Rendering without the event would fail or mislead; the claim
-		// expires and another pass tries again.
-		return fmt.Errorf("delivery: enrollments: %w", err)
+		// Rendering without the event would fail or mislead.
+		return part{}, fmt.Errorf("delivery: enrollments: %w", err)
 	}
 	p := &pass{contacts: contacts, enrollments: ens, sms: sr}
-
-	var b batch
-	if msgs, err = w.check(ctx, msgs, p, &b); err != nil {
-		return err // nothing was marked; the claim expires
+	if msgs, err = w.check(ctx, msgs, p, b); err != nil {
+		return part{}, err
 	}
 	if err := w.limits.take(ctx, msgs, w.cfg.Clock.Now()); err != nil {
-		return fmt.Errorf("delivery: rate limit holds: %w", err) // as above
+		return part{}, fmt.Errorf("delivery: rate limit holds: %w", err)
 	}
-	if len(msgs) > 0 {
-		w.dispatch(ctx, msgs, p, &b)
-	}
-	return w.record(ctx, &b)
+	return part{msgs: msgs, p: p}, nil
 }
 
-// dispatch takes checked messages through rendering, their sending marks and
-// their provider calls.
-func (w *Worker) dispatch(ctx context.Context, msgs []*nudge.Message, p *pass, b *batch) {
+// dispatch takes the checked messages of parts (n at most in all) through
+// rendering, their sending marks and their provider calls.
+func (w *Worker) dispatch(ctx context.Context, parts <-chan part, n int, b *batch) {
 	// Three stages, so that no stage waits on another's slowest member:
 	// preparers check and render, the marker commits sending marks in
 	// groups of what is ready, senders call the providers.
-	c := min(w.cfg.Concurrency, len(msgs))
-	work := make(chan *nudge.Message)
+	c := max(1, min(w.cfg.Concurrency, n))
+	work := make(chan item)
 	ready := make(chan *job, c)
 	// idle holds a token per sender that is free: a message is marked
 	// sending only for a free sender, so at most c messages are ever
@@ -395,8 +432,8 @@ func (w *Worker) dispatch(ctx context.Context, msgs []*nudge.Message, p *pass, b
 	for range c {
 		idle <- struct{}{}
 		prep.Go(func() {
-			for m := range work {
-				if j := w.prepare(ctx, m, p, b); j != nil {
+			for it := range work {
+				if j := w.prepare(ctx, it.m, it.p, b); j != nil {
 					ready <- j
 				}
 			}
@@ -412,13 +449,21 @@ func (w *Worker) dispatch(ctx context.Context, msgs []*nudge.Message, p *pass, b
 		w.markLoop(ctx, ready, marked, idle, b, c)
 		close(marked)
 	}()
-	for _, m := range msgs {
-		work <- m
+	for pt := range parts {
+		for _, m := range pt.msgs {
+			work <- item{m: m, p: pt.p}
+		}
 	}
 	close(work)
 	prep.Wait()
 	close(ready)
 	send.Wait()
+}
+
+// item is a checked message on its way to a preparer.
+type item struct {
+	m *nudge.Message
+	p *pass
 }
 
 // record writes what a pass decided and has not written yet.
@@ -459,7 +504,7 @@ func (w *Worker) record(ctx context.Context, b *batch) error {
 	return errors.Join(errs...)
 }
 
-// pass is what one pass read for its whole batch.
+// pass is what one pass read for a part of its batch.
 type pass struct {
 	contacts map[string]*nudge.Contact
 	// enrollments of the batch's messages, by id; an erased one is absent.

@@ -2,6 +2,7 @@ package delivery_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -751,5 +752,81 @@ func TestDeliverMarksInGroupsToTheEnd(t *testing.T) {
 	}
 	if p.maxMarked > 16 {
 		t.Errorf("%d messages were sending at once; want at most the 16 senders", p.maxMarked)
+	}
+}
+
+// failingContacts is a store whose ContactGetMany fails at call failAt
+// (1 the first).
+type failingContacts struct {
+	delivery.Store
+
+	mu     sync.Mutex
+	calls  int
+	failAt int
+}
+
+func (s *failingContacts) ContactGetMany(ctx context.Context, ids []string) (map[string]*nudge.Contact, error) {
+	s.mu.Lock()
+	s.calls++
+	fail := s.calls == s.failAt
+	s.mu.Unlock()
+	if fail {
+		return nil, errors.New("disk I/O error")
+	}
+	return s.Store.ContactGetMany(ctx, ids)
+}
+
+// A pass reads and re-checks its batch in parts, each twice the one
+// before from twice the senders, so that the first messages go while the
+// rest are read. A store failure in a later part's read keeps what the
+// parts before it did, and leaves the rest queued for a later pass.
+func TestDeliverReadsInParts(t *testing.T) {
+	e := newEnv(t)
+	s := &failingContacts{Store: e.db, failAt: 3}
+	var (
+		mu    sync.Mutex
+		sizes []int
+	)
+	w := e.worker(func(c *delivery.Config) {
+		c.Store = s
+		c.Concurrency = 4
+		c.Batch = 100
+		c.Lease = time.Minute
+		c.Recheck = func(_ context.Context, ms []*nudge.Message, _ map[string]*nudge.Contact, _ map[string]*nudge.Enrollment) []string {
+			mu.Lock()
+			sizes = append(sizes, len(ms))
+			mu.Unlock()
+			return make([]string, len(ms))
+		}
+	})
+	ids := e.queueMany(e.contacts("c", 100), nudge.ChannelSMS, "reminder")
+	if _, err := w.RunOnce(e.ctx); err == nil || !strings.Contains(err.Error(), "disk I/O error") {
+		t.Fatalf("RunOnce with the third part's contacts not read: error %v, want the store's", err)
+	}
+	if want := []int{8, 16}; !cmp.Equal(sizes, want) {
+		t.Errorf("re-checked parts of %v, want %v", sizes, want)
+	}
+	for i, id := range ids {
+		if i < 24 {
+			e.wantHistory(id, nudge.MessageQueued, nudge.MessageSending, nudge.MessageSent)
+		} else {
+			e.wantHistory(id, nudge.MessageQueued)
+		}
+	}
+	e.clock.Advance(2 * time.Minute) // the claims of the rest expire
+	sizes = nil
+	if n := e.run(w); n != 76 {
+		t.Errorf("the next pass handled %d messages, want the 76 left", n)
+	}
+	if want := []int{8, 16, 32, 20}; !cmp.Equal(sizes, want) {
+		t.Errorf("re-checked parts of %v, want %v", sizes, want)
+	}
+	for _, id := range ids {
+		e.wantHistory(id, nudge.MessageQueued, nudge.MessageSending, nudge.MessageSent)
+	}
+	for i := range 100 {
+		if to := fmt.Sprintf("+1415%07d", i); e.tw.count(to) != 1 {
+			t.Errorf("%s was texted %d times, want once", to, e.tw.count(to))
+		}
 	}
 }
