@@ -15,7 +15,9 @@ import (
 // A contact's consent read for one batch is not what a later batch sees
 // after it changed: ten registrants opted in to SMS, read when they
 // register; then five reply STOP and five change their phone number (whose
-// consent is unknown) before the reminder text, and none is texted.
+// consent is unknown) before the reminder text, and none is texted. The
+// five who change their number are read again after the STOPs (a page
+// view), so that only their change can make their consent read again.
 func TestConsentChangesMidReplay(t *testing.T) {
 	var csv, tl strings.Builder
 	csv.WriteString("id,email,phone,timezone,lifecycle_stage,sms_consent\n")
@@ -25,8 +27,9 @@ func TestConsentChangesMidReplay(t *testing.T) {
 		fmt.Fprintf(&csv, "%s,%s@example.com,+1415555%04d,America/New_York,lead,opted_in\n", id, id, i)
 		add(`{"type":"track","userId":%q,"event":"webinar.registered","timestamp":"2026-03-02T15:00:00Z","properties":{"webinar_id":"w-1","starts_at":"2026-03-05T17:00:00Z"}}`, id)
 		if i < 5 {
-			add(`{"type":"track","userId":%q,"event":"sms.replied","timestamp":"2026-03-04T12:00:00Z","properties":{"body":"STOP"}}`, id)
+			add(`{"type":"track","userId":%q,"event":"sms.replied","timestamp":"2026-03-03T12:00:00Z","properties":{"body":"STOP"}}`, id)
 		} else {
+			add(`{"type":"track","userId":%q,"event":"page.viewed","timestamp":"2026-03-03T18:00:00Z"}`, id)
 			add(`{"type":"identify","userId":%q,"timestamp":"2026-03-04T12:00:00Z","traits":{"phone":"+1415666%04d"}}`, id, i)
 		}
 	}

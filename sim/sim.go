@@ -360,7 +360,9 @@ func (s *simStore) EngineCommit(ctx context.Context, c *nudge.EngineCommit, now 
 	if len(c.ContactPatches) > 0 {
 		s.fmu.Lock()
 		for _, p := range c.ContactPatches {
-			s.consentChanged(p.ID)
+			if movesAddress(p) {
+				s.consentChanged(p.ID)
+			}
 		}
 		s.fmu.Unlock()
 	}
@@ -414,9 +416,9 @@ func (s *simStore) fact(id string) *contactFacts {
 
 // ConsentListMany is the store's, read once per contact until something
 // that can change it: a consent record (any, since contacts may share an
-// address), a change to the contact (its addresses) by an event or a
-// commit. The engine reads it for every batch. Contacts the store does not
-// have are not kept.
+// address), a change to the contact's addresses (the store reads the
+// consent of its email and phone) by an event or a commit. The engine
+// reads it for every batch. Contacts the store does not have are not kept.
 func (s *simStore) ConsentListMany(ctx context.Context, contactIDs []string) (map[string][]*nudge.ConsentState, error) {
 	out := make(map[string][]*nudge.ConsentState, len(contactIDs))
 	var miss []string
@@ -497,6 +499,12 @@ func cloneAll[T any](list []*T) []*T {
 	return out
 }
 
+// movesAddress reports whether a patch may change a contact's email or
+// phone, and so the consent the store reads for it.
+func movesAddress(p *nudge.ContactPatch) bool {
+	return p != nil && (p.Email != nil || p.Phone != nil)
+}
+
 // consentChanged drops the consent read of contact id; s.fmu is held.
 // Its suppressions are kept, by its addresses.
 func (s *simStore) consentChanged(id string) {
@@ -515,14 +523,14 @@ func (s *simStore) ConsentRecord(ctx context.Context, ps []*nudge.ConsentRecordP
 	return s.DB.ConsentRecord(ctx, ps, now)
 }
 
-// EventIngest is the store's; the consent of the contacts it changes is
-// read again (an identify may change their addresses). A track that
+// EventIngest is the store's; the consent of the contacts whose addresses
+// it may change (an identify's email or phone) is read again. A track that
 // creates a contact changes nothing read before: ConsentListMany keeps
 // only contacts that exist.
 func (s *simStore) EventIngest(ctx context.Context, items []nudge.IngestItem, now time.Time) (*nudge.IngestResult, error) {
 	s.fmu.Lock()
 	for _, it := range items {
-		if it.Event != nil && it.Patch != nil {
+		if it.Event != nil && movesAddress(it.Patch) {
 			s.consentChanged(it.Event.ContactID)
 		}
 	}
