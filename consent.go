@@ -5,6 +5,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"hash"
 	"strings"
 	"time"
 )
@@ -154,11 +155,29 @@ func NormalizeAddress(channel, address string) string {
 // key is the workspace's secret, so the ledger cannot be reversed by hashing
 // every phone number.
 func AddressHash(key []byte, channel, address string) string {
-	m := hmac.New(sha256.New, key)
-	m.Write([]byte(channel))
-	m.Write([]byte{0})
-	m.Write([]byte(NormalizeAddress(channel, address)))
-	return hex.EncodeToString(m.Sum(nil))
+	return NewAddressHasher(key).Hash(channel, address)
+}
+
+// AddressHasher computes AddressHash with one key for many addresses,
+// setting up the HMAC once: the engine's guardrails hash a batch's
+// hundreds of contacts. It is not safe for concurrent use.
+type AddressHasher struct {
+	mac hash.Hash
+	buf []byte
+}
+
+// NewAddressHasher returns a hasher of addresses with key.
+func NewAddressHasher(key []byte) *AddressHasher {
+	return &AddressHasher{mac: hmac.New(sha256.New, key)}
+}
+
+// Hash is AddressHash of the hasher's key.
+func (h *AddressHasher) Hash(channel, address string) string {
+	h.mac.Reset()
+	h.buf = append(append(append(h.buf[:0], channel...), 0), NormalizeAddress(channel, address)...)
+	h.mac.Write(h.buf)
+	h.buf = h.mac.Sum(h.buf[:0])
+	return hex.EncodeToString(h.buf)
 }
 
 // ContactAddress returns the contact's address for a channel, or "".

@@ -350,11 +350,11 @@ func scanConsentState(s scanner) (*nudge.ConsentState, error) {
 }
 
 // addressHashes returns the hashes of the contact's current addresses.
-func addressHashes(key []byte, c *nudge.Contact) []string {
+func addressHashes(h *nudge.AddressHasher, c *nudge.Contact) []string {
 	var hs []string
 	for _, ch := range nudge.Channels {
 		if a := nudge.ContactAddress(c, ch); a != "" {
-			hs = append(hs, nudge.AddressHash(key, ch, a))
+			hs = append(hs, h.Hash(ch, a))
 		}
 	}
 	return hs
@@ -373,7 +373,7 @@ func (db *DB) ConsentList(ctx context.Context, contactID string) ([]*nudge.Conse
 		if err != nil {
 			return err
 		}
-		hs := addressHashes(key, c)
+		hs := addressHashes(nudge.NewAddressHasher(key), c)
 		if len(hs) == 0 {
 			return nil
 		}
@@ -429,7 +429,7 @@ func (db *DB) ConsentLedger(ctx context.Context, p *nudge.ConsentLedgerParams) (
 			}
 			q += ` AND (contact_id = ?`
 			args = append(args, c.ID)
-			for _, h := range addressHashes(key, c) {
+			for _, h := range addressHashes(nudge.NewAddressHasher(key), c) {
 				q += ` OR address_hash = ?`
 				args = append(args, h)
 			}

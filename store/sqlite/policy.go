@@ -319,14 +319,15 @@ func (db *DB) SuppressionsFor(ctx context.Context, contacts []*nudge.Contact) (m
 }
 
 // contactHashes returns the ids of the contacts by the hash of each of
-// their addresses, each id once per hash.
+// their addresses, each id once per hash, with one hasher for all.
 func contactHashes(key []byte, contacts []*nudge.Contact) map[string][]string {
 	hashes := map[string][]string{}
+	hasher := nudge.NewAddressHasher(key)
 	for _, c := range contacts {
 		if c == nil {
 			continue
 		}
-		for _, h := range addressHashes(key, c) {
+		for _, h := range addressHashes(hasher, c) {
 			if !slices.Contains(hashes[h], c.ID) {
 				hashes[h] = append(hashes[h], c.ID)
 			}
