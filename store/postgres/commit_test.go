@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"testing"
 
+	"github.com/nudge/nudge"
 	"github.com/nudge/nudge/nudgetest"
 	"github.com/nudge/nudge/store/storetest"
 )
@@ -19,5 +20,9 @@ func BenchmarkEngineCommit(b *testing.B) {
 // (storetest.BenchMessageUpdate). Run: NUDGE_TEST_POSTGRES=… go test
 // ./store/postgres -run '^$' -bench MessageUpdate -benchtime 40x
 func BenchmarkMessageUpdate(b *testing.B) {
-	storetest.BenchMessageUpdate(b, nudgetest.Postgres(b), 20)
+	for _, ch := range []string{nudge.ChannelEmail, nudge.ChannelSMS} {
+		b.Run(ch, func(b *testing.B) {
+			storetest.BenchMessageUpdate(b, nudgetest.Postgres(b), ch, 20)
+		})
+	}
 }

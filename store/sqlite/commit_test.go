@@ -3,6 +3,7 @@ package sqlite_test
 import (
 	"testing"
 
+	"github.com/nudge/nudge"
 	"github.com/nudge/nudge/store/storetest"
 )
 
@@ -19,6 +20,10 @@ func BenchmarkEngineCommit(b *testing.B) {
 // (storetest.BenchMessageUpdate). Run: go test ./store/sqlite -run '^$'
 // -bench MessageUpdate -benchtime 40x
 func BenchmarkMessageUpdate(b *testing.B) {
-	db, _ := migrated(b)
-	storetest.BenchMessageUpdate(b, db, 20)
+	for _, ch := range []string{nudge.ChannelEmail, nudge.ChannelSMS} {
+		b.Run(ch, func(b *testing.B) {
+			db, _ := migrated(b)
+			storetest.BenchMessageUpdate(b, db, ch, 20)
+		})
+	}
 }

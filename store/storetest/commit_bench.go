@@ -122,14 +122,14 @@ func benchSeed(b *testing.B, s nudge.Store) engineStore {
 	return es
 }
 
-// BenchMessageUpdate measures the store's side of delivering a message,
-// as the delivery worker writes it: the claim of a pass of 500 messages,
-// then, per group of group messages, one MessageUpdate that marks the
-// group sending and records the previous group's outcomes (sent, with a
-// provider id). Each iteration delivers one pass; queueing its messages
+// BenchMessageUpdate measures the store's side of delivering a message of
+// channel, as the delivery worker writes it: the claim of a pass of 500
+// messages, then, per group of group messages, one MessageUpdate that
+// marks the group sending and records the previous group's outcomes
+// (sent, with a provider id). Each iteration delivers one pass; queueing its messages
 // (with their enrollments) is not timed. It reports the process's CPU per
 // message (the database server's CPU, for PostgreSQL, is not in it).
-func BenchMessageUpdate(b *testing.B, s nudge.Store, group int) {
+func BenchMessageUpdate(b *testing.B, s nudge.Store, channel string, group int) {
 	es := benchSeed(b, s)
 	ds, ok := s.(nudge.DeliveryStore)
 	if !ok {
@@ -148,7 +148,7 @@ func BenchMessageUpdate(b *testing.B, s nudge.Store, group int) {
 				ContactID: fmt.Sprintf("c%06d", seq%benchContacts), State: nudge.EnrollmentCompleted, StepID: "hello",
 				EnteredAt: at, EndedAt: at}
 			m := message(fmt.Sprintf("m%09d", seq), e, "hello")
-			m.AvailableAt, m.CreatedAt = at, at
+			m.Channel, m.AvailableAt, m.CreatedAt = channel, at, at
 			c.Enrollments = append(c.Enrollments, e)
 			c.Messages = append(c.Messages, m)
 		}
