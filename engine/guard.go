@@ -85,7 +85,11 @@ func (e *Engine) newGuard(ctx context.Context, now time.Time, cs map[string]*nud
 	parallel(4, func(i int) error {
 		switch i {
 		case 0:
-			consent, errs[0] = e.store.ConsentListMany(ctx, ids)
+			if cf, ok := e.store.(consentForContacts); ok {
+				consent, errs[0] = cf.ConsentListFor(ctx, list)
+			} else {
+				consent, errs[0] = e.store.ConsentListMany(ctx, ids)
+			}
 		case 1:
 			supp, errs[1] = e.store.SuppressionsFor(ctx, list)
 		case 2:
@@ -116,6 +120,13 @@ func (e *Engine) newGuard(ctx context.Context, now time.Time, cs map[string]*nud
 		f.enrs = enrs[id]
 	}
 	return g
+}
+
+// consentForContacts is a store that reads the consent of contacts the
+// caller holds, at their addresses, without reading those again
+// (*sqlite.DB); the guardrails have just read the batch's contacts.
+type consentForContacts interface {
+	ConsentListFor(ctx context.Context, contacts []*nudge.Contact) (map[string][]*nudge.ConsentState, error)
 }
 
 func (g *guard) fail(err error) {

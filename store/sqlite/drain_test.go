@@ -230,3 +230,41 @@ func TestEnginePrior(t *testing.T) {
 		t.Errorf("no cohort counted: %+v", with[0])
 	}
 }
+
+// ConsentListFor, given the contacts as read, returns what ConsentListMany
+// of their ids does: each contact's states (an address of two contacts
+// counts for both), none for one without any.
+func TestConsentListFor(t *testing.T) {
+	ctx := context.Background()
+	db, now := drainDB(t, 0)
+	email := func(s string) *string { return &s }
+	if _, err := db.ContactMerge(ctx, []*nudge.ContactPatch{{ID: "c0", Email: email("Jane@example.com"), Phone: email("+13125550100")},
+		{ID: "c1", Email: email("jane@example.com")}, {ID: "c2", Email: email("bob@example.com")}}, now); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ConsentRecord(ctx, []*nudge.ConsentRecordParams{
+		{ContactID: "c0", Channel: nudge.ChannelSMS, Purpose: nudge.PurposeMarketing, Status: nudge.ConsentOptedIn, Source: nudge.SourceForm, OccurredAt: now},
+		{ContactID: "c1", Channel: nudge.ChannelEmail, Purpose: nudge.PurposeMarketing, Status: nudge.ConsentOptedOut, Source: nudge.SourceKeyword, OccurredAt: now},
+	}, now); err != nil {
+		t.Fatal(err)
+	}
+	ids := []string{"c0", "c1", "c2"}
+	cs, err := db.ContactGetMany(ctx, ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := db.ConsentListMany(ctx, ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := db.ConsentListFor(ctx, []*nudge.Contact{cs["c0"], cs["c1"], cs["c2"]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("ConsentListFor differs from ConsentListMany (-many +for):\n%s", diff)
+	}
+	if len(got["c0"]) != 2 || len(got["c1"]) != 1 || got["c2"] == nil || len(got["c2"]) != 0 {
+		t.Errorf("states: c0 %d, c1 %d, c2 %v; want 2 (its text and its email, which c1 shares), 1, none", len(got["c0"]), len(got["c1"]), got["c2"])
+	}
+}

@@ -341,19 +341,10 @@ func contactHashes(key []byte, contacts []*nudge.Contact) map[string][]string {
 // The contacts' addresses are read in one statement, the states of all of
 // them in another.
 func (db *DB) ConsentListMany(ctx context.Context, contactIDs []string) (map[string][]*nudge.ConsentState, error) {
-	out := map[string][]*nudge.ConsentState{}
 	if len(contactIDs) == 0 {
-		return out, nil
-	}
-	key, err := db.workspaceKey(ctx, db.read)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: consent list many: %w", err)
+		return map[string][]*nudge.ConsentState{}, nil
 	}
 	cst, err := db.readStmt(ctx, contactAddressesQuery)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: consent list many: %w", err)
-	}
-	sst, err := db.readStmt(ctx, consentStatesQuery)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: consent list many: %w", err)
 	}
@@ -365,13 +356,49 @@ func (db *DB) ConsentListMany(ctx context.Context, contactIDs []string) (map[str
 	for _, c := range contacts {
 		cs = append(cs, c)
 	}
-	hashes := contactHashes(key, cs)
-	states, err := consentStates(ctx, sst, slices.Sorted(maps.Keys(hashes)))
+	out, err := db.consentOf(ctx, cs)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: consent list many: %w", err)
 	}
-	for id := range contacts {
-		out[id] = []*nudge.ConsentState{}
+	return out, nil
+}
+
+// ConsentListFor is ConsentListMany of contacts the caller holds, at the
+// addresses they hold: the engine's guardrails read a batch's contacts
+// first, and their addresses need not be read again.
+func (db *DB) ConsentListFor(ctx context.Context, contacts []*nudge.Contact) (map[string][]*nudge.ConsentState, error) {
+	out, err := db.consentOf(ctx, contacts)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: consent list for: %w", err)
+	}
+	return out, nil
+}
+
+// consentOf returns, by contact id, the current consent of each of the
+// contacts' addresses, each contact's by channel and purpose, in one
+// statement.
+func (db *DB) consentOf(ctx context.Context, contacts []*nudge.Contact) (map[string][]*nudge.ConsentState, error) {
+	out := make(map[string][]*nudge.ConsentState, len(contacts))
+	if len(contacts) == 0 {
+		return out, nil
+	}
+	key, err := db.workspaceKey(ctx, db.read)
+	if err != nil {
+		return nil, err
+	}
+	sst, err := db.readStmt(ctx, consentStatesQuery)
+	if err != nil {
+		return nil, err
+	}
+	hashes := contactHashes(key, contacts)
+	states, err := consentStates(ctx, sst, slices.Sorted(maps.Keys(hashes)))
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range contacts {
+		if c != nil {
+			out[c.ID] = []*nudge.ConsentState{}
+		}
 	}
 	for k, st := range states {
 		for _, id := range hashes[k.hash] {
