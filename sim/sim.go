@@ -347,6 +347,12 @@ type simStore struct {
 	// contact, as last read (see ConsentListMany).
 	fmu   sync.Mutex
 	facts map[string]*contactFacts
+	// factsGen counts the drops of facts. A read of the store keeps what
+	// it read only if no drop came while it read: the engine computes a
+	// batch while the one before commits, and a read that began before a
+	// commit changed a contact's addresses or consent would otherwise keep
+	// the old facts after the commit dropped them.
+	factsGen uint64
 
 	mu    sync.Mutex
 	wakes timeHeap
@@ -357,6 +363,10 @@ type simStore struct {
 }
 
 func (s *simStore) EngineCommit(ctx context.Context, c *nudge.EngineCommit, now time.Time) error {
+	c = s.delivered(c, now)
+	err := s.DB.EngineCommit(ctx, c, now)
+	// Dropped after the write: a read of the old consent that overlapped
+	// it is not kept (see factsGen).
 	if len(c.ContactPatches) > 0 {
 		s.fmu.Lock()
 		for _, p := range c.ContactPatches {
@@ -366,7 +376,7 @@ func (s *simStore) EngineCommit(ctx context.Context, c *nudge.EngineCommit, now 
 		}
 		s.fmu.Unlock()
 	}
-	if err := s.DB.EngineCommit(ctx, c, now); err != nil {
+	if err != nil {
 		return err
 	}
 	if len(c.ContactPatches) > 0 {
@@ -430,6 +440,7 @@ func (s *simStore) ConsentListMany(ctx context.Context, contactIDs []string) (ma
 			miss = append(miss, id)
 		}
 	}
+	gen := s.factsGen
 	s.fmu.Unlock()
 	if len(miss) == 0 {
 		return out, nil
@@ -440,9 +451,12 @@ func (s *simStore) ConsentListMany(ctx context.Context, contactIDs []string) (ma
 	}
 	s.fmu.Lock()
 	defer s.fmu.Unlock()
+	keep := gen == s.factsGen
 	for id, list := range got {
-		f := s.fact(id)
-		f.consent, f.consentOK = cloneAll(list), true
+		if keep {
+			f := s.fact(id)
+			f.consent, f.consentOK = cloneAll(list), true
+		}
 		out[id] = list
 	}
 	return out, nil
@@ -466,6 +480,7 @@ func (s *simStore) SuppressionsFor(ctx context.Context, contacts []*nudge.Contac
 			miss = append(miss, c)
 		}
 	}
+	gen := s.factsGen
 	s.fmu.Unlock()
 	if len(miss) == 0 {
 		return out, nil
@@ -476,9 +491,12 @@ func (s *simStore) SuppressionsFor(ctx context.Context, contacts []*nudge.Contac
 	}
 	s.fmu.Lock()
 	defer s.fmu.Unlock()
+	keep := gen == s.factsGen
 	for _, c := range miss {
-		f := s.fact(c.ID)
-		f.supp, f.suppOK, f.email, f.phone = cloneAll(got[c.ID]), true, c.Email, c.Phone
+		if keep {
+			f := s.fact(c.ID)
+			f.supp, f.suppOK, f.email, f.phone = cloneAll(got[c.ID]), true, c.Email, c.Phone
+		}
 		if list, ok := got[c.ID]; ok {
 			out[c.ID] = list
 		}
@@ -508,6 +526,7 @@ func movesAddress(p *nudge.ContactPatch) bool {
 // consentChanged drops the consent read of contact id; s.fmu is held.
 // Its suppressions are kept, by its addresses.
 func (s *simStore) consentChanged(id string) {
+	s.factsGen++
 	if f := s.facts[id]; f != nil {
 		f.consent, f.consentOK = nil, false
 	}
@@ -515,12 +534,14 @@ func (s *simStore) consentChanged(id string) {
 
 // ConsentRecord is the store's; every contact's consent is read again.
 func (s *simStore) ConsentRecord(ctx context.Context, ps []*nudge.ConsentRecordParams, now time.Time) ([]nudge.ConsentRecordResult, error) {
+	res, err := s.DB.ConsentRecord(ctx, ps, now)
 	s.fmu.Lock()
+	s.factsGen++
 	for _, f := range s.facts {
 		f.consent, f.consentOK = nil, false
 	}
 	s.fmu.Unlock()
-	return s.DB.ConsentRecord(ctx, ps, now)
+	return res, err
 }
 
 // EventIngest is the store's; the consent of the contacts whose addresses
@@ -528,6 +549,7 @@ func (s *simStore) ConsentRecord(ctx context.Context, ps []*nudge.ConsentRecordP
 // creates a contact changes nothing read before: ConsentListMany keeps
 // only contacts that exist.
 func (s *simStore) EventIngest(ctx context.Context, items []nudge.IngestItem, now time.Time) (*nudge.IngestResult, error) {
+	res, err := s.DB.EventIngest(ctx, items, now)
 	s.fmu.Lock()
 	for _, it := range items {
 		if it.Event != nil && movesAddress(it.Patch) {
@@ -535,7 +557,7 @@ func (s *simStore) EventIngest(ctx context.Context, items []nudge.IngestItem, no
 		}
 	}
 	s.fmu.Unlock()
-	return s.DB.EventIngest(ctx, items, now)
+	return res, err
 }
 
 // JourneyPublish is the store's; the next JourneyList reads the store.
@@ -671,4 +693,38 @@ func (h *timeHeap) Pop() any {
 	t := old[len(old)-1]
 	*h = old[:len(old)-1]
 	return t
+}
+
+// delivered applies the simulator's delivery model to a commit's
+// cancellations: an enrollment whose messages were all available by now
+// has nothing left to cancel (they were handed to their provider), so the
+// store does not mark them cancelled, and the report counts them sent, as
+// a live run would. Only an enrollment with a message available after the
+// time it was queued at (deferred) keeps its cancellation, which then
+// also takes its messages already available (the store cancels by
+// enrollment). c is not changed; a copy is returned when anything is left out.
+func (s *simStore) delivered(c *nudge.EngineCommit, now time.Time) *nudge.EngineCommit {
+	if len(c.CancelMessages) == 0 {
+		return c
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	keep := c.CancelMessages[:0:0]
+	for _, id := range c.CancelMessages {
+		pending := s.later[id]
+		for _, m := range c.Messages {
+			if m.EnrollmentID == id && m.AvailableAt.After(now) {
+				pending = true
+			}
+		}
+		if pending {
+			keep = append(keep, id)
+		}
+	}
+	if len(keep) == len(c.CancelMessages) {
+		return c
+	}
+	cp := *c
+	cp.CancelMessages = keep
+	return &cp
 }

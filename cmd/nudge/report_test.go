@@ -2,6 +2,7 @@ package main
 
 import (
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -48,6 +49,15 @@ func TestSimulateReport(t *testing.T) {
 	for _, want := range []string{"\nREPORT\nJourney webinar-reminder", "Entered 8 (held out 1); converted 2", "FUNNEL"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("simulate --report lacks %q:\n%s", want, out)
+		}
+	}
+	// The two who joined had their confirmation and reminder before they
+	// converted: the funnel counts them sent (7 of the 7 treated), as the
+	// decisions do, not cancelled by the conversion.
+	for _, want := range []string{`(?m)^confirm\s+email\s+8\s+100\.0%\s+7\s`, `(?m)^reminder\s+email\s+8\s+100\.0%\s+7\s`,
+		`(?m)^text\s+sms\s+7\s+87\.5%\s+3\s`} {
+		if !regexp.MustCompile(want).MatchString(out) {
+			t.Errorf("simulate --report's funnel does not match %s:\n%s", want, out)
 		}
 	}
 }
