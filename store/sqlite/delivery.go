@@ -34,11 +34,26 @@ const (
 			m.enrollment_id, m.step_id, m.channel, e.journey_id, e.version, e.entered_at
 		FROM messages m LEFT JOIN enrollments e ON e.id = m.enrollment_id
 		WHERE m.id IN (SELECT value FROM json_each(?))`
-	messageUpdateQuery = `UPDATE messages SET status = ?2, provider_id = ?3, attempts = ?4, error = ?5,
-		available_at = ?6, claimed_until = CASE WHEN ?7 THEN NULL ELSE claimed_until END, updated_at = ?8
-		WHERE id = ?1`
-	statusInsertQuery = `INSERT INTO message_statuses (message_id, status, detail, at) VALUES (?, ?, ?, ?)`
 )
+
+// messagesUpdateQuery updates n messages, each a row of
+// messageUpdateColumns values: id, status, provider id, attempts, error,
+// available_at, whether to clear the claim, updated_at.
+func messagesUpdateQuery(n int) string {
+	return `UPDATE messages SET status = v.column2, provider_id = v.column3, attempts = v.column4, error = v.column5,
+		available_at = v.column6, claimed_until = CASE WHEN v.column7 THEN NULL ELSE claimed_until END, updated_at = v.column8
+		FROM (VALUES ` + valuesRows(n, messageUpdateColumns) + `) AS v WHERE messages.id = v.column1`
+}
+
+const messageUpdateColumns = 8
+
+// statusesInsertQuery appends n history entries, each a row of
+// statusInsertColumns values: message id, status, detail, at.
+func statusesInsertQuery(n int) string {
+	return `INSERT INTO message_statuses (message_id, status, detail, at) VALUES ` + valuesRows(n, statusInsertColumns)
+}
+
+const statusInsertColumns = 4
 
 // MessageClaim claims up to limit (default 100, at most 10000) queued
 // messages whose AvailableAt is at or before now and whose claim, if any,
@@ -138,18 +153,17 @@ func (db *DB) MessageUpdate(ctx context.Context, us []*nudge.MessageUpdate, now 
 		}
 		var hist []nudge.MessageHistoryEntry
 		applied, hist = nudge.ApplyMessageUpdates(cur, us, now)
-		upd := tx.StmtContext(ctx, ws.messageUpdate)
+		args := make([]any, 0, len(ids)*messageUpdateColumns)
 		for _, id := range ids {
 			m := cur[id]
-			if !m.Changed {
-				continue
-			}
-			if _, err := upd.ExecContext(ctx, id, m.Status, m.ProviderID, m.Attempts, m.Err,
-				micros(m.AvailableAt), m.ClearClaim, micros(now)); err != nil {
-				return err
+			if m.Changed {
+				args = append(args, id, m.Status, m.ProviderID, m.Attempts, m.Err, micros(m.AvailableAt), m.ClearClaim, micros(now))
 			}
 		}
-		ins := tx.StmtContext(ctx, ws.statusInsert)
+		if err := execRows(ctx, tx, ws.messagesUpdate, messageUpdateColumns, args, nil); err != nil {
+			return err
+		}
+		args = make([]any, 0, len(hist)*statusInsertColumns)
 		for _, h := range hist {
 			detail, err := jsonOrNull(h.Detail)
 			if err != nil {
@@ -158,9 +172,10 @@ func (db *DB) MessageUpdate(ctx context.Context, us []*nudge.MessageUpdate, now 
 			if detail == nil {
 				detail = "{}"
 			}
-			if _, err := ins.ExecContext(ctx, h.MessageID, h.Status, detail, micros(now)); err != nil {
-				return err
-			}
+			args = append(args, h.MessageID, h.Status, detail, micros(now))
+		}
+		if err := execRows(ctx, tx, ws.statusesInsert, statusInsertColumns, args, nil); err != nil {
+			return err
 		}
 		var moved reportcount.Moves
 		for id, c := range counted {

@@ -87,3 +87,18 @@ func migrated(tb testing.TB) (*sqlite.DB, string) {
 	}
 	return db, path
 }
+
+// TestMessagesUpdatePlan: MessageUpdate's multi-row UPDATE finds each
+// message by its primary key, not by a scan of the outbox.
+func TestMessagesUpdatePlan(t *testing.T) {
+	_, path := migrated(t)
+	raw := rawDB(t, path)
+	args := make([]any, 0, 16)
+	for _, id := range []string{"m1", "m2"} {
+		args = append(args, id, "sending", "", 1, "", 0, false, 0)
+	}
+	plan := explain(t, raw, sqlite.MessagesUpdateQuery(2), args...)
+	if strings.Contains(plan, "SCAN messages") || !strings.Contains(plan, "SEARCH messages USING INDEX sqlite_autoindex_messages_1") {
+		t.Errorf("plan %s; want a search of messages by id", plan)
+	}
+}

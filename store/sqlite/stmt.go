@@ -72,7 +72,8 @@ type writeStmts struct {
 	messagesHistory, messagesCancelHistory, messagesCancel *sql.Stmt
 	inboxDelete                                            *sql.Stmt
 
-	messagesClaim, messagesRead, messageUpdate, statusInsert *sql.Stmt
+	messagesClaim, messagesRead    *sql.Stmt
+	messagesUpdate, statusesInsert []*sql.Stmt
 
 	inbox *memInbox // the DB's, if in memory
 
@@ -134,8 +135,8 @@ func (db *DB) writeStmts(ctx context.Context) (*writeStmts, error) {
 	ws.messagesCancel = one(messagesCancelQuery)
 	ws.messagesClaim = one(messagesClaimQuery)
 	ws.messagesRead = one(messagesReadQuery)
-	ws.messageUpdate = one(messageUpdateQuery)
-	ws.statusInsert = one(statusInsertQuery)
+	ws.messagesUpdate = many(messagesUpdateQuery)
+	ws.statusesInsert = many(statusesInsertQuery)
 	ws.inboxDelete = one(inboxDeleteQuery)
 	ws.report = reportStmts{
 		enrollments: one(reportEnrollmentsQuery), decisions: one(reportDecisionsQuery), inserted: one(reportInsertedQuery),
