@@ -462,6 +462,19 @@ func (s *simStore) ConsentListMany(ctx context.Context, contactIDs []string) (ma
 	return out, nil
 }
 
+// ConsentListFor is ConsentListMany of the contacts' ids: the engine's
+// guardrails call it when the store has it (the embedded *sqlite.DB
+// does), and it must not read past the cache.
+func (s *simStore) ConsentListFor(ctx context.Context, contacts []*nudge.Contact) (map[string][]*nudge.ConsentState, error) {
+	ids := make([]string, 0, len(contacts))
+	for _, c := range contacts {
+		if c != nil {
+			ids = append(ids, c.ID)
+		}
+	}
+	return s.ConsentListMany(ctx, ids)
+}
+
 // SuppressionsFor is the store's, read once per contact and addresses:
 // nothing in a replay adds a suppression.
 func (s *simStore) SuppressionsFor(ctx context.Context, contacts []*nudge.Contact) (map[string][]*nudge.Suppression, error) {
