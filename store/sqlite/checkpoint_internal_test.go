@@ -56,7 +56,7 @@ func TestWALStaysBounded(t *testing.T) {
 			}
 		}()
 	}
-	const commits = 4000
+	const commits = 6000
 	blob := make([]byte, 3000)
 	var hdr [136]byte
 	most := uint32(0)
@@ -87,18 +87,20 @@ func TestWALStaysBounded(t *testing.T) {
 	close(stop)
 	wg.Wait()
 
-	// The commits write about 12,000 frames, and with the readers always in
+	// The commits write about 18,000 frames, and with the readers always in
 	// the WAL it would not start again without the RESTART checkpoints.
 	// The checkpointer runs beside the writer, which goes on committing
-	// while a PASSIVE checkpoint runs, hence the margin.
-	if most > 10*walRestartFrames {
-		t.Errorf("the WAL reached %d frames, want at most %d", most, 10*walRestartFrames)
+	// while a PASSIVE checkpoint runs and while a RESTART waits for the
+	// readers (up to a second), hence the margin: runs here peak at
+	// 1,700-2,800 frames, and one on a machine at load 10 reached 4,278.
+	if most > 20*walRestartFrames {
+		t.Errorf("the WAL reached %d frames, want at most %d", most, 20*walRestartFrames)
 	}
 	fi, err := os.Stat(path + "-wal")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if max := int64(10*walRestartFrames) * (4096 + 24); fi.Size() > max {
+	if max := int64(20*walRestartFrames) * (4096 + 24); fi.Size() > max {
 		t.Errorf("WAL file %d bytes, want at most %d", fi.Size(), max)
 	}
 	if db.ckpt.passive.Load() == 0 {

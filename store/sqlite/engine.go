@@ -555,8 +555,8 @@ const (
 
 	enrollmentsReleaseQuery = `UPDATE enrollments SET claimed_until = NULL
 		WHERE id IN (SELECT value FROM json_each(?)) AND claimed_until IS NOT NULL`
-	// The unary + keeps the planner off messages_status, which would
-	// visit every queued message of the outbox. Only queued messages are
+	// The unary + keeps the planner off messages_status_created, which
+	// would visit every queued message of the outbox. Only queued messages are
 	// cancelled: one a worker moved to sending may be at the provider
 	// already. The history entries go first, while the messages are still
 	// queued.
