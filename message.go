@@ -118,10 +118,6 @@ type DeliveryStore interface {
 	// sending history entries) at or after since: what a journey's SMS
 	// budget counts. A journey without any is left out.
 	MessageSMSSegments(ctx context.Context, journeyIDs []string, since time.Time) (map[string]int, error)
-	// EnrollmentEvents returns, by enrollment id, the event that started
-	// each of the enrollments (what templates call event), in one read for
-	// a claimed batch. Enrollments without one, or unknown, are left out.
-	EnrollmentEvents(ctx context.Context, enrollmentIDs []string) (map[string]*Event, error)
 }
 
 // MessageListParams pages the outbox. By default in ID order (engine IDs

@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -326,37 +325,6 @@ func (db *DB) MessageSMSSegments(ctx context.Context, journeyIDs []string, since
 	}
 	if err := rows.Err(); err != nil {
 		return nil, wrap("message sms segments", err)
-	}
-	return out, nil
-}
-
-// EnrollmentEvents returns the events that started the enrollments, by
-// enrollment id; see nudge.DeliveryStore.
-func (db *DB) EnrollmentEvents(ctx context.Context, enrollmentIDs []string) (map[string]*nudge.Event, error) {
-	out := map[string]*nudge.Event{}
-	if len(enrollmentIDs) == 0 {
-		return out, nil
-	}
-	rows, err := db.pool.Query(ctx, `SELECT id, event FROM enrollments WHERE id = ANY($1) AND event IS NOT NULL`, enrollmentIDs)
-	if err != nil {
-		return nil, wrap("enrollment events", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var id string
-		var raw []byte
-		if err := rows.Scan(&id, &raw); err != nil {
-			return nil, wrap("enrollment events", err)
-		}
-		var ev nudge.Event
-		if err := json.Unmarshal(raw, &ev); err != nil {
-			return nil, fmt.Errorf("enrollment events: enrollment %s: %w", id, err)
-		}
-		ev.Timestamp, ev.ReceivedAt = ev.Timestamp.UTC(), ev.ReceivedAt.UTC()
-		out[id] = &ev
-	}
-	if err := rows.Err(); err != nil {
-		return nil, wrap("enrollment events", err)
 	}
 	return out, nil
 }

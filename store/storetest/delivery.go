@@ -513,27 +513,3 @@ func testMessageSMSSegments(t *testing.T, open func(t *testing.T) nudge.Store) {
 		})
 	}
 }
-
-func testEnrollmentEvents(t *testing.T, open func(t *testing.T) nudge.Store) {
-	s := engineFixture(t, open)
-	with := waiting("e1", "j", "c1", now.Add(time.Hour))
-	with.Event = &nudge.Event{Seq: 7, MessageID: "ev-7", Type: "track", ContactID: "c1", Name: "webinar.registered",
-		Properties: map[string]any{"title": "Growth Loops 101"}, Timestamp: now, ReceivedAt: now}
-	without := waiting("e2", "j", "c2", now.Add(time.Hour))
-	mustCommit(t, s, now, &nudge.EngineCommit{Enrollments: []*nudge.Enrollment{with, without}})
-
-	got, err := s.EnrollmentEvents(ctx, []string{"e1", "e2", "nope"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(got) != 1 || got["e1"] == nil {
-		t.Fatalf("EnrollmentEvents = %v; want e1's event only", got)
-	}
-	if d := diff(with.Event, got["e1"]); d != "" {
-		t.Errorf("e1's event (-want +got):\n%s", d)
-	}
-	wantUTC(t, "EnrollmentEvents", got["e1"].Timestamp, got["e1"].ReceivedAt)
-	if none, err := s.EnrollmentEvents(ctx, nil); err != nil || len(none) != 0 {
-		t.Errorf("EnrollmentEvents(nil) = %v, %v", none, err)
-	}
-}

@@ -85,7 +85,6 @@ func Run(t *testing.T, open func(t *testing.T) nudge.Store) {
 	t.Run("MessageLookup", func(t *testing.T) { testMessageLookup(t, open) })
 	t.Run("MessageStuck", func(t *testing.T) { testMessageStuck(t, open) })
 	t.Run("MessageSMSSegments", func(t *testing.T) { testMessageSMSSegments(t, open) })
-	t.Run("EnrollmentEvents", func(t *testing.T) { testEnrollmentEvents(t, open) })
 	t.Run("MessageCancel", func(t *testing.T) { testMessageCancel(t, open) })
 	t.Run("Report", func(t *testing.T) { testReport(t, open) })
 	t.Run("StepPause", func(t *testing.T) { testStepPause(t, open) })
