@@ -240,6 +240,53 @@ func TestPrivateInbox(t *testing.T) {
 	}
 }
 
+// A private store's transaction whose context is cancelled part way is
+// rolled back in order: a change staged to the in-memory inbox after the
+// cancel is dropped with it, and the inbox is not left locked. (When the
+// transaction watched its context, database/sql rolled it back from its
+// own goroutine, the staged erase below was never ended, and the next
+// InboxPending blocked for ever.)
+func TestPrivateInboxCancelledTransaction(t *testing.T) {
+	ctx := context.Background()
+	db := mustOpenPrivate(t)
+	now := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+	if _, err := db.ContactMerge(ctx, []*nudge.ContactPatch{{ID: "c1"}}, now); err != nil {
+		t.Fatal(err)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	err := db.inTx(cctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(cctx, `SELECT 1`); err != nil {
+			return err
+		}
+		cancel()
+		time.Sleep(20 * time.Millisecond) // time for a watcher of the context to roll back
+		db.inbox.erase("c1")               // as ContactErase stages before its last statement
+		_, err := tx.ExecContext(cctx, `DELETE FROM contacts WHERE id = 'c1'`)
+		return err
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("inTx after a cancel = %v; want context.Canceled", err)
+	}
+	done := make(chan error, 1)
+	var pending bool
+	go func() {
+		var err error
+		pending, err = db.InboxPending(ctx, now)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil || !pending {
+			t.Errorf("InboxPending = %v, %v; want the contact's creation still there (the erase was rolled back)", pending, err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("InboxPending blocked: the cancelled transaction left the in-memory inbox locked")
+	}
+	if _, err := db.ContactGet(ctx, "c1"); err != nil {
+		t.Errorf("the contact after the rolled-back erase: %v", err)
+	}
+}
+
 // A private inbox's item gives its contacts as decoding their JSON (the
 // inbox table's form) would, whether it keeps a copy or, for a contact a
 // copy would not match, the JSON.

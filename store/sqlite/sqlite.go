@@ -308,9 +308,20 @@ func (db *DB) workspaceKey(ctx context.Context, q querier) ([]byte, error) {
 }
 
 // inTx runs fn in a write transaction, committing if it returns nil.
+//
+// A private store's transaction (a savepoint) does not watch ctx: when a
+// transaction's context ends, database/sql rolls it back from a goroutine
+// of its own, and fn, still running, would go on staging changes to the
+// in-memory inbox (private_inbox.go) that no Commit or Rollback then
+// reaches. Its statements still watch ctx, so a cancelled one fails, and
+// fn's error rolls the savepoint back here, in order.
 func (db *DB) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	db.ckpt.gate()
-	tx, err := db.write.BeginTx(ctx, nil)
+	txCtx := ctx
+	if db.private {
+		txCtx = context.WithoutCancel(ctx)
+	}
+	tx, err := db.write.BeginTx(txCtx, nil)
 	if err != nil {
 		return err
 	}

@@ -6,7 +6,7 @@
 -- created_at, id) serves the console's messages log and the stuck
 -- messages' read; only paging one status in id order (the crash and soak
 -- harnesses' checks) now filters it without an index of its own.
-DROP INDEX messages_status;
+DROP INDEX IF EXISTS messages_status; -- a private store from before 0016 slimmed it away
 
 -- message_statuses loses AUTOINCREMENT, which read and wrote the
 -- sqlite_sequence row at each history entry. Ids still grow: a new entry
