@@ -22,6 +22,10 @@
 //     of each part one by one, while the next part is read: find the
 //     address (failed, no_address), render the template (failed,
 //     template_error), mark the message sending, and call the provider.
+//     While a claim comes back full (Config.Batch messages), the pass
+//     claims again once the claim's last part is read, Config.Claims
+//     batches at most, so that the next batch's claim and first reads run while
+//     the senders finish the one before instead of with every sender idle.
 //  3. Records the outcomes of the batch in one transaction: sent with the
 //     provider's id; failed at once with the provider's code on a permanent
 //     refusal (and, when the provider says the recipient opted out, an

@@ -51,11 +51,12 @@ func marketingSMS(m *nudge.Message) bool {
 }
 
 // smsRules reads the policy and what its SMS rules need for msgs: who had
-// a marketing text before, and the day's use of the budgets. nil when
+// a marketing text before, and the day's use of the budgets (read again
+// from the store when over budgetRead old only if refresh). nil when
 // there is no Config.Policy. An error is a store failure: the pass sends
 // nothing (its claims expire and another pass tries again), as no text
 // goes without knowing its budget.
-func (w *Worker) smsRules(ctx context.Context, msgs []*nudge.Message) (*smsRules, error) {
+func (w *Worker) smsRules(ctx context.Context, msgs []*nudge.Message, refresh bool) (*smsRules, error) {
 	if w.cfg.Policy == nil {
 		return nil, nil
 	}
@@ -96,7 +97,7 @@ func (w *Worker) smsRules(ctx context.Context, msgs []*nudge.Message) (*smsRules
 		}
 	}
 	if len(journeys) > 0 {
-		if err := r.readBudgets(ctx, journeys); err != nil {
+		if err := r.readBudgets(ctx, journeys, refresh); err != nil {
 			return nil, err
 		}
 	}
@@ -104,8 +105,8 @@ func (w *Worker) smsRules(ctx context.Context, msgs []*nudge.Message) (*smsRules
 }
 
 // readBudgets reads the day's use of the journeys' budgets that are not
-// known for today or were read over budgetRead ago.
-func (r *smsRules) readBudgets(ctx context.Context, journeys []string) error {
+// known for today or, if refresh, were read over budgetRead ago.
+func (r *smsRules) readBudgets(ctx context.Context, journeys []string, refresh bool) error {
 	now := r.w.cfg.Clock.Now()
 	loc, err := time.LoadLocation(r.zone)
 	if err != nil {
@@ -122,7 +123,7 @@ func (r *smsRules) readBudgets(ctx context.Context, journeys []string) error {
 	var stale []string
 	for _, j := range journeys {
 		u := book.use[j]
-		if u == nil || !u.day.Equal(r.day) || now.Sub(u.readAt) >= budgetRead {
+		if u == nil || !u.day.Equal(r.day) || (refresh && now.Sub(u.readAt) >= budgetRead) {
 			stale = append(stale, j)
 		}
 	}

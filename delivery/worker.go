@@ -41,6 +41,10 @@ const (
 const (
 	DefaultLease = 5 * time.Minute
 	DefaultBatch = 200
+	// DefaultClaims: a pass goes on from one full batch to the next, 8
+	// at most, so that its senders need not wait for a new pass's claim
+	// and first reads (see deliver).
+	DefaultClaims = 8
 	// DefaultConcurrency is 32 provider calls at once: a message is marked
 	// sending only for a free sender (markLoop), so this is also the most
 	// messages a crash can leave with an unknown outcome, and more senders
@@ -102,8 +106,12 @@ type Config struct {
 	// (policy.SMSBudgets). nil: no notice is added and no budget applies.
 	Policy func(ctx context.Context) (*policy.Policy, error)
 
-	Lease       time.Duration // a claim's length; default DefaultLease; must exceed a batch's sends
-	Batch       int           // messages claimed per pass; default DefaultBatch
+	Lease time.Duration // a claim's length; default DefaultLease; must exceed a batch's sends
+	Batch int           // messages per claim; default DefaultBatch
+	// Claims is the most batches one pass claims: it claims again only
+	// while a claim comes back full. Default DefaultClaims; 1 makes a pass
+	// one claim.
+	Claims      int
 	Concurrency int           // messages in flight; default DefaultConcurrency
 	MaxAge      time.Duration // default DefaultMaxAge: an older message fails (max_age)
 	// Backoff is the delay before retry attempt (1 after the first call);
@@ -151,8 +159,8 @@ func New(cfg Config) (*Worker, error) {
 			return nil, nudge.Errorf(nudge.EINVALID, "delivery: templates are required to send %s", ch)
 		}
 	}
-	if cfg.Lease < 0 || cfg.Batch < 0 || cfg.Concurrency < 0 || cfg.MaxAge < 0 {
-		return nil, nudge.Errorf(nudge.EINVALID, "delivery: lease, batch, concurrency and max age must not be negative")
+	if cfg.Lease < 0 || cfg.Batch < 0 || cfg.Claims < 0 || cfg.Concurrency < 0 || cfg.MaxAge < 0 {
+		return nil, nudge.Errorf(nudge.EINVALID, "delivery: lease, batch, claims, concurrency and max age must not be negative")
 	}
 	if err := cfg.Limits.check(); err != nil {
 		return nil, err
@@ -163,6 +171,7 @@ func New(cfg Config) (*Worker, error) {
 	cfg.Logger = cmp.Or(cfg.Logger, slog.Default())
 	cfg.Lease = cmp.Or(cfg.Lease, DefaultLease)
 	cfg.Batch = cmp.Or(cfg.Batch, DefaultBatch)
+	cfg.Claims = cmp.Or(cfg.Claims, DefaultClaims)
 	cfg.Concurrency = cmp.Or(cfg.Concurrency, DefaultConcurrency)
 	cfg.MaxAge = cmp.Or(cfg.MaxAge, DefaultMaxAge)
 	providers := map[string]string{}
@@ -220,14 +229,23 @@ func (w *Worker) RunOnce(ctx context.Context) (int, error) {
 	if err != nil {
 		return n, err
 	}
-	msgs, err := w.cfg.Store.MessageClaim(ctx, w.cfg.Clock.Now(), w.cfg.Batch, w.cfg.Lease)
+	msgs, err := w.claim(ctx)
 	if err != nil {
-		return n, fmt.Errorf("delivery: claim: %w", err)
+		return n, err
 	}
 	if len(msgs) == 0 {
 		return n, nil
 	}
-	return n + len(msgs), w.deliver(ctx, msgs)
+	k, err := w.deliver(ctx, msgs)
+	return n + k, err
+}
+
+func (w *Worker) claim(ctx context.Context) ([]*nudge.Message, error) {
+	msgs, err := w.cfg.Store.MessageClaim(ctx, w.cfg.Clock.Now(), w.cfg.Batch, w.cfg.Lease)
+	if err != nil {
+		return nil, fmt.Errorf("delivery: claim: %w", err)
+	}
+	return msgs, nil
 }
 
 // recover settles messages left sending by a process that died.
@@ -329,42 +347,71 @@ func (b *batch) putBack(us []*nudge.MessageUpdate) {
 }
 
 // deliver takes a claimed batch through its checks and its provider
-// calls. The batch is read and checked in parts, each twice the size of
-// the one before from 2×Concurrency up, so that the senders start on the
-// first part while the rest is read and re-checked (the reads and the
-// re-check were a fifth of a pass during which no sender had work); and
-// each part is re-checked just before its messages go, not when the
-// batch was claimed.
-func (w *Worker) deliver(ctx context.Context, msgs []*nudge.Message) error {
-	sr, err := w.smsRules(ctx, msgs)
+// calls, and returns how many messages the pass claimed. The batch is
+// read and checked in parts, each twice the size of the one before from
+// 2×Concurrency up, so that the senders start on the first part while the
+// rest is read and re-checked (the reads and the re-check were a fifth of
+// a pass during which no sender had work); and each part is re-checked
+// just before its messages go, not when the batch was claimed. While its
+// claims come back full, the pass claims again once its last part is read
+// (Config.Claims in all): the next batch's claim and first reads then run
+// while the senders finish this one's, where a new pass would start them
+// with every sender idle.
+func (w *Worker) deliver(ctx context.Context, msgs []*nudge.Message) (int, error) {
+	sr, err := w.smsRules(ctx, msgs, true)
 	if err != nil {
-		return err // nothing was marked; the claims expire
+		return len(msgs), err // nothing was marked; the claims expire
 	}
 	var b batch
 	parts := make(chan part, 1)
 	read := make(chan error, 1)
-	n := len(msgs)
+	claimed, c := len(msgs), len(msgs)
 	go func() {
 		defer close(parts)
-		size := 2 * w.cfg.Concurrency
+		read <- w.readParts(ctx, msgs, sr, &b, parts, &claimed)
+	}()
+	w.dispatch(ctx, parts, c, &b)
+	err = <-read // after it, claimed is the reader's
+	return claimed, errors.Join(err, w.record(ctx, &b))
+}
+
+// readParts reads and checks msgs in parts for the senders, then claims
+// the next batch, while the claims come back full, and adds what it
+// claims to *claimed. An error is a store failure: the rest is not sent;
+// its claims expire and another pass tries again. What the parts before
+// decided stands.
+func (w *Worker) readParts(ctx context.Context, msgs []*nudge.Message, sr *smsRules, b *batch, parts chan<- part, claimed *int) error {
+	size := 2 * w.cfg.Concurrency
+	for claims := 1; ; claims++ {
+		full := len(msgs) == w.cfg.Batch
 		for len(msgs) > 0 {
 			k := min(size, len(msgs))
-			p, err := w.readPart(ctx, msgs[:k], sr, &b)
+			p, err := w.readPart(ctx, msgs[:k], sr, b)
 			if err != nil {
-				// The rest is not sent; its claims expire and another
-				// pass tries again. What the parts before decided stands.
-				read <- err
-				return
+				return err
 			}
 			if len(p.msgs) > 0 {
 				parts <- p
 			}
 			msgs, size = msgs[k:], 2*size
 		}
-		read <- nil
-	}()
-	w.dispatch(ctx, parts, n, &b)
-	return errors.Join(<-read, w.record(ctx, &b))
+		if !full || claims >= w.cfg.Claims || ctx.Err() != nil {
+			return nil
+		}
+		var err error
+		if msgs, err = w.claim(ctx); err != nil {
+			return err
+		}
+		*claimed += len(msgs)
+		if len(msgs) == 0 {
+			return nil
+		}
+		// The budgets are not read again from the store here: this pass's
+		// earlier texts, spent in memory, may not all be marked yet.
+		if sr, err = w.smsRules(ctx, msgs, false); err != nil {
+			return err
+		}
+	}
 }
 
 // part is some of a batch, read and checked, with what was read for it.
@@ -412,8 +459,8 @@ func (w *Worker) readPart(ctx context.Context, msgs []*nudge.Message, sr *smsRul
 	return part{msgs: msgs, p: p}, nil
 }
 
-// dispatch takes the checked messages of parts (n at most in all) through
-// rendering, their sending marks and their provider calls.
+// dispatch takes the checked messages of parts through rendering, their
+// sending marks and their provider calls, with at most n senders.
 func (w *Worker) dispatch(ctx context.Context, parts <-chan part, n int, b *batch) {
 	// Three stages, so that no stage waits on another's slowest member:
 	// preparers check and render, the marker commits sending marks in

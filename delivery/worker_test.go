@@ -696,6 +696,19 @@ func TestDeliverMarksAtMostConcurrency(t *testing.T) {
 	}
 }
 
+// probed is a worker on s that texts through a probeSender.
+func (e *env) probed(s delivery.Store, concurrency, batch, claims int) (*delivery.Worker, *probeSender) {
+	e.t.Helper()
+	p := &probeSender{e: e}
+	return e.worker(func(c *delivery.Config) {
+		c.Store = s
+		c.Senders = map[string]nudge.Sender{nudge.ChannelSMS: p}
+		c.Concurrency = concurrency
+		c.Batch = batch
+		c.Claims = claims
+	}), p
+}
+
 // markCounter is a store that records, for each MessageUpdate call that
 // marks messages sending, how many it marks.
 type markCounter struct {
@@ -725,14 +738,8 @@ func (s *markCounter) MessageUpdate(ctx context.Context, us []*nudge.MessageUpda
 // free sender at a time. Only the pass's last group may be smaller.
 func TestDeliverMarksInGroupsToTheEnd(t *testing.T) {
 	e := newEnv(t)
-	p := &probeSender{e: e}
 	s := &markCounter{Store: e.db}
-	w := e.worker(func(c *delivery.Config) {
-		c.Store = s
-		c.Senders = map[string]nudge.Sender{nudge.ChannelSMS: p}
-		c.Concurrency = 16 // groups of 4
-		c.Batch = 100
-	})
+	w, p := e.probed(s, 16, 100, 0) // groups of 4
 	e.queueMany(e.contacts("c", 100), nudge.ChannelSMS, "reminder")
 	if n := e.run(w); n != 100 {
 		t.Fatalf("the pass handled %d messages, want 100", n)
@@ -755,22 +762,30 @@ func TestDeliverMarksInGroupsToTheEnd(t *testing.T) {
 	}
 }
 
-// failingContacts is a store whose ContactGetMany fails at call failAt
-// (1 the first).
-type failingContacts struct {
-	delivery.Store
-
+// callCounter counts a store method's calls; call failAt (1 the first)
+// is to fail.
+type callCounter struct {
 	mu     sync.Mutex
 	calls  int
 	failAt int
 }
 
+// fail counts a call and tells whether it is to fail.
+func (c *callCounter) fail() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.calls++
+	return c.calls == c.failAt
+}
+
+// failingContacts is a store whose ContactGetMany fails at call failAt.
+type failingContacts struct {
+	delivery.Store
+	callCounter
+}
+
 func (s *failingContacts) ContactGetMany(ctx context.Context, ids []string) (map[string]*nudge.Contact, error) {
-	s.mu.Lock()
-	s.calls++
-	fail := s.calls == s.failAt
-	s.mu.Unlock()
-	if fail {
+	if s.fail() {
 		return nil, errors.New("disk I/O error")
 	}
 	return s.Store.ContactGetMany(ctx, ids)
@@ -782,7 +797,7 @@ func (s *failingContacts) ContactGetMany(ctx context.Context, ids []string) (map
 // parts before it did, and leaves the rest queued for a later pass.
 func TestDeliverReadsInParts(t *testing.T) {
 	e := newEnv(t)
-	s := &failingContacts{Store: e.db, failAt: 3}
+	s := &failingContacts{Store: e.db, callCounter: callCounter{failAt: 3}}
 	var (
 		mu    sync.Mutex
 		sizes []int
@@ -828,5 +843,56 @@ func TestDeliverReadsInParts(t *testing.T) {
 		if to := fmt.Sprintf("+1415%07d", i); e.tw.count(to) != 1 {
 			t.Errorf("%s was texted %d times, want once", to, e.tw.count(to))
 		}
+	}
+}
+
+// failingClaims is a store whose MessageClaim fails at call failAt.
+type failingClaims struct {
+	delivery.Store
+	callCounter
+}
+
+func (s *failingClaims) MessageClaim(ctx context.Context, now time.Time, limit int, lease time.Duration) ([]*nudge.Message, error) {
+	if s.fail() {
+		return nil, errors.New("database is locked")
+	}
+	return s.Store.MessageClaim(ctx, now, limit, lease)
+}
+
+// While its claims come back full, a pass claims again as its last part
+// is read, Config.Claims batches at most: the senders go on from one batch
+// to the next. Each message is still sent once, through sending, and no
+// more are marked sending at once than there are senders. A failed claim
+// keeps what the batches before it did.
+func TestDeliverClaimsAgainWhileFull(t *testing.T) {
+	const batch, claims = 10, 3
+	e := newEnv(t)
+	s := &failingClaims{Store: e.db}
+	w, p := e.probed(s, 4, batch, claims)
+	ids := e.queueMany(e.contacts("c", (claims+2)*batch+5), nudge.ChannelSMS, "reminder")
+	if n := e.run(w); n != claims*batch {
+		t.Errorf("the first pass handled %d messages, want %d (%d full claims)", n, claims*batch, claims)
+	}
+	if s.calls != claims {
+		t.Errorf("the first pass claimed %d times, want %d", s.calls, claims)
+	}
+	s.failAt = s.calls + 2 // the second claim of the next pass
+	if n, err := w.RunOnce(e.ctx); err == nil || !strings.Contains(err.Error(), "database is locked") || n != batch {
+		t.Fatalf("a pass whose second claim failed: %d messages, error %v; want %d and the store's error", n, err, batch)
+	}
+	if n := e.run(w); n != batch+5 {
+		t.Errorf("the last pass handled %d messages, want the %d left (a full claim, then the rest)", n, batch+5)
+	}
+	if n := e.run(w); n != 0 {
+		t.Errorf("a pass after the queue emptied handled %d messages", n)
+	}
+	if p.calls != len(ids) {
+		t.Errorf("%d provider calls for %d messages", p.calls, len(ids))
+	}
+	if p.maxMarked > 4 {
+		t.Errorf("%d messages were sending at once; want at most the 4 senders", p.maxMarked)
+	}
+	for _, id := range ids {
+		e.wantHistory(id, nudge.MessageQueued, nudge.MessageSending, nudge.MessageSent)
 	}
 }

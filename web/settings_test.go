@@ -51,7 +51,7 @@ func TestSettingsProviderStatus(t *testing.T) {
 		t.Fatal(err)
 	}
 	clock := nudgetest.NewClock(time.Date(2030, 1, 1, 9, 0, 0, 0, time.UTC))
-	w, err := delivery.New(delivery.Config{Store: c.store, Clock: clock, Templates: set, Batch: 1, Logger: slog.New(slog.DiscardHandler),
+	w, err := delivery.New(delivery.Config{Store: c.store, Clock: clock, Templates: set, Batch: 1, Claims: 1, Logger: slog.New(slog.DiscardHandler),
 		Senders: map[string]nudge.Sender{nudge.ChannelSMS: sms}, MaxAge: 100 * 365 * 24 * time.Hour})
 	if err != nil {
 		t.Fatal(err)
