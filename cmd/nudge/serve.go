@@ -177,6 +177,11 @@ func (m *Main) Close() error {
 		m.stopBg()
 		m.bg.Wait()
 	}
+	// The webhook dispatcher stops after what emits to it, and stores the
+	// events it holds before the store closes.
+	if d := m.dispatch.Load(); d != nil {
+		d.Close()
+	}
 	if m.Store != nil {
 		errs = append(errs, m.Store.Close())
 	}

@@ -92,9 +92,20 @@ func (db *DB) Close() error {
 // failover, or default_transaction_read_only turned on) is not ready either: Ping reads transaction_read_only and reports such a
 // server as unavailable, so /readyz says so and a load balancer stops
 // sending work this node cannot store.
+//
+// A session the server ended (57P01, 57P02: an administrator, a failover,
+// a restart) usually means the pool's other idle sessions were ended too,
+// and each would fail its next query the same way: Ping then drops the
+// pool's sessions and asks once more on a new one, so that one probe
+// tells the server's state, not that of a session it already dropped.
 func (db *DB) Ping(ctx context.Context) error {
 	var ro string
-	if err := db.pool.QueryRow(ctx, "SELECT current_setting('transaction_read_only')").Scan(&ro); err != nil {
+	err := db.pool.QueryRow(ctx, "SELECT current_setting('transaction_read_only')").Scan(&ro)
+	if sessionEnded(err) {
+		db.pool.Reset()
+		err = db.pool.QueryRow(ctx, "SELECT current_setting('transaction_read_only')").Scan(&ro)
+	}
+	if err != nil {
 		return wrap("ping", err)
 	}
 	if ro == "on" {
@@ -136,6 +147,12 @@ func wrap(op string, err error) error {
 		return fmt.Errorf("postgres: %s: %w: %w", op, nudge.Errorf(nudge.EUNAVAILABLE, "database unavailable"), err)
 	}
 	return fmt.Errorf("postgres: %s: %w", op, err)
+}
+
+// sessionEnded reports whether err says the server ended the session.
+func sessionEnded(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && (pe.Code == "57P01" || pe.Code == "57P02")
 }
 
 // unavailable reports whether err means the database could not be reached or

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/nudge/nudge"
 	"github.com/nudge/nudge/nudgetest"
 	"github.com/nudge/nudge/store/postgres"
@@ -119,5 +120,30 @@ func TestMigrateConcurrent(t *testing.T) {
 	defer db.Close()
 	if v, err := db.SchemaVersion(ctx); err != nil || v != postgres.LatestSchemaVersion() {
 		t.Errorf("SchemaVersion = %d, %v", v, err)
+	}
+}
+
+// After the server ended every session of the pool (an administrator, a
+// failover), one Ping tells the server's state: it answers from a new
+// session, not with the error of a session already gone. (/readyz asks
+// Ping; it said "the database does not answer" to the first probe after a
+// failover, with the server up.)
+func TestPingAfterSessionsEnded(t *testing.T) {
+	db := nudgetest.Postgres(t)
+	ctx := context.Background()
+	pids, err := db.BackendPIDs(ctx, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin, err := pgx.Connect(ctx, os.Getenv("NUDGE_TEST_POSTGRES"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	if _, err := admin.Exec(ctx, "SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) AS pid", pids); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Ping(ctx); err != nil {
+		t.Errorf("Ping after the server ended the pool's sessions: %v; want nil (the server is up)", err)
 	}
 }
