@@ -260,7 +260,7 @@ func TestPrivateInboxCancelledTransaction(t *testing.T) {
 		}
 		cancel()
 		time.Sleep(20 * time.Millisecond) // time for a watcher of the context to roll back
-		db.inbox.erase("c1")               // as ContactErase stages before its last statement
+		db.inbox.erase("c1")              // as ContactErase stages before its last statement
 		_, err := tx.ExecContext(cctx, `DELETE FROM contacts WHERE id = 'c1'`)
 		return err
 	})
