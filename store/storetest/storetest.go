@@ -90,6 +90,7 @@ func Run(t *testing.T, open func(t *testing.T) nudge.Store) {
 	t.Run("StepPause", func(t *testing.T) { testStepPause(t, open) })
 	t.Run("ReportStages", func(t *testing.T) { testReportStages(t, open) })
 	t.Run("ReportCounts", func(t *testing.T) { testReportCounts(t, open) })
+	t.Run("EnginePrior", func(t *testing.T) { testEnginePrior(t, open) })
 	t.Run("Link", func(t *testing.T) { testLink(t, open) })
 	t.Run("Webhook", func(t *testing.T) { testWebhook(t, open) })
 	t.Run("RateSlots", func(t *testing.T) { testRateSlots(t, open) })
