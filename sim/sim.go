@@ -389,14 +389,6 @@ func (s *simStore) EngineCommit(ctx context.Context, c *nudge.EngineCommit, now 
 			heap.Push(&s.wakes, en.WakeAt)
 		}
 	}
-	for _, m := range c.Messages {
-		if m.AvailableAt.After(now) {
-			if s.later == nil {
-				s.later = map[string]bool{}
-			}
-			s.later[m.EnrollmentID] = true
-		}
-	}
 	return nil
 }
 
@@ -708,32 +700,31 @@ func (h *timeHeap) Pop() any {
 	return t
 }
 
-// delivered applies the simulator's delivery model to a commit's
-// cancellations: an enrollment whose messages were all available by now
-// has nothing left to cancel (they were handed to their provider), so the
-// store does not mark them cancelled, and the report counts them sent, as
-// a live run would. Only an enrollment with a message available after the
-// time it was queued at (deferred) keeps its cancellation, which then
+// delivered applies the simulator's delivery model to a commit: it notes
+// the enrollments the commit queues a message for that is available only
+// later than now (deferred), and leaves out the cancellations of every
+// other enrollment: all their messages were available by now, so handed to
+// their provider, and the report counts them sent, as a live run would. An
+// enrollment with a deferred message keeps its cancellation, which then
 // also takes its messages already available (the store cancels by
-// enrollment). c is not changed; a copy is returned when anything is left out.
+// enrollment). (A deferred message of a commit that then fails is noted
+// all the same: its enrollment's cancellations are kept, as outside the
+// simulator.) c is not changed; a copy is returned when anything is left out.
 func (s *simStore) delivered(c *nudge.EngineCommit, now time.Time) *nudge.EngineCommit {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, m := range c.Messages {
+		if m.AvailableAt.After(now) {
+			if s.later == nil {
+				s.later = map[string]bool{}
+			}
+			s.later[m.EnrollmentID] = true
+		}
+	}
 	if len(c.CancelMessages) == 0 {
 		return c
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	keep := c.CancelMessages[:0:0]
-	for _, id := range c.CancelMessages {
-		pending := s.later[id]
-		for _, m := range c.Messages {
-			if m.EnrollmentID == id && m.AvailableAt.After(now) {
-				pending = true
-			}
-		}
-		if pending {
-			keep = append(keep, id)
-		}
-	}
+	keep := slices.DeleteFunc(slices.Clone(c.CancelMessages), func(id string) bool { return !s.later[id] })
 	if len(keep) == len(c.CancelMessages) {
 		return c
 	}
