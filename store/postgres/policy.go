@@ -273,9 +273,10 @@ func (db *DB) SuppressionList(ctx context.Context, p *nudge.SuppressionListParam
 type hashedAddress struct{ hash, channel string }
 
 // contactHashes returns the ids of the contacts by the hash of each of
-// their addresses, each id once per hash.
+// their addresses, each id once per hash, with one hasher for all.
 func contactHashes(secret []byte, contacts []*nudge.Contact) map[hashedAddress][]string {
 	hashes := map[hashedAddress][]string{}
+	hasher := nudge.NewAddressHasher(secret)
 	for _, c := range contacts {
 		if c == nil {
 			continue
@@ -285,7 +286,7 @@ func contactHashes(secret []byte, contacts []*nudge.Contact) map[hashedAddress][
 			if a == "" {
 				continue
 			}
-			k := hashedAddress{nudge.AddressHash(secret, ch, a), ch}
+			k := hashedAddress{hasher.Hash(ch, a), ch}
 			if !slices.Contains(hashes[k], c.ID) {
 				hashes[k] = append(hashes[k], c.ID)
 			}

@@ -752,7 +752,9 @@ func enrollmentRuns(es, prior []*nudge.Enrollment, now time.Time) ([]enrollmentR
 		}
 		r.args = a
 		r.es = append(r.es, e)
-		r.prior = append(r.prior, p)
+		if !insert {
+			r.prior = append(r.prior, p)
+		}
 	}
 	return runs, nil
 }
@@ -1095,7 +1097,7 @@ func (db *DB) engineEncode(c *nudge.EngineCommit, now time.Time) (func(context.C
 			return nil, fmt.Errorf("sqlite: engine commit: %w", err)
 		}
 	}
-	if len(done) > 0 {
+	if len(done) > 0 && db.inbox == nil { // a private store's inbox takes done as it is
 		if inboxDone, err = jsonArray(done); err != nil {
 			return nil, fmt.Errorf("sqlite: engine commit: %w", err)
 		}

@@ -118,9 +118,11 @@ func (rs *reportStmts) before(ctx context.Context, tx *sql.Tx, c *nudge.EngineCo
 		return nil, err
 	}
 	if len(read) > 0 {
-		unread, err := jsonArray(read)
-		if err != nil {
-			return nil, err
+		unread := arr
+		if len(read) < len(ids) {
+			if unread, err = jsonArray(read); err != nil {
+				return nil, err
+			}
 		}
 		if err := queryTx(ctx, tx, rs.enrollments, []any{unread}, func(rows *sql.Rows) error {
 			var (
