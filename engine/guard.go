@@ -85,11 +85,7 @@ func (e *Engine) newGuard(ctx context.Context, now time.Time, cs map[string]*nud
 	parallel(4, func(i int) error {
 		switch i {
 		case 0:
-			if cf, ok := e.store.(consentForContacts); ok {
-				consent, errs[0] = cf.ConsentListFor(ctx, list)
-			} else {
-				consent, errs[0] = e.store.ConsentListMany(ctx, ids)
-			}
+			consent, errs[0] = e.consentOf(ctx, ids, list)
 		case 1:
 			supp, errs[1] = e.store.SuppressionsFor(ctx, list)
 		case 2:
@@ -124,9 +120,20 @@ func (e *Engine) newGuard(ctx context.Context, now time.Time, cs map[string]*nud
 
 // consentForContacts is a store that reads the consent of contacts the
 // caller holds, at their addresses, without reading those again
-// (*sqlite.DB); the guardrails have just read the batch's contacts.
+// (*sqlite.DB); the guardrails and the dispatch re-check have just read
+// the contacts.
 type consentForContacts interface {
 	ConsentListFor(ctx context.Context, contacts []*nudge.Contact) (map[string][]*nudge.ConsentState, error)
+}
+
+// consentOf reads the consent of contacts cs, whose ids are ids, by
+// contact id: at the addresses of cs where the store can
+// (consentForContacts), else as the store has the contacts.
+func (e *Engine) consentOf(ctx context.Context, ids []string, cs []*nudge.Contact) (map[string][]*nudge.ConsentState, error) {
+	if cf, ok := e.store.(consentForContacts); ok {
+		return cf.ConsentListFor(ctx, cs)
+	}
+	return e.store.ConsentListMany(ctx, ids)
 }
 
 func (g *guard) fail(err error) {

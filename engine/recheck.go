@@ -133,7 +133,7 @@ func (e *Engine) readDispatchFacts(ctx context.Context, ms []*nudge.Message, con
 	}
 	f.ws, f.version, f.polErr = e.currentPolicy(ctx)
 	if len(cs) > 0 {
-		f.consent, f.consErr = e.store.ConsentListMany(ctx, cIDs)
+		f.consent, f.consErr = e.consentOf(ctx, cIDs, cs)
 		f.supp, f.suppErr = e.store.SuppressionsFor(ctx, cs)
 	}
 	if sms {
