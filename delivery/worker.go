@@ -364,23 +364,27 @@ func (w *Worker) deliver(ctx context.Context, msgs []*nudge.Message) (int, error
 	}
 	var b batch
 	parts := make(chan part, 1)
-	read := make(chan error, 1)
-	claimed, c := len(msgs), len(msgs)
+	type result struct {
+		more int
+		err  error
+	}
+	read := make(chan result, 1)
 	go func() {
 		defer close(parts)
-		read <- w.readParts(ctx, msgs, sr, &b, parts, &claimed)
+		more, err := w.readParts(ctx, msgs, sr, &b, parts)
+		read <- result{more, err}
 	}()
-	w.dispatch(ctx, parts, c, &b)
-	err = <-read // after it, claimed is the reader's
-	return claimed, errors.Join(err, w.record(ctx, &b))
+	w.dispatch(ctx, parts, len(msgs), &b)
+	r := <-read
+	return len(msgs) + r.more, errors.Join(r.err, w.record(ctx, &b))
 }
 
 // readParts reads and checks msgs in parts for the senders, then claims
-// the next batch, while the claims come back full, and adds what it
-// claims to *claimed. An error is a store failure: the rest is not sent;
-// its claims expire and another pass tries again. What the parts before
-// decided stands.
-func (w *Worker) readParts(ctx context.Context, msgs []*nudge.Message, sr *smsRules, b *batch, parts chan<- part, claimed *int) error {
+// the next batch, while the claims come back full, and returns how many
+// messages it claimed beyond msgs. An error is a store failure: the rest
+// is not sent; its claims expire and another pass tries again. What the
+// parts before decided stands.
+func (w *Worker) readParts(ctx context.Context, msgs []*nudge.Message, sr *smsRules, b *batch, parts chan<- part) (more int, err error) {
 	size := 2 * w.cfg.Concurrency
 	for claims := 1; ; claims++ {
 		full := len(msgs) == w.cfg.Batch
@@ -388,7 +392,7 @@ func (w *Worker) readParts(ctx context.Context, msgs []*nudge.Message, sr *smsRu
 			k := min(size, len(msgs))
 			p, err := w.readPart(ctx, msgs[:k], sr, b)
 			if err != nil {
-				return err
+				return more, err
 			}
 			if len(p.msgs) > 0 {
 				parts <- p
@@ -396,20 +400,19 @@ func (w *Worker) readParts(ctx context.Context, msgs []*nudge.Message, sr *smsRu
 			msgs, size = msgs[k:], 2*size
 		}
 		if !full || claims >= w.cfg.Claims || ctx.Err() != nil {
-			return nil
+			return more, nil
 		}
-		var err error
 		if msgs, err = w.claim(ctx); err != nil {
-			return err
+			return more, err
 		}
-		*claimed += len(msgs)
+		more += len(msgs)
 		if len(msgs) == 0 {
-			return nil
+			return more, nil
 		}
 		// The budgets are not read again from the store here: this pass's
 		// earlier texts, spent in memory, may not all be marked yet.
 		if sr, err = w.smsRules(ctx, msgs, false); err != nil {
-			return err
+			return more, err
 		}
 	}
 }
